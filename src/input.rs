@@ -1,0 +1,100 @@
+//! Reading hand-written or received files: JSON or TOML text → a JSON value, and a value → a
+//! typed struct, every error a [`Problem`] with the path of the offending value.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::problem::{Problem, Problems};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Toml,
+}
+
+impl Format {
+    /// TOML for `.toml` files, JSON otherwise.
+    pub fn of_path(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("toml") => Format::Toml,
+            _ => Format::Json,
+        }
+    }
+}
+
+pub fn read(path: &Path) -> Result<String, Problems> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Problems(vec![Problem::new(
+            "io",
+            "",
+            format!("cannot read {}: {e}", path.display()),
+        )])
+    })
+}
+
+pub fn parse(text: &str, format: Format) -> Result<Value, Problems> {
+    match format {
+        Format::Json => serde_json::from_str::<Value>(text).map_err(|e| {
+            syntax(
+                format!("line {} column {}", e.line(), e.column()),
+                strip_position(&e.to_string()),
+            )
+        }),
+        Format::Toml => {
+            let table = toml::from_str::<toml::Table>(text).map_err(|e| {
+                // The error's own Display quotes the offending source line, which may hold a
+                // secret: keep only the message and the position.
+                let at = e.span().map(|s| line_col(text, s.start)).unwrap_or_default();
+                syntax(at, e.message().trim().to_string())
+            })?;
+            Ok(toml_to_json(toml::Value::Table(table)))
+        }
+    }
+}
+
+/// Deserializes `value`, naming the offending value's path below `at` on error.
+pub fn typed<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = match (at.is_empty(), inner.as_str()) {
+            (_, ".") => at.to_string(),
+            (true, _) => inner,
+            (false, _) => format!("{at}.{inner}"),
+        };
+        Problem::new("invalid_field", path, e.into_inner().to_string())
+    })
+}
+
+fn syntax(path: String, message: String) -> Problems {
+    Problems(vec![Problem::new("syntax", path, message)])
+}
+
+/// serde_json ends its messages with " at line L column C", which is already in the path.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line} column {col}")
+}
+
+fn toml_to_json(value: toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        // An unquoted TOML date (`date = 2026-12-25`) is read as the string it looks like.
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()),
+    }
+}

@@ -1,0 +1,27 @@
+//! snbox, the ServiceNav Box agent.
+//!
+//! Data flows one way: settings + monitoring document → plan → scheduler → probes → store →
+//! sync, with the status endpoint reading snapshots. See `ARCHITECTURE.md` for the map.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`settings`] | `snbox.toml`: raw text → validated [`settings::Settings`] |
+//! | [`document`] | the monitoring document's serde types and loading, every error with its path |
+//! | [`rules`] | the pure rules engine (R1–R8, R11): document → resolved [`rules::Plan`] |
+//! | [`explain`] | the explain report (protocol.md §4), JSON and text, from a plan |
+//! | [`secret`] | a string that is never printed |
+//! | [`problem`] | one input error: code, path, message |
+//!
+//! Invariants: the rules engine does no I/O and reads no clock; no secret from the document or
+//! the settings ever reaches a log line, an error message or a report.
+
+#![forbid(unsafe_code)]
+
+pub mod document;
+pub mod explain;
+pub mod input;
+pub mod planning;
+pub mod problem;
+pub mod rules;
+pub mod secret;
+pub mod settings;

@@ -1,0 +1,55 @@
+//! From a file to a plan: read, parse, resolve, with every problem of every stage at once.
+//!
+//! Shape errors (a wrong type, an unknown field) do not stop the rules from judging the rest
+//! of the document, so one `snbox config check` lists everything that is wrong. Only a tree
+//! that could not be read stops there: every other rule depends on it.
+
+use std::path::Path;
+
+use jiff::tz::TimeZone;
+
+use crate::document::{self, Document, Format};
+use crate::input;
+use crate::problem::Problems;
+use crate::rules::{self, Plan};
+
+/// A document that could not be resolved: what could be read of it and every problem.
+#[derive(Debug)]
+pub struct Rejected {
+    pub document: Option<Box<Document>>,
+    pub problems: Problems,
+}
+
+pub fn plan_from_file(path: &Path, box_zone: &TimeZone) -> Result<Plan, Rejected> {
+    let text = input::read(path).map_err(|problems| Rejected {
+        document: None,
+        problems,
+    })?;
+    plan_from_str(&text, Format::of_path(path), box_zone)
+}
+
+pub fn plan_from_str(text: &str, format: Format, box_zone: &TimeZone) -> Result<Plan, Rejected> {
+    let value = input::parse(text, format).map_err(|problems| Rejected {
+        document: None,
+        problems,
+    })?;
+    let partial = document::from_value_partial(value);
+    let Some(doc) = partial.document else {
+        return Err(Rejected {
+            document: None,
+            problems: Problems(partial.problems),
+        });
+    };
+    let mut problems = partial.problems;
+    if problems.is_empty() || partial.tree_complete {
+        match rules::resolve(&doc, box_zone) {
+            Ok(plan) if problems.is_empty() => return Ok(plan),
+            Ok(_) => {}
+            Err(more) => problems.extend(more.0),
+        }
+    }
+    Err(Rejected {
+        document: Some(Box::new(doc)),
+        problems: Problems(problems),
+    })
+}

@@ -1,0 +1,398 @@
+//! The daemon settings file, `snbox.toml` (protocol.md §3): raw TOML → validated [`Settings`].
+//!
+//! Every section is checked on its own so that `snbox config check` lists every problem.
+//! Relative paths are resolved against the settings file's folder.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::input::{self, Format, typed};
+use crate::problem::{Problem, Problems};
+use crate::rules::tree::zone_named;
+use crate::secret::Secret;
+
+pub const DEFAULT_PATH: &str = "/etc/snbox/snbox.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/snbox";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8730";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file these settings came from.
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    /// The box's zone (R7), used where the tree sets none.
+    pub timezone: TimeZone,
+    pub source: Source,
+    pub status: Status,
+    pub limits: Limits,
+    pub buffer: Buffer,
+    pub log: Log,
+}
+
+/// Where the monitoring document comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A local file; no central server at all.
+    Standalone {
+        document: PathBuf,
+    },
+    Central(Central),
+    /// Neither yet: the box waits to be paired.
+    Unpaired,
+}
+
+#[derive(Debug, Clone)]
+pub struct Central {
+    pub url: url::Url,
+    pub ca_file: Option<PathBuf>,
+    pub config_poll_s: u32,
+    pub heartbeat_s: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub listen: SocketAddr,
+    pub tokens: Vec<Token>,
+}
+
+/// A bearer token for the status endpoint, optionally scoped to a node's subtree.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub token: Secret,
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Checks in flight at once, all kinds together.
+    pub max_concurrent_checks: u32,
+    pub max_concurrent_icmp: u32,
+    pub max_concurrent_snmp: u32,
+    pub max_concurrent_http: u32,
+    /// Checks in flight at once against one device.
+    pub max_concurrent_per_device: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_concurrent_checks: 1024,
+            max_concurrent_icmp: 1024,
+            max_concurrent_snmp: 256,
+            max_concurrent_http: 128,
+            max_concurrent_per_device: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Buffer {
+    /// The outbox size cap; past it the oldest results are dropped first (protocol.md §6).
+    pub max_bytes: u64,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer {
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `error`, `warn`, `info`, `debug` or `trace`; the `SNBOX_LOG` variable wins.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log { level: "info".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStandalone {
+    document: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCentral {
+    url: String,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_config_poll_s")]
+    config_poll_s: u32,
+    #[serde(default = "default_heartbeat_s")]
+    heartbeat_s: u32,
+}
+
+fn default_config_poll_s() -> u32 {
+    60
+}
+
+fn default_heartbeat_s() -> u32 {
+    30
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatus {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default)]
+    tokens: Vec<RawToken>,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    token: Secret,
+    #[serde(default)]
+    node: Option<String>,
+}
+
+const KEYS: [&str; 8] = [
+    "state_dir",
+    "timezone",
+    "standalone",
+    "central",
+    "status",
+    "limits",
+    "buffer",
+    "log",
+];
+/// Status tokens shorter than this are refused: they guard the endpoint off loopback.
+const MIN_TOKEN_LEN: usize = 16;
+
+impl Settings {
+    pub fn load(path: &Path) -> Result<Settings, Problems> {
+        let text = input::read(path)?;
+        Settings::parse(&text, path)
+    }
+
+    /// Parses settings text; `path` is where it came from (relative paths are based on its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, Problems> {
+        let Value::Object(mut top) = input::parse(text, Format::Toml)? else {
+            return Err(Problems(vec![Problem::new(
+                "invalid_field",
+                "",
+                "expected a TOML table",
+            )]));
+        };
+        let mut problems = Vec::new();
+        for key in top.keys() {
+            if !KEYS.contains(&key.as_str()) {
+                problems.push(Problem::new(
+                    "invalid_field",
+                    key.clone(),
+                    format!("unknown setting, expected one of {}", KEYS.join(", ")),
+                ));
+            }
+        }
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let state_dir = section::<PathBuf>(&mut top, "state_dir", &mut problems)
+            .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), resolve);
+        let timezone = match section::<String>(&mut top, "timezone", &mut problems) {
+            Some(name) => zone_named(&name, "timezone", &mut problems).unwrap_or(TimeZone::UTC),
+            None => TimeZone::UTC,
+        };
+        let standalone = section::<RawStandalone>(&mut top, "standalone", &mut problems);
+        let central = section::<RawCentral>(&mut top, "central", &mut problems);
+        let source = match (standalone, central) {
+            (Some(_), Some(_)) => {
+                problems.push(Problem::new(
+                    "invalid_value",
+                    "central",
+                    "[standalone] and [central] exclude each other: a box takes its document from one place",
+                ));
+                Source::Unpaired
+            }
+            (Some(s), None) => Source::Standalone {
+                document: resolve(s.document),
+            },
+            (None, Some(c)) => match central_of(c, &mut problems) {
+                Some(c) => Source::Central(Central {
+                    ca_file: c.ca_file.map(resolve),
+                    ..c
+                }),
+                None => Source::Unpaired,
+            },
+            (None, None) => Source::Unpaired,
+        };
+        let status = section::<RawStatus>(&mut top, "status", &mut problems).unwrap_or(RawStatus {
+            listen: default_listen(),
+            tokens: Vec::new(),
+        });
+        let status = status_of(status, &mut problems);
+        let limits = section::<Limits>(&mut top, "limits", &mut problems).unwrap_or_default();
+        check_limits(&limits, &mut problems);
+        let buffer = section::<Buffer>(&mut top, "buffer", &mut problems).unwrap_or_default();
+        if buffer.max_bytes < 1024 * 1024 {
+            problems.push(Problem::new(
+                "invalid_value",
+                "buffer.max_bytes",
+                "must be at least 1048576 (1 MiB)",
+            ));
+        }
+        let log = section::<Log>(&mut top, "log", &mut problems).unwrap_or_default();
+        if !["error", "warn", "info", "debug", "trace"].contains(&log.level.as_str()) {
+            problems.push(Problem::new(
+                "invalid_value",
+                "log.level",
+                format!(
+                    "unknown level {:?}: expected error, warn, info, debug or trace",
+                    log.level
+                ),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(Problems(problems));
+        }
+        Ok(Settings {
+            path: path.to_path_buf(),
+            state_dir,
+            timezone,
+            source,
+            status: status.unwrap_or_else(|| Status {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8730)),
+                tokens: Vec::new(),
+            }),
+            limits,
+            buffer,
+            log,
+        })
+    }
+}
+
+fn section<T: DeserializeOwned>(top: &mut Map<String, Value>, key: &str, problems: &mut Vec<Problem>) -> Option<T> {
+    let value = top.remove(key)?;
+    typed(value, key).map_err(|p| problems.push(p)).ok()
+}
+
+fn central_of(raw: RawCentral, problems: &mut Vec<Problem>) -> Option<Central> {
+    let url = match url::Url::parse(&raw.url) {
+        Ok(u) => u,
+        Err(e) => {
+            problems.push(Problem::new("invalid_value", "central.url", format!("not a URL ({e})")));
+            return None;
+        }
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            problems.push(Problem::new(
+                "invalid_value",
+                "central.url",
+                "http:// is allowed only to a loopback address; use https://",
+            ));
+            return None;
+        }
+        other => {
+            problems.push(Problem::new(
+                "invalid_value",
+                "central.url",
+                format!("unsupported scheme {other:?}"),
+            ));
+            return None;
+        }
+    }
+    for (field, value) in [("config_poll_s", raw.config_poll_s), ("heartbeat_s", raw.heartbeat_s)] {
+        if value == 0 {
+            problems.push(Problem::new(
+                "invalid_value",
+                format!("central.{field}"),
+                "must be at least 1",
+            ));
+        }
+    }
+    Some(Central {
+        url,
+        ca_file: raw.ca_file,
+        config_poll_s: raw.config_poll_s,
+        heartbeat_s: raw.heartbeat_s,
+    })
+}
+
+fn status_of(raw: RawStatus, problems: &mut Vec<Problem>) -> Option<Status> {
+    let listen = match raw.listen.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            problems.push(Problem::new(
+                "invalid_value",
+                "status.listen",
+                format!("{:?} is not an address:port such as \"127.0.0.1:8730\"", raw.listen),
+            ));
+            None
+        }
+    };
+    for (i, t) in raw.tokens.iter().enumerate() {
+        if t.token.expose().chars().count() < MIN_TOKEN_LEN {
+            problems.push(Problem::new(
+                "invalid_value",
+                format!("status.tokens[{i}].token"),
+                format!("a status token needs at least {MIN_TOKEN_LEN} characters"),
+            ));
+        }
+    }
+    Some(Status {
+        listen: listen?,
+        tokens: raw
+            .tokens
+            .into_iter()
+            .map(|t| Token {
+                token: t.token,
+                node: t.node,
+            })
+            .collect(),
+    })
+}
+
+fn check_limits(limits: &Limits, problems: &mut Vec<Problem>) {
+    for (field, value) in [
+        ("max_concurrent_checks", limits.max_concurrent_checks),
+        ("max_concurrent_icmp", limits.max_concurrent_icmp),
+        ("max_concurrent_snmp", limits.max_concurrent_snmp),
+        ("max_concurrent_http", limits.max_concurrent_http),
+        ("max_concurrent_per_device", limits.max_concurrent_per_device),
+    ] {
+        if value == 0 {
+            problems.push(Problem::new(
+                "invalid_value",
+                format!("limits.{field}"),
+                "must be at least 1",
+            ));
+        }
+    }
+}
+
+/// Whether the status endpoint listens where only this machine reaches it.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        IpAddr::V4(a) => a.is_loopback(),
+        IpAddr::V6(a) => a.is_loopback(),
+    }
+}
