@@ -307,7 +307,7 @@ pub fn parse_params(
             problems.push(Problem::new(
                 "invalid_field",
                 path,
-                format!("{message} (for a {} check)", kind.as_str()),
+                format!("{message} (check kind {})", kind.as_str()),
             ));
             None
         }

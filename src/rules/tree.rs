@@ -67,10 +67,12 @@ impl Tree {
                 zones[i] = zone_named(name, &format!("tree[{i}].timezone"), problems);
             }
         }
+        // Cycles are found from the parent links alone, so they are reported with the rest.
+        let order = parents_first(raw, &parents, problems);
         if problems.len() > before {
             return None;
         }
-        let order = parents_first(raw, &parents, problems)?;
+        let order = order?;
 
         let mut nodes: Vec<Option<Node>> = vec![None; raw.len()];
         for i in order {

@@ -1,0 +1,437 @@
+//! The command line as operators use it: `snbox config check|explain`, exit codes (0 ok,
+//! 2 bad input), every error listed with its path, TOML documents, and no secret in any output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::json;
+
+fn snbox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_snbox"))
+        .args(args)
+        .env_remove("SNBOX_CONFIG")
+        .output()
+        .expect("snbox runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write");
+    path
+}
+
+fn base_doc() -> serde_json::Value {
+    json!({
+        "version": "v1",
+        "box": { "id": "bx", "node": "p" },
+        "tree": [
+            { "id": "p", "kind": "partner", "name": "P", "timezone": "Europe/Paris" },
+            { "id": "c", "kind": "company", "name": "C", "parent": "p" },
+            { "id": "s", "kind": "site", "name": "S", "parent": "c" }
+        ],
+        "time_ranges": [ { "id": "24x7", "owner": null, "name": "24x7",
+            "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ] } ],
+        "defaults": [
+            { "node": null, "aspect": "control", "time_range": "24x7" },
+            { "node": null, "aspect": "availability", "time_range": "24x7" },
+            { "node": null, "aspect": "notification", "time_range": "24x7" }
+        ],
+        "service_templates": [
+            { "id": "ping", "owner": null, "kind": "icmp", "criticality": "high", "availability_rate": 99.5,
+              "availability_period": "24x7", "control_period": "24x7", "interval_s": 60 },
+            { "id": "snmp", "owner": null, "kind": "snmp", "criticality": "low", "availability_rate": 99,
+              "availability_period": "24x7", "control_period": "24x7", "interval_s": 300 },
+            { "id": "web", "owner": null, "kind": "http", "criticality": "low", "availability_rate": 99,
+              "availability_period": "24x7", "control_period": "24x7", "interval_s": 60 }
+        ],
+        "devices": [ { "id": "d", "node": "s", "name": "D", "address": "127.0.0.1" } ],
+        "services": [ { "id": "d-ping", "device": "d", "template": "ping" } ]
+    })
+}
+
+/// `config check` on a document; the combined output and the exit code.
+fn check_doc(doc: &serde_json::Value) -> (String, i32) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "doc.json", &doc.to_string());
+    let out = snbox(&["config", "check", "--monitoring", path.to_str().expect("utf-8")]);
+    (text(&out), out.status.code().unwrap_or(-1))
+}
+
+#[test]
+fn config_check_accepts_the_shipped_settings_and_example() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/snbox.toml");
+    let out = snbox(&["config", "check", "--config", config.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("standalone.json: document standalone-example-1 is valid"));
+}
+
+#[test]
+fn config_check_lists_every_error_with_its_path() {
+    let mut doc = base_doc();
+    let tree = doc["tree"].as_array_mut().expect("tree");
+    tree.push(json!({ "id": "x", "kind": "company", "name": "X", "parent": "y" }));
+    tree.push(json!({ "id": "y", "kind": "company", "name": "Y", "parent": "x" }));
+    tree.push(json!({ "id": "s", "kind": "site", "name": "again", "parent": "c" }));
+    tree.push(json!({ "id": "s2", "kind": "site", "name": "S2", "parent": "s" }));
+    tree.push(json!({ "id": "z", "kind": "site", "name": "Z", "parent": "c", "timezone": "Europe/Pariss" }));
+    doc["time_ranges"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!({ "id": "bad", "name": "bad", "weekly": [
+        { "days": ["mon"], "from": "25:00", "to": "26:00" },
+        { "days": ["tue"], "from": "18:00", "to": "08:00" }
+    ] }));
+    doc["devices"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!({ "id": "e", "node": "s", "name": "E", "address": "1", "snmp": { "version": "4" } }));
+    doc["services"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!({ "id": "d-ping", "device": "d", "template": "ping", "params": { "packetz": 3 } }));
+    let (out, code) = check_doc(&doc);
+    assert_eq!(code, 2, "{out}");
+    for expected in [
+        "tree_cycle: tree[",
+        "duplicate_id: tree[5].id: node id \"s\" is used more than once",
+        "wrong_parent_kind: tree[6].parent: site \"s2\" cannot have the site \"s\" as parent",
+        "unknown_timezone: tree[7].timezone: unknown time zone \"Europe/Pariss\"",
+        "invalid_time: time_ranges[1].weekly[0].from: invalid time \"25:00\"",
+        "invalid_time: time_ranges[1].weekly[0].to: invalid time \"26:00\"",
+        "invalid_interval: time_ranges[1].weekly[1]: \"from\" 18:00 is not before \"to\" 08:00",
+        "invalid_field: devices[1].snmp.version: unknown variant `4`",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn config_check_reports_unknown_references_with_their_path() {
+    let mut doc = base_doc();
+    doc["defaults"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!({ "node": "c", "aspect": "control", "time_range": "nope" }));
+    doc["service_templates"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!({ "id": "o", "owner": "c", "overrides": "ghost", "interval_s": 5 }));
+    doc["services"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!({ "id": "x", "device": "d", "template": "ping", "params": { "packetz": 3 } }));
+    doc["contact_groups"] = json!([{ "id": "g", "owner": "ghost-node", "name": "G", "members": [] }]);
+    let (out, code) = check_doc(&doc);
+    assert_eq!(code, 2, "{out}");
+    for expected in [
+        "unknown_time_range: defaults[3].time_range: unknown time range \"nope\"",
+        "unknown_template: service_templates[3].overrides: unknown template \"ghost\"",
+        "invalid_field: services[1].params.packetz: unknown field `packetz`",
+        "unknown_owner: contact_groups[0].owner: unknown node \"ghost-node\"",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn config_check_names_rejected_devices_and_strict_fails_on_them() {
+    let mut doc = base_doc();
+    doc["devices"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!({ "id": "lost", "node": "c9", "name": "L", "address": "127.0.0.2" }));
+    let (out, code) = check_doc(&doc);
+    assert_eq!(code, 0, "a rejected device never rejects the document: {out}");
+    assert!(
+        out.contains("devices[1].node: device \"lost\" rejected: unknown_node"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "doc.json", &doc.to_string());
+    let out = snbox(&[
+        "config",
+        "check",
+        "--strict",
+        "--monitoring",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn config_explain_of_an_invalid_document_lists_its_errors_and_exits_2() {
+    let mut doc = base_doc();
+    doc["tree"][2]["parent"] = json!("nowhere");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "doc.json", &doc.to_string());
+    let out = snbox(&["config", "explain", "--monitoring", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["version"], "v1");
+    assert_eq!(
+        report["errors"],
+        json!(["unknown_parent: tree[2].parent: unknown node \"nowhere\""])
+    );
+    assert_eq!(report["devices"], json!([]));
+    assert_eq!(report["services"], json!([]));
+}
+
+#[test]
+fn config_explain_reports_syntax_errors_with_their_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "doc.json", "{\n  \"version\": \"1\",\n  oops\n}");
+    let out = snbox(&["config", "explain", "--monitoring", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["errors"][0], "syntax: line 3 column 3: key must be a string");
+}
+
+#[test]
+fn config_explain_rejects_a_bad_instant() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/standalone.json");
+    let out = snbox(&[
+        "config",
+        "explain",
+        "--monitoring",
+        doc.to_str().expect("utf-8"),
+        "--at",
+        "tomorrow",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--at \"tomorrow\" is not an RFC 3339 instant"));
+}
+
+#[test]
+fn toml_documents_read_like_json_ones() {
+    let toml = r#"
+version = "toml-1"
+box = { id = "bx", node = "p" }
+
+[[tree]]
+id = "p"
+kind = "partner"
+name = "P"
+timezone = "America/Martinique"
+
+[[tree]]
+id = "s"
+kind = "company"
+name = "C"
+parent = "p"
+
+[[time_ranges]]
+id = "office"
+name = "Office"
+weekly = [ { days = ["mon", "tue", "wed", "thu", "fri"], from = "08:00", to = "18:00" } ]
+exceptions = [ { date = 2026-12-25, closed = true } ]
+
+[[defaults]]
+aspect = "control"
+time_range = "office"
+[[defaults]]
+aspect = "availability"
+time_range = "office"
+[[defaults]]
+aspect = "notification"
+time_range = "office"
+
+[[service_templates]]
+id = "ping"
+kind = "icmp"
+criticality = "high"
+availability_rate = 99
+availability_period = "office"
+control_period = "office"
+interval_s = 60
+params = { packets = 3 }
+
+[[devices]]
+id = "d"
+node = "s"
+name = "D"
+address = "127.0.0.1"
+
+[[services]]
+id = "d-ping"
+device = "d"
+template = "ping"
+"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "doc.toml", toml);
+    let out = snbox(&[
+        "config",
+        "explain",
+        "--monitoring",
+        path.to_str().expect("utf-8"),
+        "--at",
+        "2026-12-25T13:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let d = &report["devices"][0];
+    assert_eq!(d["timezone"], "America/Martinique");
+    // Christmas is closed (an unquoted TOML date); Monday 28th opens at 08:00 -04:00.
+    assert_eq!(d["control_period"]["active"], false);
+    assert_eq!(d["control_period"]["next_change"], "2026-12-28T12:00:00+00:00");
+    assert_eq!(report["services"][0]["availability_rate"]["value"], 99.0);
+}
+
+#[test]
+fn toml_syntax_errors_do_not_echo_the_offending_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "doc.toml",
+        "version = \"1\"\n[devices.snmp]\ncommunity = \"Sup3rS3cretCommunity\n",
+    );
+    let out = snbox(&["config", "check", "--monitoring", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = text(&out);
+    assert!(out.contains("syntax: line 3"), "{out}");
+    assert!(!out.contains("Sup3rS3cret"), "{out}");
+}
+
+#[test]
+fn no_secret_from_the_document_appears_in_any_output() {
+    let secrets = [
+        "C0mmunity-7f1e2d",
+        "AuthKey-9a8b7c6d",
+        "PrivKey-1q2w3e4r",
+        "HttpPass-z9y8x7",
+    ];
+    let mut doc = base_doc();
+    doc["devices"] = json!([
+        { "id": "v2", "node": "s", "name": "V2", "address": "127.0.0.1", "snmp": { "version": "2c", "community": secrets[0] } },
+        { "id": "v3", "node": "s", "name": "V3", "address": "127.0.0.1", "snmp": { "version": "3", "user": "mon", "level": "authPriv",
+          "auth_protocol": "sha256", "auth_key": secrets[1], "priv_protocol": "aes", "priv_key": secrets[2] } },
+        // Wrong types: the error must not quote the value.
+        { "id": "bad", "node": "s", "name": "B", "address": "127.0.0.1", "snmp": { "version": "2c", "community": 424242 } }
+    ]);
+    doc["services"] = json!([
+        { "id": "v2-up", "device": "v2", "template": "snmp", "params": { "oid": "1.3.6.1.2.1.1.3.0" } },
+        { "id": "v3-up", "device": "v3", "template": "snmp", "params": { "oid": "1.3.6.1.2.1.1.3.0" } },
+        { "id": "web", "device": "v2", "template": "web", "params": { "url": "http://127.0.0.1/", "username": "u", "password": secrets[3] } }
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write(dir.path(), "bad.json", &doc.to_string());
+    doc["devices"].as_array_mut().expect("list").pop();
+    let good = write(dir.path(), "good.json", &doc.to_string());
+    let (bad, good) = (bad.to_str().expect("utf-8"), good.to_str().expect("utf-8"));
+    let runs = [
+        snbox(&["config", "check", "--monitoring", bad]),
+        snbox(&["config", "check", "--monitoring", good]),
+        snbox(&["config", "explain", "--monitoring", good]),
+        snbox(&[
+            "config",
+            "explain",
+            "--monitoring",
+            good,
+            "--format",
+            "text",
+            "--at",
+            "2026-12-01T00:00:00Z",
+        ]),
+        snbox(&["config", "explain", "--monitoring", bad]),
+    ];
+    assert_eq!(runs[0].status.code(), Some(2));
+    assert!(
+        text(&runs[0]).contains("devices[2].snmp.community: expected a string (the value is secret and not shown)")
+    );
+    assert!(!text(&runs[0]).contains("424242"));
+    assert_eq!(runs[2].status.code(), Some(0), "{}", text(&runs[2]));
+    for (i, out) in runs.iter().enumerate() {
+        for secret in secrets {
+            assert!(!text(out).contains(secret), "run {i} shows {secret}:\n{}", text(out));
+        }
+    }
+}
+
+#[test]
+fn settings_errors_are_all_listed_and_tokens_never_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "snbox.toml",
+        r#"
+timezone = "Mars/Base"
+colour = "blue"
+[standalone]
+document = "doc.json"
+[central]
+url = "http://central.example.net/api"
+[status]
+listen = "localhost"
+[[status.tokens]]
+token = "short-Tok3n"
+[log]
+level = "loud"
+"#,
+    );
+    let out = snbox(&["config", "check", "--config", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = text(&out);
+    for expected in [
+        "invalid_field: colour: unknown setting",
+        "unknown_timezone: timezone: unknown time zone \"Mars/Base\"",
+        "invalid_value: central: [standalone] and [central] exclude each other",
+        "invalid_value: status.listen: \"localhost\" is not an address:port",
+        "invalid_value: status.tokens[0].token: a status token needs at least 16 characters",
+        "invalid_value: log.level: unknown level \"loud\"",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+    assert!(!out.contains("short-Tok3n"), "{out}");
+}
+
+#[test]
+fn central_url_over_http_is_refused_unless_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (url, ok) in [
+        ("http://central.example.net/api/box/v1", false),
+        ("http://127.0.0.1:8443/api/box/v1", true),
+        ("http://[::1]:8443/api/box/v1", true),
+        ("https://central.example.net/api/box/v1", true),
+        ("ftp://central.example.net/", false),
+    ] {
+        let path = write(dir.path(), "snbox.toml", &format!("[central]\nurl = \"{url}\"\n"));
+        let out = snbox(&["config", "check", "--config", path.to_str().expect("utf-8")]);
+        assert_eq!(out.status.code() == Some(0), ok, "{url}: {}", text(&out));
+    }
+}
+
+#[test]
+fn zones_resolve_without_a_system_tz_database() {
+    // jiff reads the system database from TZDIR; pointing it at an empty folder leaves only
+    // the bundled copy, as on a box without /usr/share/zoneinfo.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-example.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_snbox"))
+        .args([
+            "config",
+            "explain",
+            "--monitoring",
+            doc.to_str().expect("utf-8"),
+            "--at",
+            "2027-03-28T00:30:00Z",
+        ])
+        .env("TZDIR", dir.path())
+        .env_remove("SNBOX_CONFIG")
+        .output()
+        .expect("snbox runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["devices"][1]["timezone"], "America/Martinique");
+    assert_eq!(
+        report["devices"][0]["control_period"]["next_change"],
+        "2027-03-28T02:00:00+00:00"
+    );
+}

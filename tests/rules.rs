@@ -1,0 +1,986 @@
+//! Rules R1–R6 and R11 of rules.md, each test named after the rule it checks, on small
+//! documents over the seed's tree (see `common::seed_doc`).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+// ---------------------------------------------------------------- R1: the tree
+
+#[test]
+fn r1_cycle_rejects_the_document() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "a", "kind": "company", "name": "A", "parent": "b" }),
+    );
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "b", "kind": "company", "name": "B", "parent": "a" }),
+    );
+    let errors = errors(&doc);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("tree_cycle: tree[") && e.contains("\"a\"") && e.contains("\"b\"")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn r1_wrong_parent_kinds_reject_the_document() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "s-under-s", "kind": "site", "name": "x", "parent": "site1" }),
+    );
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "c-under-s", "kind": "company", "name": "x", "parent": "site1" }),
+    );
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "p-under-c", "kind": "partner", "name": "x", "parent": "client1" }),
+    );
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "orphan-site", "kind": "site", "name": "x" }),
+    );
+    let errors = errors(&doc);
+    for i in 6..=9 {
+        let path = format!("wrong_parent_kind: tree[{i}].parent:");
+        assert!(errors.iter().any(|e| e.starts_with(&path)), "{path} not in {errors:?}");
+    }
+}
+
+#[test]
+fn r1_duplicate_id_and_unknown_parent_reject_the_document() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "site1", "kind": "site", "name": "again", "parent": "client1" }),
+    );
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "lost", "kind": "site", "name": "x", "parent": "nowhere" }),
+    );
+    let errors = errors(&doc);
+    assert!(
+        errors.contains(&"duplicate_id: tree[6].id: node id \"site1\" is used more than once".to_string()),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&"unknown_parent: tree[7].parent: unknown node \"nowhere\"".to_string()),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn r1_sites_and_subsidiaries_inherit_the_company_mode() {
+    let mut doc = seed_doc("partner");
+    // A subsidiary of the resale company without a mode of its own is resale too; one that
+    // sets managed is managed.
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "c2sub", "kind": "company", "name": "x", "parent": "client2" }),
+    );
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "c2sub-managed", "kind": "company", "name": "x", "parent": "client2", "mode": "managed" }),
+    );
+    add_pinged_device(&mut doc, "at-c2site1", "c2site1");
+    add_pinged_device(&mut doc, "at-c2sub", "c2sub");
+    add_pinged_device(&mut doc, "at-c2sub-managed", "c2sub-managed");
+    let r = explain(&doc);
+    let resale = vec!["resale_company_not_monitored_by_partner_box".to_string()];
+    assert_eq!(reasons(device(&r, "at-c2site1")), resale);
+    assert_eq!(reasons(device(&r, "at-c2sub")), resale);
+    assert_eq!(device(&r, "at-c2sub-managed")["accepted"], true);
+}
+
+#[test]
+fn r1_mode_defaults_to_managed() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "c3", "kind": "company", "name": "no mode", "parent": "partner" }),
+    );
+    add_pinged_device(&mut doc, "d", "c3");
+    assert_eq!(device(&explain(&doc), "d")["accepted"], true);
+}
+
+#[test]
+fn r1_mode_on_a_site_is_an_error() {
+    let mut doc = seed_doc("partner");
+    doc["tree"][2]["mode"] = json!("resale");
+    let errors = errors(&doc);
+    assert!(
+        errors.iter().any(|e| e.starts_with("invalid_value: tree[2].mode:")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn r1_top_company_is_the_company_under_the_partner() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "sub", "kind": "company", "name": "x", "parent": "client1" }),
+    );
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "subsite", "kind": "site", "name": "x", "parent": "sub" }),
+    );
+    let plan = plan(&doc);
+    let company = |id: &str| {
+        plan.tree
+            .get(id)
+            .and_then(|n| plan.tree.company_id(n))
+            .map(str::to_string)
+    };
+    assert_eq!(company("subsite").as_deref(), Some("client1"));
+    assert_eq!(company("sub").as_deref(), Some("client1"));
+    assert_eq!(company("client1").as_deref(), Some("client1"));
+    assert_eq!(company("partner"), None);
+}
+
+// ---------------------------------------------------------------- R2: placement
+
+#[test]
+fn r2_placement_table_of_the_seed() {
+    let expected = [
+        (
+            "partner",
+            [None, None, Some("resale_company_not_monitored_by_partner_box")],
+        ),
+        ("client1", [None, None, Some("outside_box_subtree")]),
+        (
+            "site1",
+            [None, Some("outside_box_subtree"), Some("outside_box_subtree")],
+        ),
+    ];
+    for (box_node, outcomes) in expected {
+        let mut doc = seed_doc(box_node);
+        add_pinged_device(&mut doc, "at-site1", "site1");
+        add_pinged_device(&mut doc, "at-site2", "site2");
+        add_pinged_device(&mut doc, "at-client2", "client2");
+        let r = explain(&doc);
+        for (id, outcome) in ["at-site1", "at-site2", "at-client2"].into_iter().zip(outcomes) {
+            let d = device(&r, id);
+            match outcome {
+                None => assert_eq!(d["accepted"], true, "box at {box_node}, {id}: {d}"),
+                Some(code) => {
+                    assert_eq!(d["accepted"], false, "box at {box_node}, {id}");
+                    assert_eq!(reasons(d), vec![code.to_string()], "box at {box_node}, {id}");
+                    assert_eq!(
+                        d.get("control_period"),
+                        None,
+                        "a rejected device has no effective values"
+                    );
+                    assert_eq!(
+                        reasons(service(&r, &format!("{id}-ping"))),
+                        vec!["device_rejected".to_string()]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn r2_unknown_node_rejects_only_that_device() {
+    let mut doc = seed_doc("partner");
+    add_pinged_device(&mut doc, "good", "site1");
+    add_pinged_device(&mut doc, "lost", "c9");
+    let r = explain(&doc);
+    assert_eq!(reasons(device(&r, "lost")), vec!["unknown_node".to_string()]);
+    assert_eq!(device(&r, "good")["accepted"], true);
+    assert_eq!(r["errors"], json!([]));
+}
+
+#[test]
+fn r2_box_at_a_resale_company_monitors_its_own_devices() {
+    let mut doc = seed_doc("client2");
+    add_pinged_device(&mut doc, "d", "c2site1");
+    assert_eq!(device(&explain(&doc), "d")["accepted"], true);
+}
+
+// ---------------------------------------------------------------- R3: visible scope
+
+#[test]
+fn r3_managed_device_sees_partner_company_and_own_site_objects() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1",
+        "control_period": "tr-partner", "availability_period": "tr-client1", "notification_period": "tr-site1" }),
+    );
+    let r = explain(&doc);
+    let d = device(&r, "d");
+    assert_eq!(d["accepted"], true, "{d}");
+    assert_eq!(period(d, "control_period"), pair("tr-partner", "explicit"));
+}
+
+#[test]
+fn r3_sibling_site_objects_are_not_visible() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1", "control_period": "tr-site2" }),
+    );
+    assert_eq!(
+        reasons(device(&explain(&doc), "d")),
+        vec!["time_range_not_visible:tr-site2".to_string()]
+    );
+}
+
+#[test]
+fn r3_resale_device_does_not_see_partner_objects() {
+    let mut doc = seed_doc("client2");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "c2site1", "name": "d", "address": "127.0.0.1", "control_period": "tr-partner" }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "ok", "node": "c2site1", "name": "d", "address": "127.0.0.1", "control_period": "tr-client2" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(
+        reasons(device(&r, "d")),
+        vec!["time_range_not_visible:tr-partner".to_string()]
+    );
+    assert_eq!(device(&r, "ok")["accepted"], true);
+}
+
+#[test]
+fn r3_device_at_a_partner_sees_its_partner_ancestors_and_product() {
+    let mut doc = seed_doc("top");
+    push(
+        &mut doc,
+        "tree",
+        json!({ "id": "top", "kind": "partner", "name": "Top partner" }),
+    );
+    doc["tree"][0]["parent"] = json!("top");
+    push(
+        &mut doc,
+        "time_ranges",
+        json!({ "id": "tr-top", "owner": "top", "name": "T", "weekly": [] }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "partner", "name": "d", "address": "127.0.0.1",
+        "control_period": "tr-top", "availability_period": "tr-partner" }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "below", "node": "partner", "name": "d", "address": "127.0.0.1", "control_period": "tr-client1" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(device(&r, "d")["accepted"], true, "{r:#}");
+    assert_eq!(
+        reasons(device(&r, "below")),
+        vec!["time_range_not_visible:tr-client1".to_string()]
+    );
+}
+
+// ---------------------------------------------------------------- R4: default time ranges
+
+fn with_default(doc: &mut serde_json::Value, node: &str, aspect: &str, tr: &str) {
+    push(
+        doc,
+        "defaults",
+        json!({ "node": node, "aspect": aspect, "time_range": tr }),
+    );
+}
+
+#[test]
+fn r4_site_default_wins_for_a_device_at_the_site() {
+    let mut doc = seed_doc("partner");
+    with_default(&mut doc, "site1", "control", "tr-site1");
+    with_default(&mut doc, "client1", "control", "tr-client1");
+    with_default(&mut doc, "partner", "control", "tr-partner");
+    add_pinged_device(&mut doc, "d", "site1");
+    assert_eq!(
+        period(device(&explain(&doc), "d"), "control_period"),
+        pair("tr-site1", "default:site1")
+    );
+}
+
+#[test]
+fn r4_partner_default_used_when_none_below_in_managed_mode() {
+    let mut doc = seed_doc("partner");
+    with_default(&mut doc, "partner", "control", "tr-partner");
+    add_pinged_device(&mut doc, "d", "site1");
+    assert_eq!(
+        period(device(&explain(&doc), "d"), "control_period"),
+        pair("tr-partner", "default:partner")
+    );
+}
+
+#[test]
+fn r4_configured_at_company_stops_the_walk_before_the_partner() {
+    let mut doc = seed_doc("partner");
+    with_default(&mut doc, "partner", "control", "tr-partner");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1", "configured_at": "client1" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(
+        period(device(&r, "d"), "control_period"),
+        pair("24x7", "default:product")
+    );
+    assert_eq!(device(&r, "d")["warnings"], json!([]));
+}
+
+#[test]
+fn r4_configured_at_still_sees_defaults_up_to_its_node() {
+    let mut doc = seed_doc("partner");
+    with_default(&mut doc, "client1", "availability", "tr-client1");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1", "configured_at": "client1" }),
+    );
+    assert_eq!(
+        period(device(&explain(&doc), "d"), "availability_period"),
+        pair("tr-client1", "default:client1")
+    );
+}
+
+#[test]
+fn r4_partner_default_not_reached_in_resale() {
+    let mut doc = seed_doc("client2");
+    with_default(&mut doc, "partner", "control", "tr-partner");
+    add_pinged_device(&mut doc, "d", "c2site1");
+    assert_eq!(
+        period(device(&explain(&doc), "d"), "control_period"),
+        pair("24x7", "default:product")
+    );
+}
+
+#[test]
+fn r4_configured_at_not_above_the_device_is_ignored_with_a_warning() {
+    let mut doc = seed_doc("partner");
+    with_default(&mut doc, "partner", "control", "tr-partner");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1", "configured_at": "site2" }),
+    );
+    let r = explain(&doc);
+    let d = device(&r, "d");
+    assert_eq!(period(d, "control_period"), pair("tr-partner", "default:partner"));
+    assert_eq!(
+        strings(&d["warnings"]),
+        vec!["configured_at_not_above_device:site2".to_string()]
+    );
+}
+
+#[test]
+fn r4_no_default_anywhere_rejects_the_device() {
+    let mut doc = seed_doc("partner");
+    retain(&mut doc, "defaults", |x| x["aspect"] != "notification");
+    add_pinged_device(&mut doc, "d", "site1");
+    with_default(&mut doc, "site2", "notification", "tr-site2");
+    let r = explain(&doc);
+    assert_eq!(
+        reasons(device(&r, "d")),
+        vec!["no_default_time_range:notification".to_string()]
+    );
+}
+
+#[test]
+fn r4_explicit_period_must_exist_and_be_visible() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "a", "node": "site1", "name": "a", "address": "127.0.0.1", "control_period": "tr-client2" }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "b", "node": "site1", "name": "b", "address": "127.0.0.1", "notification_period": "nope" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(
+        reasons(device(&r, "a")),
+        vec!["time_range_not_visible:tr-client2".to_string()]
+    );
+    assert_eq!(reasons(device(&r, "b")), vec!["unknown_time_range:nope".to_string()]);
+}
+
+#[test]
+fn r4_a_default_must_be_visible_at_its_node() {
+    let mut doc = seed_doc("partner");
+    with_default(&mut doc, "client1", "control", "tr-client2");
+    push(
+        &mut doc,
+        "defaults",
+        json!({ "node": null, "aspect": "control", "time_range": "tr-partner" }),
+    );
+    let errors = errors(&doc);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("default_not_visible: defaults[3].time_range:")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("default_not_visible: defaults[4].time_range:")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn r4_at_most_one_default_per_node_and_aspect() {
+    let mut doc = seed_doc("partner");
+    with_default(&mut doc, "client1", "control", "tr-client1");
+    with_default(&mut doc, "client1", "control", "tr-partner");
+    let errors = errors(&doc);
+    assert!(
+        errors.iter().any(|e| e.starts_with("duplicate_default: defaults[4]:")),
+        "{errors:?}"
+    );
+}
+
+// ---------------------------------------------------------------- R5: templates
+
+fn with_overrides(doc: &mut serde_json::Value) {
+    push(
+        doc,
+        "service_templates",
+        json!({ "id": "ping@partner", "owner": "partner", "overrides": "ping", "interval_s": 30, "criticality": "critical" }),
+    );
+    push(
+        doc,
+        "service_templates",
+        json!({ "id": "ping@client1", "owner": "client1", "overrides": "ping", "interval_s": 45 }),
+    );
+}
+
+#[test]
+fn r5_nearest_override_wins_field_by_field() {
+    let mut doc = seed_doc("partner");
+    with_overrides(&mut doc);
+    add_pinged_device(&mut doc, "d", "site1");
+    let r = explain(&doc);
+    let s = service(&r, "d-ping");
+    assert_eq!(value(s, "interval_s"), (json!(45), "template:ping@client1".to_string()));
+    assert_eq!(
+        value(s, "criticality"),
+        (json!("critical"), "template:ping@partner".to_string())
+    );
+    assert_eq!(
+        value(s, "availability_rate"),
+        (json!(99.5), "template:ping".to_string())
+    );
+}
+
+#[test]
+fn r5_deleting_an_override_brings_the_next_one_back() {
+    let mut doc = seed_doc("partner");
+    with_overrides(&mut doc);
+    retain(&mut doc, "service_templates", |x| x["id"] != "ping@client1");
+    add_pinged_device(&mut doc, "d", "site1");
+    let r = explain(&doc);
+    assert_eq!(
+        value(service(&r, "d-ping"), "interval_s"),
+        (json!(30), "template:ping@partner".to_string())
+    );
+    retain(&mut doc, "service_templates", |x| x["id"] != "ping@partner");
+    let r = explain(&doc);
+    assert_eq!(
+        value(service(&r, "d-ping"), "interval_s"),
+        (json!(60), "template:ping".to_string())
+    );
+}
+
+#[test]
+fn r5_partner_override_does_not_reach_a_resale_company() {
+    let mut doc = seed_doc("client2");
+    with_overrides(&mut doc);
+    add_pinged_device(&mut doc, "d", "c2site1");
+    let r = explain(&doc);
+    let s = service(&r, "d-ping");
+    assert_eq!(value(s, "interval_s"), (json!(60), "template:ping".to_string()));
+    assert_eq!(value(s, "criticality"), (json!("high"), "template:ping".to_string()));
+}
+
+#[test]
+fn r5_overrides_outside_the_scope_are_ignored() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "ping@site2", "owner": "site2", "overrides": "ping", "interval_s": 15 }),
+    );
+    add_pinged_device(&mut doc, "d", "site1");
+    add_pinged_device(&mut doc, "e", "site2");
+    let r = explain(&doc);
+    assert_eq!(value(service(&r, "d-ping"), "interval_s").0, json!(60));
+    assert_eq!(
+        value(service(&r, "e-ping"), "interval_s"),
+        (json!(15), "template:ping@site2".to_string())
+    );
+}
+
+#[test]
+fn r5_override_with_a_non_overridable_field_is_set_aside() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "ping@bad", "owner": "client1", "overrides": "ping",
+        "interval_s": 5, "max_attempts": 9, "timeout_s": 2 }),
+    );
+    add_pinged_device(&mut doc, "d", "site1");
+    let r = explain(&doc);
+    assert_eq!(
+        strings(&r["warnings"]),
+        vec![
+            "override_field_not_allowed:ping@bad:max_attempts",
+            "override_field_not_allowed:ping@bad:timeout_s"
+        ]
+    );
+    // The base template stays usable and the rejected override's interval is not applied.
+    assert_eq!(
+        value(service(&r, "d-ping"), "interval_s"),
+        (json!(60), "template:ping".to_string())
+    );
+}
+
+#[test]
+fn r5_template_must_exist_and_be_visible() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "c2-ping", "owner": "client2", "kind": "icmp", "criticality": "low",
+        "availability_rate": 90, "availability_period": "24x7", "control_period": "24x7", "interval_s": 60 }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "s1", "device": "d", "template": "c2-ping" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "s2", "device": "d", "template": "nope" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(
+        reasons(service(&r, "s1")),
+        vec!["template_not_visible:c2-ping".to_string()]
+    );
+    assert_eq!(reasons(service(&r, "s2")), vec!["unknown_template:nope".to_string()]);
+}
+
+#[test]
+fn r5_time_ranges_named_by_a_template_must_be_visible_to_the_device() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "ping@site2", "owner": "site2", "overrides": "ping", "control_period": "tr-site2" }),
+    );
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "web", "owner": "partner", "kind": "http", "criticality": "low",
+        "availability_rate": 90, "availability_period": "tr-partner", "control_period": "tr-client1", "interval_s": 60 }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "web-d", "device": "d", "template": "web" }),
+    );
+    add_pinged_device(&mut doc, "e", "site2");
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "e-ping-2", "device": "e", "template": "ping" }),
+    );
+    let r = explain(&doc);
+    // tr-client1 is visible at site1; the partner's and client1's objects are in scope.
+    assert_eq!(service(&r, "web-d")["accepted"], true, "{r:#}");
+    // The second ping of e takes its control period from ping@site2, visible at site2.
+    assert_eq!(
+        period(service(&r, "e-ping-2"), "control_period"),
+        pair("tr-site2", "template:ping@site2")
+    );
+
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "web", "owner": "partner", "kind": "http", "criticality": "low",
+        "availability_rate": 90, "availability_period": "24x7", "control_period": "tr-client2", "interval_s": 60 }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "web-d", "device": "d", "template": "web" }),
+    );
+    assert_eq!(
+        reasons(service(&explain(&doc), "web-d")),
+        vec!["time_range_not_visible:tr-client2".to_string()]
+    );
+}
+
+// ---------------------------------------------------------------- R6: effective settings
+
+#[test]
+fn r6_host_check_takes_the_device_periods_and_other_services_their_template() {
+    let mut doc = seed_doc("partner");
+    with_default(&mut doc, "site1", "control", "tr-site1");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1", "availability_period": "tr-client1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "first", "device": "d", "template": "ping" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "flagged", "device": "d", "template": "ping", "host_check": true }),
+    );
+    let r = explain(&doc);
+    let host = service(&r, "flagged");
+    assert_eq!(host["host_check"], true);
+    assert_eq!(period(host, "control_period"), pair("tr-site1", "default:site1"));
+    assert_eq!(
+        period(host, "availability_period"),
+        pair("tr-client1", "explicit@device")
+    );
+    let other = service(&r, "first");
+    assert_eq!(other["host_check"], false);
+    assert_eq!(period(other, "control_period"), pair("24x7", "template:ping"));
+    assert_eq!(period(other, "availability_period"), pair("24x7", "template:ping"));
+}
+
+#[test]
+fn r6_first_icmp_service_is_the_host_check_when_none_is_flagged() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "web", "owner": null, "kind": "http", "criticality": "low",
+        "availability_rate": 90, "availability_period": "24x7", "control_period": "24x7", "interval_s": 60 }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "web", "device": "d", "template": "web" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "p1", "device": "d", "template": "ping" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "p2", "device": "d", "template": "ping" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(service(&r, "web")["host_check"], false);
+    assert_eq!(service(&r, "p1")["host_check"], true);
+    assert_eq!(service(&r, "p2")["host_check"], false);
+}
+
+#[test]
+fn r6_notification_period_follows_the_device_unless_the_service_sets_one() {
+    let mut doc = seed_doc("partner");
+    with_default(&mut doc, "client1", "notification", "tr-client1");
+    add_pinged_device(&mut doc, "d", "site1");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "e", "node": "site1", "name": "e", "address": "127.0.0.1", "notification_period": "tr-site1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "e-1", "device": "e", "template": "ping" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "e-2", "device": "e", "template": "ping", "notification_period": "tr-partner" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(
+        period(service(&r, "d-ping"), "notification_period"),
+        pair("tr-client1", "default:client1")
+    );
+    assert_eq!(
+        period(service(&r, "e-1"), "notification_period"),
+        pair("tr-site1", "explicit@device")
+    );
+    assert_eq!(
+        period(service(&r, "e-2"), "notification_period"),
+        pair("tr-partner", "explicit")
+    );
+}
+
+#[test]
+fn r6_values_set_on_the_service_win() {
+    let mut doc = seed_doc("partner");
+    with_overrides(&mut doc);
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "s", "device": "d", "template": "ping", "interval_s": 90, "criticality": "low",
+        "max_attempts": 5, "timeout_s": 3, "control_period": "tr-site1" }),
+    );
+    let r = explain(&doc);
+    let s = service(&r, "s");
+    assert_eq!(value(s, "interval_s"), (json!(90), "explicit".to_string()));
+    assert_eq!(value(s, "retry_interval_s"), (json!(30), "explicit".to_string()));
+    assert_eq!(value(s, "criticality"), (json!("low"), "explicit".to_string()));
+    assert_eq!(value(s, "max_attempts"), (json!(5), "explicit".to_string()));
+    assert_eq!(value(s, "timeout_s"), (json!(3), "explicit".to_string()));
+    // The host check still takes an explicit service period over the device's.
+    assert_eq!(period(s, "control_period"), pair("tr-site1", "explicit"));
+}
+
+#[test]
+fn r6_rule_defaults_name_the_source_they_derive_from() {
+    let mut doc = seed_doc("partner");
+    with_overrides(&mut doc);
+    add_pinged_device(&mut doc, "d", "site1");
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "fast", "device": "d", "template": "ping", "interval_s": 20 }),
+    );
+    let r = explain(&doc);
+    let s = service(&r, "d-ping");
+    assert_eq!(
+        value(s, "retry_interval_s"),
+        (json!(15), "template:ping@client1".to_string())
+    );
+    assert_eq!(value(s, "max_attempts"), (json!(3), "template:ping".to_string()));
+    assert_eq!(value(s, "timeout_s"), (json!(10), "template:ping".to_string()));
+    // interval 20 / 3 is below the 10 s floor.
+    assert_eq!(
+        value(service(&r, "fast"), "retry_interval_s"),
+        (json!(10), "explicit".to_string())
+    );
+}
+
+#[test]
+fn r6_missing_required_fields_reject_the_service() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "bare", "owner": null, "kind": "icmp" }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "first", "device": "d", "template": "ping" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "s", "device": "d", "template": "bare", "interval_s": 60 }),
+    );
+    let r = explain(&doc);
+    assert_eq!(
+        reasons(service(&r, "s")),
+        vec![
+            "missing_field:criticality",
+            "missing_field:availability_rate",
+            "missing_field:control_period",
+            "missing_field:availability_period"
+        ]
+    );
+}
+
+#[test]
+fn r6_explicit_service_period_must_be_visible() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "s", "device": "d", "template": "ping", "availability_period": "tr-site2" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "t", "device": "d", "template": "ping", "control_period": "gone" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(
+        reasons(service(&r, "s")),
+        vec!["time_range_not_visible:tr-site2".to_string()]
+    );
+    assert_eq!(reasons(service(&r, "t")), vec!["unknown_time_range:gone".to_string()]);
+}
+
+// ---------------------------------------------------------------- R11: contacts
+
+#[test]
+fn r11_invisible_unknown_and_disabled_contacts_are_dropped_with_warnings() {
+    let mut doc = seed_doc("partner");
+    doc["contacts"] = json!([
+        { "id": "noc", "owner": "partner", "name": "NOC", "enabled": true },
+        { "id": "gone", "owner": "partner", "name": "Old", "enabled": false },
+        { "id": "c1", "owner": "client1", "name": "C1", "enabled": true },
+        { "id": "c2", "owner": "client2", "name": "C2", "enabled": true }
+    ]);
+    doc["contact_groups"] = json!([
+        { "id": "g1", "owner": "client1", "name": "G1", "members": ["c1", "gone"] },
+        { "id": "g2", "owner": "client2", "name": "G2", "members": ["c2"] }
+    ]);
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1",
+        "contacts": ["noc", "gone", "c1", "c2", "who"], "contact_groups": ["g1", "g2", "nog"] }),
+    );
+    let plan = plan(&doc);
+    let r = report(&plan, None);
+    let d = device(&r, "d");
+    assert_eq!(d["accepted"], true, "R11 references never reject a device");
+    assert_eq!(strings(&d["contacts"]), vec!["noc", "c1"]);
+    assert_eq!(strings(&d["contact_groups"]), vec!["g1"]);
+    assert_eq!(
+        strings(&d["warnings"]),
+        vec![
+            "contact_disabled:gone",
+            "contact_not_visible:c2",
+            "unknown_contact:who",
+            "group_member_disabled:g1:gone",
+            "contact_not_visible:g2",
+            "unknown_contact:nog"
+        ]
+    );
+    // A group notifies only its enabled members.
+    let (_, dev) = plan.accepted_devices().next().expect("device d");
+    assert_eq!(dev.contact_groups[0].members, vec!["c1".to_string()]);
+}
+
+#[test]
+fn r11_resale_device_does_not_see_partner_contacts() {
+    let mut doc = seed_doc("client2");
+    doc["contacts"] = json!([{ "id": "noc", "owner": "partner", "name": "NOC" }]);
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "c2site1", "name": "d", "address": "127.0.0.1", "contacts": ["noc"] }),
+    );
+    let r = explain(&doc);
+    assert_eq!(strings(&device(&r, "d")["warnings"]), vec!["contact_not_visible:noc"]);
+}
+
+#[test]
+fn r11_group_member_must_exist() {
+    let mut doc = seed_doc("partner");
+    doc["contact_groups"] = json!([{ "id": "g", "owner": "partner", "name": "G", "members": ["ghost"] }]);
+    let errors = errors(&doc);
+    assert_eq!(
+        errors,
+        vec!["unknown_contact: contact_groups[0].members[0]: unknown contact \"ghost\"".to_string()]
+    );
+}
+
+// ---------------------------------------------------------------- R9: host check choice (plan side)
+
+#[test]
+fn r9_host_check_flag_on_a_non_icmp_service_is_ignored_with_a_warning() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "web", "owner": null, "kind": "http", "criticality": "low",
+        "availability_rate": 90, "availability_period": "24x7", "control_period": "24x7", "interval_s": 60 }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d", "node": "site1", "name": "d", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "web", "device": "d", "template": "web", "host_check": true }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "p", "device": "d", "template": "ping" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(strings(&r["warnings"]), vec!["host_check_not_icmp:web"]);
+    assert_eq!(service(&r, "p")["host_check"], true);
+    assert_eq!(service(&r, "web")["host_check"], false);
+}
