@@ -1,163 +1,219 @@
 //! The explain report (protocol.md §4): for every device and service, the decision, the
 //! reasons and every effective value with where it came from. The JSON shape is a contract.
+//!
+//! A report borrows its plan and builds each entry only while it is written, so explaining
+//! 200,000 services costs one entry of memory at a time, not a copy of the plan.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
+use serde::ser::{SerializeStruct, Serializer};
 
 use crate::problem::Problems;
-use crate::rules::{DevicePlan, Period, Periods, Plan, Reason, ServicePlan, Sourced};
+use crate::rules::{DevicePlan, Period, Plan, Reason, ServicePlan, Sourced};
 
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub version: Option<String>,
-    pub box_node: Option<String>,
-    pub errors: Vec<String>,
-    pub warnings: Vec<String>,
-    pub devices: Vec<DeviceEntry>,
-    pub services: Vec<ServiceEntry>,
+/// The report of a plan, or of a document that could not be resolved.
+pub enum Report<'a> {
+    Errors {
+        version: Option<&'a str>,
+        box_node: Option<&'a str>,
+        errors: Vec<String>,
+    },
+    Plan(PlanReport<'a>),
 }
 
-#[derive(Debug, Serialize)]
-pub struct DeviceEntry {
-    pub id: String,
-    pub node: String,
-    pub accepted: bool,
-    pub reasons: Vec<String>,
-    /// Always there for an accepted device; for a rejected one only when not empty.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warnings: Option<Vec<String>>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub values: Option<DeviceValues>,
+/// Whether a period is open at the report's instant, and when that next changes.
+type PeriodState = (bool, Option<Timestamp>);
+
+pub struct PlanReport<'a> {
+    plan: &'a Plan,
+    at: Option<Timestamp>,
+    /// (time range, zone) → state at `at`: thousands of services share a handful of pairs.
+    memo: RefCell<HashMap<(usize, &'a str), PeriodState>>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct DeviceValues {
-    pub timezone: String,
-    pub control_period: PeriodEntry,
-    pub availability_period: PeriodEntry,
-    pub notification_period: PeriodEntry,
-    pub contacts: Vec<String>,
-    pub contact_groups: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PeriodEntry {
-    pub time_range: String,
-    pub from: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub active: Option<bool>,
-    /// Present (possibly null) only when the report is evaluated at an instant.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_change: Option<Option<String>>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ServiceEntry {
-    pub id: String,
-    pub device: String,
-    pub accepted: bool,
-    pub reasons: Vec<String>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub values: Option<ServiceValues>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ServiceValues {
-    pub kind: &'static str,
-    pub host_check: bool,
-    pub criticality: ValueEntry<&'static str>,
-    pub availability_rate: ValueEntry<f64>,
-    pub interval_s: ValueEntry<u32>,
-    pub retry_interval_s: ValueEntry<u32>,
-    pub max_attempts: ValueEntry<u32>,
-    pub timeout_s: ValueEntry<u32>,
-    pub control_period: PeriodEntry,
-    pub availability_period: PeriodEntry,
-    pub notification_period: PeriodEntry,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ValueEntry<T> {
-    pub value: T,
-    pub from: String,
-}
-
-impl Report {
+impl<'a> Report<'a> {
     /// The report of a document that could not be resolved: its errors and nothing else.
-    pub fn of_errors(version: Option<&str>, box_node: Option<&str>, errors: &Problems) -> Report {
-        Report {
-            version: version.map(str::to_string),
-            box_node: box_node.map(str::to_string),
+    pub fn of_errors(version: Option<&'a str>, box_node: Option<&'a str>, errors: &Problems) -> Report<'a> {
+        Report::Errors {
+            version,
+            box_node,
             errors: errors.0.iter().map(ToString::to_string).collect(),
-            warnings: Vec::new(),
-            devices: Vec::new(),
-            services: Vec::new(),
         }
     }
 
     /// The report of a plan; with `at`, every period also says whether it is open then and
     /// when that next changes.
-    pub fn of_plan(plan: &Plan, at: Option<Timestamp>) -> Report {
-        let mut builder = Builder {
+    pub fn of_plan(plan: &'a Plan, at: Option<Timestamp>) -> Report<'a> {
+        Report::Plan(PlanReport {
             plan,
             at,
-            memo: HashMap::new(),
-        };
-        Report {
-            version: Some(plan.version.clone()),
-            box_node: Some(plan.tree.id(plan.box_node).to_string()),
-            errors: Vec::new(),
-            warnings: plan.warnings.clone(),
-            devices: plan.devices.iter().map(|d| builder.device(d)).collect(),
-            services: plan.services.iter().map(|s| builder.service(s)).collect(),
-        }
+            memo: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Writes the report as indented JSON.
+    pub fn write_json(&self, out: impl io::Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(out, self).map_err(io::Error::other)
     }
 
     pub fn to_json(&self) -> String {
-        // A report of plain strings, numbers and booleans always serializes.
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        let mut out = Vec::new();
+        // Writing into memory cannot fail, and the report holds only strings and numbers.
+        let _ = self.write_json(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 
-struct Builder<'p> {
-    plan: &'p Plan,
-    at: Option<Timestamp>,
-    /// (time range, zone) → state at `at`: thousands of services share a handful of pairs.
-    memo: HashMap<(usize, String), (bool, Option<Timestamp>)>,
+impl Serialize for Report<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Report", 6)?;
+        match self {
+            Report::Errors {
+                version,
+                box_node,
+                errors,
+            } => {
+                s.serialize_field("version", version)?;
+                s.serialize_field("box_node", box_node)?;
+                s.serialize_field("errors", errors)?;
+                s.serialize_field("warnings", &[] as &[String])?;
+                s.serialize_field("devices", &[] as &[String])?;
+                s.serialize_field("services", &[] as &[String])?;
+            }
+            Report::Plan(r) => {
+                s.serialize_field("version", &r.plan.version)?;
+                s.serialize_field("box_node", r.plan.tree.id(r.plan.box_node))?;
+                s.serialize_field("errors", &[] as &[String])?;
+                s.serialize_field("warnings", &r.plan.warnings)?;
+                s.serialize_field("devices", &Devices(r))?;
+                s.serialize_field("services", &Services(r))?;
+            }
+        }
+        s.end()
+    }
 }
 
-impl Builder<'_> {
-    fn device(&mut self, d: &DevicePlan) -> DeviceEntry {
+struct Devices<'r, 'a>(&'r PlanReport<'a>);
+struct Services<'r, 'a>(&'r PlanReport<'a>);
+
+impl Serialize for Devices<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.plan.devices.iter().map(|d| self.0.device(d)))
+    }
+}
+
+impl Serialize for Services<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.plan.services.iter().map(|s| self.0.service(s)))
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeviceEntry<'a> {
+    pub id: &'a str,
+    pub node: &'a str,
+    pub accepted: bool,
+    pub reasons: Vec<&'a str>,
+    /// Always there for an accepted device; for a rejected one only when not empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<&'a [String]>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub values: Option<DeviceValues<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeviceValues<'a> {
+    pub timezone: &'a str,
+    pub control_period: PeriodEntry<'a>,
+    pub availability_period: PeriodEntry<'a>,
+    pub notification_period: PeriodEntry<'a>,
+    pub contacts: &'a [String],
+    pub contact_groups: Vec<&'a str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodEntry<'a> {
+    pub time_range: &'a str,
+    pub from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    /// Present (possibly null) only when the report is evaluated at an instant.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "instant")]
+    pub next_change: Option<Option<Timestamp>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceEntry<'a> {
+    pub id: &'a str,
+    pub device: &'a str,
+    pub accepted: bool,
+    pub reasons: Vec<&'a str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub values: Option<ServiceValues<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceValues<'a> {
+    pub kind: &'static str,
+    pub host_check: bool,
+    pub criticality: ValueEntry<'a, &'static str>,
+    pub availability_rate: ValueEntry<'a, f64>,
+    pub interval_s: ValueEntry<'a, u32>,
+    pub retry_interval_s: ValueEntry<'a, u32>,
+    pub max_attempts: ValueEntry<'a, u32>,
+    pub timeout_s: ValueEntry<'a, u32>,
+    pub control_period: PeriodEntry<'a>,
+    pub availability_period: PeriodEntry<'a>,
+    pub notification_period: PeriodEntry<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ValueEntry<'a, T> {
+    pub value: T,
+    pub from: &'a str,
+}
+
+fn instant<S: Serializer>(t: &Option<Option<Timestamp>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(Some(t)) => s.serialize_str(&rfc3339_utc(*t)),
+        _ => s.serialize_none(),
+    }
+}
+
+impl<'a> PlanReport<'a> {
+    pub fn device(&self, d: &'a DevicePlan) -> DeviceEntry<'a> {
         let values = d.outcome.as_ref().ok().map(|dev| {
-            let tz = self.plan.zone_of(dev).clone();
+            let tz = self.plan.zone_of(dev);
+            let [control, availability, notification] = dev.periods.0.map(|p| self.period(p, tz));
             DeviceValues {
-                timezone: zone_name(&tz).to_string(),
-                control_period: self.period(dev.periods.0[0], &tz),
-                availability_period: self.period(dev.periods.0[1], &tz),
-                notification_period: self.period(dev.periods.0[2], &tz),
-                contacts: dev.contacts.clone(),
-                contact_groups: dev.contact_groups.iter().map(|g| g.id.clone()).collect(),
+                timezone: zone_name(tz),
+                control_period: control,
+                availability_period: availability,
+                notification_period: notification,
+                contacts: &dev.contacts,
+                contact_groups: dev.contact_groups.iter().map(|g| g.id.as_str()).collect(),
             }
         });
-        let warnings = (values.is_some() || !d.warnings.is_empty()).then(|| d.warnings.clone());
         DeviceEntry {
-            id: d.id.clone(),
-            node: d.node_id.clone(),
+            id: &d.id,
+            node: &d.node_id,
             accepted: values.is_some(),
             reasons: codes(&d.outcome),
-            warnings,
+            warnings: (values.is_some() || !d.warnings.is_empty()).then_some(d.warnings.as_slice()),
             values,
         }
     }
 
-    fn service(&mut self, s: &ServicePlan) -> ServiceEntry {
+    pub fn service(&self, s: &'a ServicePlan) -> ServiceEntry<'a> {
         let values = s.outcome.as_ref().ok().map(|svc| {
             let tz = self.service_zone(s);
-            let [control, availability, notification] = self.periods(&svc.periods, &tz);
+            let [control, availability, notification] = svc.periods.0.map(|p| self.period(p, tz));
             ServiceValues {
                 kind: svc.kind.as_str(),
                 host_check: svc.host_check,
@@ -176,43 +232,39 @@ impl Builder<'_> {
             }
         });
         ServiceEntry {
-            id: s.id.clone(),
-            device: s.device_id.clone(),
+            id: &s.id,
+            device: &s.device_id,
             accepted: values.is_some(),
             reasons: codes(&s.outcome),
             values,
         }
     }
 
-    fn service_zone(&self, s: &ServicePlan) -> TimeZone {
+    fn service_zone(&self, s: &ServicePlan) -> &'a TimeZone {
         s.device
             .and_then(|d| self.plan.devices[d].outcome.as_ref().ok())
-            .map_or(TimeZone::UTC, |dev| self.plan.zone_of(dev).clone())
+            .map_or(&UTC, |dev| self.plan.zone_of(dev))
     }
 
-    fn value<T: Copy>(&self, v: Sourced<T>) -> ValueEntry<T> {
+    fn value<T: Copy>(&self, v: Sourced<T>) -> ValueEntry<'a, T> {
         ValueEntry {
             value: v.value,
             from: self.plan.source_name(v.from),
         }
     }
 
-    fn periods(&mut self, p: &Periods, tz: &TimeZone) -> [PeriodEntry; 3] {
-        p.0.map(|period| self.period(period, tz))
-    }
-
-    fn period(&mut self, period: Period, tz: &TimeZone) -> PeriodEntry {
+    fn period(&self, period: Period, tz: &'a TimeZone) -> PeriodEntry<'a> {
         let (active, next_change) = match self.at {
             None => (None, None),
             Some(t) => {
-                let plan = self.plan;
-                let key = (period.time_range, zone_name(tz).to_string());
-                let (active, next) = *self.memo.entry(key).or_insert_with(|| plan.period_state(period, t, tz));
-                (Some(active), Some(next.map(rfc3339_utc)))
+                let key = (period.time_range, zone_name(tz));
+                let mut memo = self.memo.borrow_mut();
+                let (active, next) = *memo.entry(key).or_insert_with(|| self.plan.period_state(period, t, tz));
+                (Some(active), Some(next))
             }
         };
         PeriodEntry {
-            time_range: self.plan.time_range(period).id.clone(),
+            time_range: &self.plan.time_range(period).id,
             from: self.plan.source_name(period.from),
             active,
             next_change,
@@ -220,10 +272,12 @@ impl Builder<'_> {
     }
 }
 
-fn codes<T>(outcome: &Result<T, Vec<Reason>>) -> Vec<String> {
+static UTC: TimeZone = TimeZone::UTC;
+
+fn codes<T>(outcome: &Result<T, Vec<Reason>>) -> Vec<&str> {
     match outcome {
         Ok(_) => Vec::new(),
-        Err(reasons) => reasons.iter().map(|r| r.code.clone()).collect(),
+        Err(reasons) => reasons.iter().map(|r| r.code.as_str()).collect(),
     }
 }
 
@@ -239,42 +293,61 @@ pub fn rfc3339_utc(t: Timestamp) -> String {
 /// The same report for a person: devices with their services beneath them.
 pub fn to_text(report: &Report) -> String {
     let mut out = String::new();
+    let r = match report {
+        Report::Errors {
+            version,
+            box_node,
+            errors,
+        } => {
+            let _ = writeln!(
+                out,
+                "monitoring document {}, box at node {}",
+                version.unwrap_or("?"),
+                box_node.unwrap_or("?")
+            );
+            let _ = writeln!(out, "\nthe document is invalid ({} errors):", errors.len());
+            for e in errors {
+                let _ = writeln!(out, "  {e}");
+            }
+            return out;
+        }
+        Report::Plan(r) => r,
+    };
+    let plan = r.plan;
     let _ = writeln!(
         out,
         "monitoring document {}, box at node {}",
-        report.version.as_deref().unwrap_or("?"),
-        report.box_node.as_deref().unwrap_or("?")
+        plan.version,
+        plan.tree.id(plan.box_node)
     );
-    if !report.errors.is_empty() {
-        let _ = writeln!(out, "\nthe document is invalid ({} errors):", report.errors.len());
-        for e in &report.errors {
-            let _ = writeln!(out, "  {e}");
-        }
-        return out;
-    }
-    for w in &report.warnings {
+    for w in &plan.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let accepted = report.devices.iter().filter(|d| d.accepted).count();
-    let polled = report.services.iter().filter(|s| s.accepted).count();
     let _ = writeln!(
         out,
-        "{accepted} of {} devices accepted, {polled} of {} services polled",
-        report.devices.len(),
-        report.services.len()
+        "{} of {} devices accepted, {} of {} services polled",
+        plan.accepted_devices().count(),
+        plan.devices.len(),
+        plan.accepted_services().count(),
+        plan.services.len()
     );
-    let mut by_device: HashMap<&str, Vec<&ServiceEntry>> = HashMap::new();
-    for s in &report.services {
-        by_device.entry(s.device.as_str()).or_default().push(s);
+    let mut by_device: HashMap<Option<usize>, Vec<&ServicePlan>> = HashMap::new();
+    for s in &plan.services {
+        by_device.entry(s.device).or_default().push(s);
     }
-    for d in &report.devices {
+    for (i, d) in plan.devices.iter().enumerate() {
+        let entry = r.device(d);
         let _ = writeln!(out);
-        match &d.values {
+        match &entry.values {
             Some(v) => {
-                let _ = writeln!(out, "device {}  at {}  ({})  accepted", d.id, d.node, v.timezone);
-                period_line(&mut out, "  ", "control", &v.control_period, &v.timezone);
-                period_line(&mut out, "  ", "availability", &v.availability_period, &v.timezone);
-                period_line(&mut out, "  ", "notification", &v.notification_period, &v.timezone);
+                let _ = writeln!(out, "device {}  at {}  ({})  accepted", d.id, d.node_id, v.timezone);
+                for (aspect, p) in [
+                    ("control", &v.control_period),
+                    ("availability", &v.availability_period),
+                    ("notification", &v.notification_period),
+                ] {
+                    period_line(&mut out, "  ", aspect, p, v.timezone);
+                }
                 let _ = writeln!(out, "  contacts {:?}  groups {:?}", v.contacts, v.contact_groups);
             }
             None => {
@@ -282,24 +355,22 @@ pub fn to_text(report: &Report) -> String {
                     out,
                     "device {}  at {}  REJECTED: {}",
                     d.id,
-                    d.node,
-                    d.reasons.join(", ")
+                    d.node_id,
+                    entry.reasons.join(", ")
                 );
             }
         }
-        for w in d.warnings.iter().flatten() {
+        for w in entry.warnings.into_iter().flatten() {
             let _ = writeln!(out, "  warning: {w}");
         }
-        let zone = d.values.as_ref().map_or("UTC", |v| v.timezone.as_str());
-        for s in by_device.remove(d.id.as_str()).unwrap_or_default() {
-            service_text(&mut out, s, zone);
+        let zone = entry.values.as_ref().map_or("UTC", |v| v.timezone);
+        for s in by_device.remove(&Some(i)).unwrap_or_default() {
+            service_text(&mut out, &r.service(s), zone);
         }
     }
-    let mut orphans: Vec<_> = by_device.into_values().flatten().collect();
-    orphans.sort_by(|a, b| a.id.cmp(&b.id));
-    for s in orphans {
+    for s in by_device.into_values().flatten() {
         let _ = writeln!(out);
-        service_text(&mut out, s, "UTC");
+        service_text(&mut out, &r.service(s), "UTC");
     }
     out
 }
@@ -312,27 +383,31 @@ fn service_text(out: &mut String, s: &ServiceEntry, zone: &str) {
     let host = if v.host_check { ", host check" } else { "" };
     let _ = writeln!(out, "  service {}  ({}{host})  polled", s.id, v.kind);
     let rows: [(&str, String, &str); 6] = [
-        ("criticality", v.criticality.value.to_string(), &v.criticality.from),
+        ("criticality", v.criticality.value.to_string(), v.criticality.from),
         (
             "availability_rate",
             format!("{}%", v.availability_rate.value),
-            &v.availability_rate.from,
+            v.availability_rate.from,
         ),
-        ("interval_s", v.interval_s.value.to_string(), &v.interval_s.from),
+        ("interval_s", v.interval_s.value.to_string(), v.interval_s.from),
         (
             "retry_interval_s",
             v.retry_interval_s.value.to_string(),
-            &v.retry_interval_s.from,
+            v.retry_interval_s.from,
         ),
-        ("max_attempts", v.max_attempts.value.to_string(), &v.max_attempts.from),
-        ("timeout_s", v.timeout_s.value.to_string(), &v.timeout_s.from),
+        ("max_attempts", v.max_attempts.value.to_string(), v.max_attempts.from),
+        ("timeout_s", v.timeout_s.value.to_string(), v.timeout_s.from),
     ];
     for (name, value, from) in rows {
         let _ = writeln!(out, "    {name:<20} {value:<14} from {from}");
     }
-    period_line(out, "    ", "control", &v.control_period, zone);
-    period_line(out, "    ", "availability", &v.availability_period, zone);
-    period_line(out, "    ", "notification", &v.notification_period, zone);
+    for (aspect, p) in [
+        ("control", &v.control_period),
+        ("availability", &v.availability_period),
+        ("notification", &v.notification_period),
+    ] {
+        period_line(out, "    ", aspect, p, zone);
+    }
 }
 
 fn period_line(out: &mut String, indent: &str, aspect: &str, p: &PeriodEntry, zone: &str) {
@@ -340,7 +415,7 @@ fn period_line(out: &mut String, indent: &str, aspect: &str, p: &PeriodEntry, zo
     let mut line = format!("{indent}{name:<20} {:<14} from {}", p.time_range, p.from);
     if let Some(active) = p.active {
         let state = if active { "open" } else { "closed" };
-        let _ = match p.next_change.as_ref().and_then(|n| n.as_deref()) {
+        let _ = match p.next_change.flatten() {
             Some(next) => write!(line, "  [{state} until {}]", local_time(next, zone)),
             None => write!(line, "  [{state}, never changes]"),
         };
@@ -348,11 +423,10 @@ fn period_line(out: &mut String, indent: &str, aspect: &str, p: &PeriodEntry, zo
     let _ = writeln!(out, "{line}");
 }
 
-/// An instant of the report shown in the device's zone, for a person.
-fn local_time(rfc3339: &str, zone: &str) -> String {
-    let parsed = rfc3339.parse::<Timestamp>().ok().zip(TimeZone::get(zone).ok());
-    match parsed {
-        Some((t, tz)) => t.to_zoned(tz).strftime("%Y-%m-%d %H:%M %Z").to_string(),
-        None => rfc3339.to_string(),
+/// An instant shown in the device's zone, for a person.
+fn local_time(t: Timestamp, zone: &str) -> String {
+    match TimeZone::get(zone) {
+        Ok(tz) => t.to_zoned(tz).strftime("%Y-%m-%d %H:%M %Z").to_string(),
+        Err(_) => rfc3339_utc(t),
     }
 }

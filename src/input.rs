@@ -34,6 +34,22 @@ pub fn read(path: &Path) -> Result<String, Problems> {
     })
 }
 
+/// The text as JSON: JSON as it is, TOML converted (hand-written TOML files are small).
+pub fn as_json_text(text: &str, format: Format) -> Result<std::borrow::Cow<'_, str>, Problems> {
+    match format {
+        Format::Json => Ok(std::borrow::Cow::Borrowed(text)),
+        Format::Toml => Ok(std::borrow::Cow::Owned(parse(text, Format::Toml)?.to_string())),
+    }
+}
+
+/// A JSON syntax error as a problem: the position in the path, the message without it.
+pub fn json_syntax(e: &serde_json::Error) -> Problems {
+    syntax(
+        format!("line {} column {}", e.line(), e.column()),
+        strip_position(&e.to_string()),
+    )
+}
+
 pub fn parse(text: &str, format: Format) -> Result<Value, Problems> {
     match format {
         Format::Json => serde_json::from_str::<Value>(text).map_err(|e| {
@@ -57,6 +73,20 @@ pub fn parse(text: &str, format: Format) -> Result<Value, Problems> {
 /// Deserializes `value`, naming the offending value's path below `at` on error.
 pub fn typed<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, Problem> {
     serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = match (at.is_empty(), inner.as_str()) {
+            (_, ".") => at.to_string(),
+            (true, _) => inner,
+            (false, _) => format!("{at}.{inner}"),
+        };
+        Problem::new("invalid_field", path, e.into_inner().to_string())
+    })
+}
+
+/// Deserializes a JSON text, naming the offending value's path below `at` on error.
+pub fn typed_str<'de, T: serde::Deserialize<'de>>(text: &'de str, at: &str) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.path().to_string();
         let path = match (at.is_empty(), inner.as_str()) {
             (_, ".") => at.to_string(),

@@ -1,6 +1,7 @@
 //! The `snbox` command line: parses arguments, runs one command, maps the outcome to an exit
 //! code (0 ok, 1 runtime failure, 2 bad usage or bad input). Nothing else lives here.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -216,25 +217,28 @@ fn explain(
         }
         None => TimeZone::UTC,
     };
-    let (report, plan, code) = match plan_from_file(monitoring, &zone) {
-        Ok(plan) => (Report::of_plan(&plan, at), Some(plan), ExitCode::SUCCESS),
+    let outcome = plan_from_file(monitoring, &zone);
+    let (report, code) = match &outcome {
+        Ok(plan) => (Report::of_plan(plan, at), ExitCode::SUCCESS),
         Err(rejected) => {
-            let doc = rejected.document.as_ref();
+            let doc = rejected.document.as_deref();
             let version = doc.map(|d| d.version.as_str());
             let box_node = doc.map(|d| d.box_.node.as_str());
             (
                 Report::of_errors(version, box_node, &rejected.problems),
-                None,
                 ExitCode::from(2),
             )
         }
     };
-    drop(plan);
-    let text = match format {
-        OutputFormat::Json => report.to_json(),
-        OutputFormat::Text => explain::to_text(&report),
-    };
-    println!("{text}");
-    std::io::Write::flush(&mut std::io::stdout()).context("writing the report")?;
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
+    match format {
+        OutputFormat::Json => {
+            report.write_json(&mut out).context("writing the report")?;
+            writeln!(out).context("writing the report")?;
+        }
+        OutputFormat::Text => write!(out, "{}", explain::to_text(&report)).context("writing the report")?,
+    }
+    out.flush().context("writing the report")?;
     Ok(code)
 }

@@ -29,11 +29,10 @@ pub fn plan_from_file(path: &Path, box_zone: &TimeZone) -> Result<Plan, Rejected
 }
 
 pub fn plan_from_str(text: &str, format: Format, box_zone: &TimeZone) -> Result<Plan, Rejected> {
-    let value = input::parse(text, format).map_err(|problems| Rejected {
+    let partial = document::parse_partial(text, format).map_err(|problems| Rejected {
         document: None,
         problems,
     })?;
-    let partial = document::from_value_partial(value);
     let Some(doc) = partial.document else {
         return Err(Rejected {
             document: None,

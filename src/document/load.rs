@@ -6,11 +6,14 @@
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::error::Category;
+use serde_json::value::RawValue;
 
 use super::Document;
-use crate::input::{self, Format, typed};
+use crate::input::{self, Format, typed_str};
 use crate::problem::{Problem, Problems};
 
 /// Reads and parses a document file, JSON or (for `.toml` files) TOML.
@@ -20,7 +23,11 @@ pub fn load_file(path: &Path) -> Result<Document, Problems> {
 }
 
 pub fn parse_str(text: &str, format: Format) -> Result<Document, Problems> {
-    from_value(input::parse(text, format)?)
+    let partial = parse_partial(text, format)?;
+    match partial.document {
+        Some(doc) if partial.problems.is_empty() => Ok(doc),
+        _ => Err(Problems(partial.problems)),
+    }
 }
 
 const SECTIONS: [&str; 10] = [
@@ -37,15 +44,6 @@ const SECTIONS: [&str; 10] = [
 ];
 const REQUIRED: [&str; 3] = ["version", "box", "tree"];
 
-/// A JSON value → a document, reporting every element that does not fit.
-pub fn from_value(value: Value) -> Result<Document, Problems> {
-    let partial = from_value_partial(value);
-    match partial.document {
-        Some(doc) if partial.problems.is_empty() => Ok(doc),
-        _ => Err(Problems(partial.problems)),
-    }
-}
-
 /// What could be read of a document: the elements that fit, and a problem for each that did not.
 pub struct Partial {
     /// `None` when `version` or `box` is missing or malformed.
@@ -55,22 +53,34 @@ pub struct Partial {
     pub tree_complete: bool,
 }
 
-pub fn from_value_partial(value: Value) -> Partial {
-    let Value::Object(mut top) = value else {
-        return Partial {
-            document: None,
-            problems: vec![Problem::new(
-                "invalid_field",
-                "",
-                "a monitoring document must be an object",
-            )],
-            tree_complete: false,
-        };
+/// Parses a document, keeping every element that fits. `Err` only for a text that is not
+/// JSON (or TOML) at all.
+///
+/// Elements are read from borrowed slices of the text (`RawValue`), so no tree of JSON values
+/// is built for a document of 200,000 services.
+pub fn parse_partial(text: &str, format: Format) -> Result<Partial, Problems> {
+    let json = input::as_json_text(text, format)?;
+    let mut top: HashMap<String, &RawValue> = match serde_json::from_str(&json) {
+        Ok(top) => top,
+        Err(e) if e.classify() == Category::Data => {
+            return Ok(Partial {
+                document: None,
+                problems: vec![Problem::new(
+                    "invalid_field",
+                    "",
+                    "a monitoring document must be an object",
+                )],
+                tree_complete: false,
+            });
+        }
+        Err(e) => return Err(input::json_syntax(&e)),
     };
-    let mut problems = Vec::new();
-    for key in top.keys() {
+    let mut p = Vec::new();
+    let mut keys: Vec<&String> = top.keys().collect();
+    keys.sort();
+    for key in keys {
         if !SECTIONS.contains(&key.as_str()) {
-            problems.push(Problem::new(
+            p.push(Problem::new(
                 "invalid_field",
                 key.clone(),
                 format!("unknown field, expected one of {}", SECTIONS.join(", ")),
@@ -79,19 +89,17 @@ pub fn from_value_partial(value: Value) -> Partial {
     }
     for key in REQUIRED {
         if !top.contains_key(key) {
-            problems.push(Problem::new("invalid_field", key, "missing field"));
+            p.push(Problem::new("invalid_field", key, "missing field"));
         }
     }
-    let version = match top.remove("version") {
-        Some(Value::String(v)) => Some(v),
-        Some(_) => {
-            problems.push(Problem::new("invalid_field", "version", "expected a string"));
-            None
+    let version = top.remove("version").and_then(|v| {
+        let version = serde_json::from_str::<String>(v.get()).ok();
+        if version.is_none() {
+            p.push(Problem::new("invalid_field", "version", "expected a string"));
         }
-        None => None,
-    };
-    let box_ = top.remove("box").and_then(|b| keep(typed(b, "box"), &mut problems));
-    let mut p = problems;
+        version
+    });
+    let box_ = top.remove("box").and_then(|b| keep(typed_str(b.get(), "box"), &mut p));
     let before_tree = p.len();
     let tree = list(&mut top, "tree", &mut p);
     let tree_complete = p.len() == before_tree;
@@ -117,11 +125,11 @@ pub fn from_value_partial(value: Value) -> Partial {
         }),
         _ => None,
     };
-    Partial {
+    Ok(Partial {
         document,
         problems: p,
         tree_complete,
-    }
+    })
 }
 
 fn keep<T>(result: Result<T, Problem>, problems: &mut Vec<Problem>) -> Option<T> {
@@ -129,15 +137,18 @@ fn keep<T>(result: Result<T, Problem>, problems: &mut Vec<Problem>) -> Option<T>
 }
 
 /// One top-level list, each element deserialized on its own so that every bad one is reported.
-fn list<T: DeserializeOwned>(top: &mut Map<String, Value>, key: &str, problems: &mut Vec<Problem>) -> Vec<T> {
-    match top.remove(key) {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
+fn list<T: DeserializeOwned>(top: &mut HashMap<String, &RawValue>, key: &str, problems: &mut Vec<Problem>) -> Vec<T> {
+    let Some(raw) = top.remove(key) else {
+        return Vec::new();
+    };
+    match serde_json::from_str::<Option<Vec<&RawValue>>>(raw.get()) {
+        Ok(None) => Vec::new(),
+        Ok(Some(items)) => items
             .into_iter()
             .enumerate()
-            .filter_map(|(i, item)| keep(typed(item, &format!("{key}[{i}]")), problems))
+            .filter_map(|(i, item)| keep(typed_str(item.get(), &format!("{key}[{i}]")), problems))
             .collect(),
-        Some(_) => {
+        Err(_) => {
             problems.push(Problem::new("invalid_field", key, "expected a list"));
             Vec::new()
         }

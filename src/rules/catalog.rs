@@ -33,6 +33,8 @@ pub struct TemplateEntry<'d> {
     pub base: Option<usize>,
     /// The check kind (of the base template, for an override).
     pub kind: Option<CheckKind>,
+    /// A base template's own params, parsed once (`None` for an override).
+    pub params: Option<CheckParams>,
 }
 
 impl<'d> Catalog<'d> {
@@ -200,15 +202,14 @@ impl<'d> Catalog<'d> {
                 if kind.is_none() {
                     problems.push(Problem::new("invalid_field", at.clone(), "missing field `kind`"));
                 }
-                if let Some(k) = kind {
-                    parse_params(k, t.params.as_ref(), &at, problems);
-                }
+                let params = kind.and_then(|k| parse_params(k, t.params.as_ref(), &at, problems));
                 self.template_ids.insert(&t.id, self.templates.len());
                 self.templates.push(TemplateEntry {
                     raw: t,
                     owner,
                     base: None,
                     kind,
+                    params,
                 });
             }
         }
@@ -244,6 +245,7 @@ impl<'d> Catalog<'d> {
                 owner: Some(owner),
                 base: Some(base),
                 kind: self.templates[base].kind,
+                params: None,
             });
             let not_allowed = not_overridable_fields(t);
             if !not_allowed.is_empty() {
@@ -288,7 +290,7 @@ fn not_overridable_fields(t: &document::Template) -> Vec<&'static str> {
     .collect()
 }
 
-/// Checks `params` for a check kind, reporting bad keys with their path.
+/// Parses `params` for a check kind, reporting bad keys with their path.
 pub fn parse_params(
     kind: CheckKind,
     params: Option<&serde_json::Map<String, serde_json::Value>>,

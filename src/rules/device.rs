@@ -218,6 +218,9 @@ pub fn reason(code: impl Into<String>, path: impl Into<String>) -> Reason {
 }
 
 pub fn dedup(reasons: &mut Vec<Reason>) {
+    if reasons.len() < 2 {
+        return;
+    }
     let mut seen = std::collections::HashSet::new();
     reasons.retain(|r| seen.insert(r.code.clone()));
 }

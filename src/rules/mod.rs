@@ -75,13 +75,15 @@ pub fn resolve(doc: &Document, box_zone: &TimeZone) -> Result<Plan, Problems> {
             service::resolve(i, s, device, is_host_check, &tree, &catalog)
         })
         .collect();
+    let templates = catalog.template_id_list();
     Ok(Plan {
         version: doc.version.clone(),
         box_id: doc.box_.id.clone(),
         box_node,
+        source_names: plan::SourceNames::new(&tree, &templates),
         tree,
         time_ranges: std::mem::take(&mut catalog.time_ranges),
-        templates: catalog.template_id_list(),
+        templates,
         warnings,
         devices,
         services,

@@ -147,17 +147,34 @@ pub struct Plan {
     pub warnings: Vec<String>,
     pub devices: Vec<DevicePlan>,
     pub services: Vec<ServicePlan>,
+    /// Provenance strings, made once: `template:<id>` by template, `default:<id>` by node.
+    pub(super) source_names: SourceNames,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct SourceNames {
+    pub templates: Vec<String>,
+    pub defaults: Vec<String>,
+}
+
+impl SourceNames {
+    pub fn new(tree: &Tree, templates: &[Template]) -> SourceNames {
+        SourceNames {
+            templates: templates.iter().map(|t| format!("template:{}", t.id)).collect(),
+            defaults: tree.nodes.iter().map(|n| format!("default:{}", n.id)).collect(),
+        }
+    }
 }
 
 impl Plan {
     /// The provenance string of protocol.md §4.
-    pub fn source_name(&self, source: Source) -> String {
+    pub fn source_name(&self, source: Source) -> &str {
         match source {
-            Source::Explicit => "explicit".to_string(),
-            Source::ExplicitAtDevice => "explicit@device".to_string(),
-            Source::Default(None) => "default:product".to_string(),
-            Source::Default(Some(n)) => format!("default:{}", self.tree.id(n)),
-            Source::Template(t) => format!("template:{}", self.templates[t].id),
+            Source::Explicit => "explicit",
+            Source::ExplicitAtDevice => "explicit@device",
+            Source::Default(None) => "default:product",
+            Source::Default(Some(n)) => &self.source_names.defaults[n],
+            Source::Template(t) => &self.source_names.templates[t],
         }
     }
 

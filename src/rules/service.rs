@@ -77,23 +77,30 @@ pub fn resolve(
         index,
         outcome: Err(Vec::new()),
     };
-    let at = format!("services[{index}]");
+    let at = Path(index);
     plan.outcome = match device {
-        None => Err(vec![reason(
-            format!("unknown_device:{}", raw.device),
-            format!("{at}.device"),
-        )]),
-        Some((_, DevicePlan { outcome: Err(_), .. })) => Err(vec![reason("device_rejected", format!("{at}.device"))]),
+        None => Err(vec![reason(format!("unknown_device:{}", raw.device), at.of("device"))]),
+        Some((_, DevicePlan { outcome: Err(_), .. })) => Err(vec![reason("device_rejected", at.of("device"))]),
         Some((_, DevicePlan { outcome: Ok(dev), .. })) => Resolver {
             raw,
             dev,
             tree,
             catalog,
-            at: &at,
+            at,
         }
         .resolve(is_host_check),
     };
     plan
+}
+
+/// The path of a service's field, built only when a reason needs it.
+#[derive(Clone, Copy)]
+struct Path(usize);
+
+impl Path {
+    fn of(self, field: &str) -> String {
+        format!("services[{}].{field}", self.0)
+    }
 }
 
 struct Resolver<'a> {
@@ -101,23 +108,22 @@ struct Resolver<'a> {
     dev: &'a Device,
     tree: &'a Tree,
     catalog: &'a Catalog<'a>,
-    at: &'a str,
+    at: Path,
 }
 
 impl Resolver<'_> {
     fn resolve(&self, is_host_check: bool) -> Result<Service, Vec<Reason>> {
         let (raw, catalog) = (self.raw, self.catalog);
-        let template_path = format!("{}.template", self.at);
         let Some(&named) = catalog.template_ids.get(raw.template.as_str()) else {
             return Err(vec![reason(
                 format!("unknown_template:{}", raw.template),
-                template_path,
+                self.at.of("template"),
             )]);
         };
         if !self.tree.sees(self.dev.node, catalog.templates[named].owner) {
             return Err(vec![reason(
                 format!("template_not_visible:{}", raw.template),
-                template_path,
+                self.at.of("template"),
             )]);
         }
         let base = catalog.templates[named].base.unwrap_or(named);
@@ -214,7 +220,7 @@ impl Resolver<'_> {
     ) -> Option<Sourced<T>> {
         let found = pick(self.catalog, chain, get, explicit);
         if found.is_none() {
-            reasons.push(reason(format!("missing_field:{name}"), format!("{}.{name}", self.at)));
+            reasons.push(reason(format!("missing_field:{name}"), self.at.of(name)));
         }
         found
     }
@@ -222,14 +228,14 @@ impl Resolver<'_> {
     /// R6: a service's period for one aspect.
     fn period(&self, aspect: Aspect, chain: &[usize], is_host_check: bool) -> Result<Period, Reason> {
         let field = aspect.field();
-        let here = format!("{}.{field}", self.at);
+        let here = self.at;
         let explicit = match aspect {
             Aspect::Control => self.raw.control_period.as_deref(),
             Aspect::Availability => self.raw.availability_period.as_deref(),
             Aspect::Notification => self.raw.notification_period.as_deref(),
         };
         if let Some(id) = explicit {
-            return self.visible(id, here, Source::Explicit);
+            return self.visible(id, field, Source::Explicit);
         }
         let device_period = self.dev.periods.get(aspect);
         if aspect == Aspect::Notification || is_host_check {
@@ -247,37 +253,37 @@ impl Resolver<'_> {
             id.map(|id| (t, id))
         });
         match from_template {
-            Some((t, id)) => self.visible(id, here, Source::Template(t)),
-            None => Err(reason(format!("missing_field:{field}"), here)),
+            Some((t, id)) => self.visible(id, field, Source::Template(t)),
+            None => Err(reason(format!("missing_field:{field}"), here.of(field))),
         }
     }
 
-    fn visible(&self, id: &str, path: String, from: Source) -> Result<Period, Reason> {
+    fn visible(&self, id: &str, field: &str, from: Source) -> Result<Period, Reason> {
         visible_time_range(id, self.dev.node, self.tree, self.catalog)
             .map(|time_range| Period { time_range, from })
-            .map_err(|code| reason(code, path))
+            .map_err(|code| reason(code, self.at.of(field)))
     }
 
     /// The template's params refined by the service's, with what each kind cannot do without.
     fn params(&self, kind: CheckKind, base: usize, reasons: &mut Vec<Reason>) -> Option<CheckParams> {
         let template: &TemplateEntry = &self.catalog.templates[base];
-        let merged = merge(template.raw.params.as_ref(), self.raw.params.as_ref());
-        let params = match kind.parse_params(&merged) {
-            Ok(p) => p,
-            Err((inner, _)) => {
-                reasons.push(reason(
-                    format!("invalid_field:params.{inner}"),
-                    format!("{}.params", self.at),
-                ));
-                return None;
-            }
+        let params = match (&self.raw.params, &template.params) {
+            // Most services refine nothing: the template's params, parsed once.
+            (None, Some(parsed)) => parsed.clone(),
+            _ => match kind.parse_params(&merge(template.raw.params.as_ref(), self.raw.params.as_ref())) {
+                Ok(p) => p,
+                Err((inner, _)) => {
+                    reasons.push(reason(format!("invalid_field:params.{inner}"), self.at.of("params")));
+                    return None;
+                }
+            },
         };
         if let CheckParams::Snmp(p) = &params {
             if p.oid.is_none() && p.oids.is_none() && p.walk.is_none() {
-                reasons.push(reason("missing_field:params.oid", format!("{}.params.oid", self.at)));
+                reasons.push(reason("missing_field:params.oid", self.at.of("params.oid")));
             }
             if self.dev.snmp.is_none() {
-                reasons.push(reason("missing_field:snmp", format!("{}.device", self.at)));
+                reasons.push(reason("missing_field:snmp", self.at.of("device")));
             }
         }
         Some(params)
