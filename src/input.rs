@@ -72,29 +72,23 @@ pub fn parse(text: &str, format: Format) -> Result<Value, Problems> {
 
 /// Deserializes `value`, naming the offending value's path below `at` on error.
 pub fn typed<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, Problem> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let inner = e.path().to_string();
-        let path = match (at.is_empty(), inner.as_str()) {
-            (_, ".") => at.to_string(),
-            (true, _) => inner,
-            (false, _) => format!("{at}.{inner}"),
-        };
-        Problem::new("invalid_field", path, e.into_inner().to_string())
-    })
+    serde_path_to_error::deserialize(value).map_err(|e| at_path(e, at))
 }
 
 /// Deserializes a JSON text, naming the offending value's path below `at` on error.
 pub fn typed_str<'de, T: serde::Deserialize<'de>>(text: &'de str, at: &str) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.path().to_string();
-        let path = match (at.is_empty(), inner.as_str()) {
-            (_, ".") => at.to_string(),
-            (true, _) => inner,
-            (false, _) => format!("{at}.{inner}"),
-        };
-        Problem::new("invalid_field", path, e.into_inner().to_string())
-    })
+    serde_path_to_error::deserialize(&mut de).map_err(|e| at_path(e, at))
+}
+
+fn at_path<E: std::fmt::Display>(e: serde_path_to_error::Error<E>, at: &str) -> Problem {
+    let inner = e.path().to_string();
+    let path = match (at.is_empty(), inner.as_str()) {
+        (_, ".") => at.to_string(),
+        (true, _) => inner,
+        (false, _) => format!("{at}.{inner}"),
+    };
+    Problem::new("invalid_field", path, e.into_inner().to_string())
 }
 
 fn syntax(path: String, message: String) -> Problems {
