@@ -149,6 +149,9 @@ pub struct HttpParams {
     pub follow_redirects: Option<bool>,
     #[serde(default)]
     pub insecure_tls: Option<bool>,
+    /// A PEM file of CA certificates trusted in addition to the system's.
+    #[serde(default)]
+    pub ca_file: Option<String>,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]

@@ -323,14 +323,14 @@ pub fn check_numbers(
     counts: [(&str, Option<u32>); 4],
     problems: &mut Vec<Problem>,
 ) {
-    if let Some(rate) = availability_rate {
-        if !(0.0..=100.0).contains(&rate) {
-            problems.push(Problem::new(
-                "invalid_value",
-                format!("{at}.availability_rate"),
-                format!("{rate} is not a percentage from 0 to 100"),
-            ));
-        }
+    if let Some(rate) = availability_rate
+        && !(0.0..=100.0).contains(&rate)
+    {
+        problems.push(Problem::new(
+            "invalid_value",
+            format!("{at}.availability_rate"),
+            format!("{rate} is not a percentage from 0 to 100"),
+        ));
     }
     for (field, value) in counts {
         if value == Some(0) {

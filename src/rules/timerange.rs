@@ -75,14 +75,14 @@ impl Schedule {
                 .enumerate()
                 .filter_map(|(j, iv)| parse_span(&iv.from, &iv.to, &format!("{at}.intervals[{j}]"), problems))
                 .collect();
-            if let Some(date) = date {
-                if exceptions.insert(date, merge(spans)).is_some() {
-                    problems.push(Problem::new(
-                        "duplicate_date",
-                        format!("{at}.date"),
-                        format!("{date} has another exception in this time range"),
-                    ));
-                }
+            if let Some(date) = date
+                && exceptions.insert(date, merge(spans)).is_some()
+            {
+                problems.push(Problem::new(
+                    "duplicate_date",
+                    format!("{at}.date"),
+                    format!("{date} has another exception in this time range"),
+                ));
             }
         }
         if problems.len() > before {
@@ -116,12 +116,11 @@ impl Schedule {
         loop {
             let offset = tz.to_offset(cur);
             let segment_end = tz.following(cur).map(|tr| tr.timestamp()).find(|end| *end > cur);
-            if let Some(wall) = self.next_wall_change(offset.to_datetime(cur), state, horizon_date) {
-                if let Ok(at) = offset.to_timestamp(wall) {
-                    if segment_end.is_none_or(|end| at < end) {
-                        return Some(at);
-                    }
-                }
+            if let Some(wall) = self.next_wall_change(offset.to_datetime(cur), state, horizon_date)
+                && let Ok(at) = offset.to_timestamp(wall)
+                && segment_end.is_none_or(|end| at < end)
+            {
+                return Some(at);
             }
             let end = segment_end?;
             if end > horizon {

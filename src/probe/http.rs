@@ -1,0 +1,464 @@
+//! HTTP(S) checks: status, body, latency and the server certificate's remaining days.
+//!
+//! TLS is rustls with the ring provider, no OpenSSL. Our own certificate verifier wraps rustls'
+//! WebPKI verifier and records every server certificate it is shown, so that the days left are
+//! known for each check and an already expired certificate — whose handshake fails — is still
+//! reported with its expiry date. Every check opens a fresh connection (no pooling): a pooled
+//! connection could hide a dead listener and would skip the certificate.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::{CheckResult, Status, Thresholds, ms};
+use crate::document::params::HttpParams;
+
+/// Bodies are read only when a body check asks for it, and never past this size.
+const MAX_BODY: usize = 1024 * 1024;
+const MAX_REDIRECTS: usize = 5;
+const DAY_S: i64 = 86_400;
+
+/// Certificates seen per server name: the end-entity's `not_after` (Unix seconds).
+type Seen = Arc<Mutex<HashMap<String, i64>>>;
+
+/// Runs HTTP checks; one per box, shared by every HTTP service.
+pub struct HttpProber {
+    provider: Arc<CryptoProvider>,
+    system_roots: Arc<RootCertStore>,
+    /// Why the system store gave nothing, said in every result that needed it.
+    system_roots_problem: Option<String>,
+    clients: Mutex<HashMap<ClientKey, (reqwest::Client, Seen)>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    insecure: bool,
+    follow_redirects: bool,
+    ca_file: Option<PathBuf>,
+}
+
+impl Default for HttpProber {
+    fn default() -> Self {
+        HttpProber::new()
+    }
+}
+
+impl HttpProber {
+    pub fn new() -> HttpProber {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // reqwest's own parts look for a process default; ours is passed explicitly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let loaded = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(loaded.certs);
+        let problem = (added == 0).then(|| {
+            "no trusted CA certificates on this system (install the ca-certificates package, or set \
+             the check's ca_file)"
+                .to_string()
+        });
+        HttpProber {
+            provider,
+            system_roots: Arc::new(roots),
+            system_roots_problem: problem,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs one check of `params` against `address` (used when `url` is not set), within `timeout`.
+    pub async fn check(&self, address: &str, params: &HttpParams, timeout: Duration) -> CheckResult {
+        let start = Instant::now();
+        let result = self.run(address, params, timeout).await;
+        result.took(start.elapsed())
+    }
+
+    async fn run(&self, address: &str, params: &HttpParams, timeout: Duration) -> CheckResult {
+        let url = match target_url(address, params) {
+            Ok(url) => url,
+            Err(message) => return CheckResult::unknown(message),
+        };
+        let method = match reqwest::Method::from_bytes(params.method.as_deref().unwrap_or("GET").as_bytes()) {
+            Ok(m) => m,
+            Err(_) => return CheckResult::unknown(format!("invalid HTTP method {:?}", params.method)),
+        };
+        let is_https = url.scheme() == "https";
+        let insecure = params.insecure_tls.unwrap_or(false);
+        let ca_file = params.ca_file.as_ref().map(PathBuf::from);
+        if is_https
+            && !insecure
+            && ca_file.is_none()
+            && let Some(problem) = &self.system_roots_problem
+        {
+            return CheckResult::unknown(problem.clone());
+        }
+        let key = ClientKey {
+            insecure,
+            follow_redirects: params.follow_redirects.unwrap_or(true),
+            ca_file,
+        };
+        let (client, seen) = match self.client(&key) {
+            Ok(c) => c,
+            Err(message) => return CheckResult::unknown(message),
+        };
+        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
+        let mut request = client.request(method, url.clone()).timeout(timeout);
+        if let Some(user) = &params.username {
+            request = request.basic_auth(user, params.password.as_ref().map(|p| p.expose()));
+        }
+
+        let start = Instant::now();
+        let sent = tokio::time::timeout(timeout, request.send()).await;
+        let response = match sent {
+            Err(_) => {
+                return CheckResult::new(Status::Critical, format!("no answer within {}s", timeout.as_secs_f64()));
+            }
+            Ok(Err(e)) => return failure(&e, is_https.then(|| not_after(&seen, &host)).flatten(), params),
+            Ok(Ok(r)) => r,
+        };
+        let code = response.status().as_u16();
+        let final_url = response.url().clone();
+        let mut result = judge_status(code, params);
+        let mut body_bytes = None;
+        if params.body_contains.is_some() || params.body_regex.is_some() {
+            let left = timeout.saturating_sub(start.elapsed());
+            match tokio::time::timeout(left, read_body(response)).await {
+                Err(_) => {
+                    result = CheckResult::new(
+                        Status::Critical,
+                        format!("HTTP {code}: body not received within {}s", timeout.as_secs_f64()),
+                    );
+                }
+                Ok(Err(e)) => {
+                    result = CheckResult::new(
+                        Status::Critical,
+                        format!("HTTP {code}: reading the body failed: {}", chain(&e)),
+                    );
+                }
+                Ok(Ok(body)) => {
+                    body_bytes = Some(body.len());
+                    if result.status == Status::Ok {
+                        result = judge_body(&body, code, params);
+                    }
+                }
+            }
+        }
+        let elapsed = start.elapsed();
+        let latency = Thresholds {
+            warn: params.warn_ms,
+            crit: params.crit_ms,
+            below: false,
+        }
+        .judge(ms(elapsed));
+        if latency != Status::Ok && result.status != Status::Critical {
+            result = CheckResult::new(
+                result.status.worst(latency),
+                format!("{} in {:.1} ms (slow)", result.output, ms(elapsed)),
+            );
+        } else {
+            result.output = format!("{} in {:.1} ms", result.output, ms(elapsed));
+        }
+        if final_url != url {
+            result.output = format!("{} (redirected to {})", result.output, redacted(&final_url));
+        }
+        let mut result = result
+            .metric("status_code", f64::from(code))
+            .metric("time_ms", ms(elapsed));
+        if let Some(n) = body_bytes {
+            result = result.metric("body_bytes", n as f64);
+        }
+        if is_https {
+            result = tls_expiry(result, not_after(&seen, &host), params);
+        }
+        result
+    }
+
+    fn client(&self, key: &ClientKey) -> Result<(reqwest::Client, Seen), String> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((client, seen)) = clients.get(key) {
+            return Ok((client.clone(), seen.clone()));
+        }
+        let seen: Seen = Arc::default();
+        let roots = match &key.ca_file {
+            None => self.system_roots.clone(),
+            Some(path) => {
+                let mut roots = (*self.system_roots).clone();
+                for cert in read_ca_file(path)? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                }
+                Arc::new(roots)
+            }
+        };
+        let inner = if key.insecure {
+            None
+        } else {
+            Some(
+                WebPkiServerVerifier::builder_with_provider(roots, self.provider.clone())
+                    .build()
+                    .map_err(|e| format!("cannot build the TLS verifier: {e}"))?,
+            )
+        };
+        let verifier = Arc::new(RecordingVerifier {
+            inner,
+            provider: self.provider.clone(),
+            seen: seen.clone(),
+        });
+        let mut tls = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let redirects = if key.follow_redirects {
+            reqwest::redirect::Policy::limited(MAX_REDIRECTS)
+        } else {
+            reqwest::redirect::Policy::none()
+        };
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .redirect(redirects)
+            .pool_max_idle_per_host(0)
+            .no_proxy()
+            .user_agent(concat!("snbox/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))?;
+        clients.insert(key.clone(), (client.clone(), seen.clone()));
+        Ok((client, seen))
+    }
+}
+
+fn target_url(address: &str, params: &HttpParams) -> Result<reqwest::Url, String> {
+    let text = match &params.url {
+        Some(url) => url.clone(),
+        None if address.contains(':') => format!("http://[{address}]/"),
+        None => format!("http://{address}/"),
+    };
+    let url = reqwest::Url::parse(&text).map_err(|e| format!("invalid url: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!("unsupported url scheme {other:?}: expected http or https")),
+    }
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("ca_file {}: {e}", path.display()))?
+        .collect();
+    let certs = certs.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("ca_file {}: no PEM certificate in it", path.display()));
+    }
+    Ok(certs)
+}
+
+fn judge_status(code: u16, params: &HttpParams) -> CheckResult {
+    let expected = match &params.expect_status {
+        Some(list) if !list.is_empty() => list.contains(&code),
+        _ => (200..300).contains(&code),
+    };
+    if expected {
+        CheckResult::new(Status::Ok, format!("HTTP {code}"))
+    } else {
+        let wanted = match &params.expect_status {
+            Some(list) if !list.is_empty() => format!("{list:?}"),
+            _ => "2xx".to_string(),
+        };
+        CheckResult::new(Status::Critical, format!("HTTP {code}, expected {wanted}"))
+    }
+}
+
+fn judge_body(body: &[u8], code: u16, params: &HttpParams) -> CheckResult {
+    let text = String::from_utf8_lossy(body);
+    if let Some(needle) = &params.body_contains
+        && !text.contains(needle.as_str())
+    {
+        return CheckResult::new(
+            Status::Critical,
+            format!("HTTP {code}, body does not contain {needle:?}"),
+        );
+    }
+    if let Some(pattern) = &params.body_regex {
+        match regex::Regex::new(pattern) {
+            Err(e) => return CheckResult::unknown(format!("invalid body_regex: {e}")),
+            Ok(re) if !re.is_match(&text) => {
+                return CheckResult::new(
+                    Status::Critical,
+                    format!("HTTP {code}, body does not match /{pattern}/"),
+                );
+            }
+            Ok(_) => {}
+        }
+    }
+    CheckResult::new(Status::Ok, format!("HTTP {code}, body matches"))
+}
+
+/// At most [`MAX_BODY`] bytes: an endless body is cut, not waited for.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_BODY {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+fn tls_expiry(result: CheckResult, not_after: Option<i64>, params: &HttpParams) -> CheckResult {
+    let Some(not_after) = not_after else {
+        return result;
+    };
+    let days = (not_after - now_s()) as f64 / DAY_S as f64;
+    let days = (days * 100.0).round() / 100.0;
+    let status = Thresholds {
+        warn: params.tls_warn_days.map(f64::from),
+        crit: params.tls_crit_days.map(f64::from),
+        below: true,
+    }
+    .judge(days);
+    let mut result = result.metric("tls_days_left", days);
+    if status != Status::Ok && result.status != Status::Critical {
+        result.status = result.status.worst(status);
+        result.output = format!(
+            "{}; certificate expires in {days:.1} days ({})",
+            result.output,
+            date(not_after)
+        );
+    }
+    result
+}
+
+/// A request that got no response: the connection, TLS or protocol failed.
+fn failure(e: &reqwest::Error, not_after: Option<i64>, params: &HttpParams) -> CheckResult {
+    if let Some(not_after) = not_after.filter(|t| *t < now_s())
+        && params.insecure_tls != Some(true)
+    {
+        return CheckResult::new(
+            Status::Critical,
+            format!("TLS certificate expired on {}", date(not_after)),
+        )
+        .metric(
+            "tls_days_left",
+            ((not_after - now_s()) as f64 / DAY_S as f64 * 100.0).round() / 100.0,
+        );
+    }
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else {
+        "request failed"
+    };
+    CheckResult::new(Status::Critical, format!("{what}: {}", chain(e)))
+}
+
+/// An error's causes, most specific last. reqwest's own top line ("error sending request for
+/// url (…)") is left out: it repeats the URL, which may carry credentials.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let skip = err
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.url().is_some() && err.source().is_some());
+        let text = err.to_string();
+        if !skip && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    if parts.is_empty() {
+        return "request failed".to_string();
+    }
+    parts.join(": ")
+}
+
+/// A URL without its user and password.
+fn redacted(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+fn not_after(seen: &Seen, host: &str) -> Option<i64> {
+    seen.lock().unwrap_or_else(|e| e.into_inner()).get(host).copied()
+}
+
+fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn date(unix_s: i64) -> String {
+    jiff::Timestamp::from_second(unix_s)
+        .map_or_else(|_| unix_s.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+/// Verifies with rustls' WebPKI verifier (or accepts anything when `insecure_tls`), after
+/// recording the end-entity certificate's expiry under the server name.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+    seen: Seen,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) {
+            let name = server_name.to_str().trim_matches(['[', ']']).to_string();
+            let not_after = cert.validity().not_after.timestamp();
+            self.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name, not_after);
+        }
+        match &self.inner {
+            Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            None => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,133 @@
+//! Probes: a target plus check parameters in, one typed [`CheckResult`] out.
+//!
+//! One module per protocol. Probes never touch SQLite or the scheduler, never panic on what a
+//! peer sends, and bound every network call with a timeout. A result is `unknown` only when
+//! the check itself could not run or decide (a bad parameter, no ICMP socket, an SNMP OID
+//! that does not exist); a target that does not answer is `critical`.
+
+pub mod http;
+pub mod icmp;
+pub mod snmp;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// The worse of two statuses for a check judged on several values.
+    pub fn worst(self, other: Status) -> Status {
+        fn rank(s: Status) -> u8 {
+            match s {
+                Status::Ok => 0,
+                Status::Warning => 1,
+                Status::Unknown => 2,
+                Status::Critical => 3,
+            }
+        }
+        if rank(other) > rank(self) { other } else { self }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one check found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    pub status: Status,
+    /// One line for a person.
+    pub output: String,
+    pub metrics: BTreeMap<String, f64>,
+    pub duration: Duration,
+}
+
+impl CheckResult {
+    pub fn new(status: Status, output: impl Into<String>) -> Self {
+        let mut output = output.into();
+        // One line, whatever a peer sent us.
+        if output.contains(['\n', '\r']) {
+            output = output.replace(['\n', '\r'], " ");
+        }
+        CheckResult {
+            status,
+            output,
+            metrics: BTreeMap::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    pub fn unknown(output: impl Into<String>) -> Self {
+        CheckResult::new(Status::Unknown, output)
+    }
+
+    pub fn metric(mut self, name: &str, value: f64) -> Self {
+        if value.is_finite() {
+            self.metrics.insert(name.to_string(), value);
+        }
+        self
+    }
+
+    pub fn took(mut self, duration: Duration) -> Self {
+        self.duration = duration;
+        self
+    }
+
+    /// The JSON of `snbox probe --format json`: `{"status", "output", "metrics", "duration_ms"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": self.status,
+            "output": self.output,
+            "metrics": self.metrics,
+            "duration_ms": (self.duration.as_secs_f64() * 1e6).round() / 1e3,
+        })
+    }
+}
+
+/// Warning and critical limits on one number, upper limits unless `below`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Thresholds {
+    pub warn: Option<f64>,
+    pub crit: Option<f64>,
+    pub below: bool,
+}
+
+impl Thresholds {
+    pub fn judge(&self, value: f64) -> Status {
+        let breaks = |limit: Option<f64>| limit.is_some_and(|l| if self.below { value < l } else { value > l });
+        if breaks(self.crit) {
+            Status::Critical
+        } else if breaks(self.warn) {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    }
+}
+
+/// Milliseconds with two decimals, for outputs.
+pub(crate) fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
