@@ -279,8 +279,11 @@ async fn snmp_counter_rate_between_checks() {
     );
 }
 
+/// How a hostile agent answers a request.
+type Answer = fn(&[u8]) -> Vec<u8>;
+
 /// A UDP "agent" of the test's own that answers every request with `answer(request)`.
-async fn hostile_agent(answer: fn(&[u8]) -> Vec<u8>) -> u16 {
+async fn hostile_agent(answer: Answer) -> u16 {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let port = socket.local_addr().expect("addr").port();
     tokio::spawn(async move {
@@ -297,7 +300,7 @@ async fn hostile_agent(answer: fn(&[u8]) -> Vec<u8>) -> u16 {
 
 #[tokio::test]
 async fn snmp_garbage_truncated_oversized_and_nested_answers_are_unknown_never_a_panic() {
-    let answers: [(&str, fn(&[u8]) -> Vec<u8>); 5] = [
+    let answers: [(&str, Answer); 5] = [
         ("garbage", |_| b"this is not BER at all".to_vec()),
         ("truncated", |req| req[..req.len() / 2].to_vec()),
         ("oversized", |_| vec![0x30; 65000]),
