@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peers::{COMMUNITY, LOCATION, Snmpd, V3_USERS};
+use peers::{CISCO_C3560, COMMUNITY, LINUX_HOST, LOCATION, Snmpd, Snmpsim, V3_USERS};
 use snbox::document::params::{Direction, SnmpParams};
 use snbox::document::{Snmp, SnmpVersion};
 use snbox::probe::Status;
@@ -75,19 +75,23 @@ fn walk(root: &str) -> SnmpParams {
 
 /// What net-snmp's own walk finds under `root`.
 fn netsnmp_walk_count(port: u16, version: &str, root: &str) -> usize {
+    netsnmp_walk_count_as(port, version, COMMUNITY, root)
+}
+
+fn netsnmp_walk_count_as(port: u16, version: &str, community: &str, root: &str) -> usize {
     let tool = if version == "1" { "snmpwalk" } else { "snmpbulkwalk" };
     let out = Command::new(tool)
         .args([
             &format!("-v{version}"),
             "-c",
-            COMMUNITY,
+            community,
             "-On",
             "-m",
             "",
             "-t",
-            "2",
+            "5",
             "-r",
-            "0",
+            "1",
         ])
         .arg(format!("127.0.0.1:{port}"))
         .arg(root)
@@ -424,4 +428,92 @@ async fn snmp_a_late_reply_does_not_break_the_next_check() {
         .await;
     assert_eq!(second.status, Status::Ok, "{}", second.output);
     assert!(second.output.contains(LOCATION), "{}", second.output);
+}
+
+fn recorded(device: &str, port: u16) -> Snmp {
+    Snmp {
+        community: Some(Secret::new(device)),
+        ..v2c(port)
+    }
+}
+
+#[tokio::test]
+async fn snmp_recorded_cisco_switch_and_linux_host() {
+    let sim = Snmpsim::start();
+    let prober = SnmpProber::new();
+    let timeout = Duration::from_secs(5);
+    let r = prober
+        .check(
+            "c",
+            "127.0.0.1",
+            &recorded(CISCO_C3560, sim.port),
+            &get(&["1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0"]),
+            timeout,
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.output);
+    assert!(r.output.contains("C3560 Software"), "{}", r.output);
+    assert!(r.output.contains("1.3.6.1.4.1.9.1.617"), "{}", r.output);
+    // ifDescr and the whole interfaces table, as net-snmp walks them.
+    for root in [IF_DESCR, "1.3.6.1.2.1.2.2"] {
+        let r = prober
+            .check("c", "127.0.0.1", &recorded(CISCO_C3560, sim.port), &walk(root), timeout)
+            .await;
+        assert_eq!(r.status, Status::Ok, "{}", r.output);
+        let expected = netsnmp_walk_count_as(sim.port, "2c", CISCO_C3560, root);
+        assert!(expected > 50, "{root}: {expected}");
+        assert_eq!(r.metrics["values"], expected as f64, "{root}");
+    }
+    let r = prober
+        .check(
+            "l",
+            "127.0.0.1",
+            &recorded(LINUX_HOST, sim.port),
+            &get(&["1.3.6.1.2.1.1.1.0"]),
+            timeout,
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.output);
+    assert!(r.output.contains("Linux DummySystem"), "{}", r.output);
+    let r = prober
+        .check(
+            "l",
+            "127.0.0.1",
+            &recorded(LINUX_HOST, sim.port),
+            &walk("1.3.6.1.2.1.1"),
+            timeout,
+        )
+        .await;
+    assert_eq!(
+        r.metrics["values"],
+        netsnmp_walk_count_as(sim.port, "2c", LINUX_HOST, "1.3.6.1.2.1.1") as f64
+    );
+}
+
+#[tokio::test]
+async fn snmp_v3_context_selects_the_recorded_device() {
+    let sim = Snmpsim::start();
+    let snmp = Snmp {
+        version: SnmpVersion::V3,
+        port: Some(sim.port),
+        community: None,
+        user: Some("simulator".into()),
+        level: Some(snbox::document::SecurityLevel::AuthNoPriv),
+        auth_protocol: Some(snbox::document::AuthProtocol::Sha1),
+        auth_key: Some(Secret::new("auctoritas")),
+        priv_protocol: None,
+        priv_key: None,
+        context: Some(CISCO_C3560.into()),
+    };
+    let r = SnmpProber::new()
+        .check(
+            "v3",
+            "127.0.0.1",
+            &snmp,
+            &get(&["1.3.6.1.2.1.1.1.0"]),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.output);
+    assert!(r.output.contains("C3560"), "{}", r.output);
 }

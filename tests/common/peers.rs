@@ -33,17 +33,68 @@ pub const V3_USERS: [(&str, &str, &str, &str, &str, &str); 5] = [
 pub const COMMUNITY: &str = "Comm-7e3d9a";
 pub const LOCATION: &str = "snbox-test-rack";
 
-pub struct Snmpd {
-    pub port: u16,
+/// A peer process run under `timeout` (so that it dies even if the test process is killed),
+/// stopped with SIGTERM, which `timeout` passes on to the peer, when the handle drops.
+pub struct Daemon {
     child: Child,
-    _dir: tempfile::TempDir,
 }
 
-impl Drop for Snmpd {
+impl Daemon {
+    pub fn spawn(program: &std::path::Path, args: &[String], envs: &[(&str, String)]) -> Daemon {
+        let child = Command::new("timeout")
+            .args(["-k", "5", "900"])
+            .arg(program)
+            .args(args)
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()));
+        Daemon { child }
+    }
+}
+
+impl Drop for Daemon {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub struct Snmpd {
+    pub port: u16,
+    _daemon: Daemon,
+    _dir: tempfile::TempDir,
+}
+
+/// Waits until a v2c GET of sysDescr with `community` answers on `port`.
+fn wait_for_agent(port: u16, community: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let ok = Command::new("snmpget")
+            .args(["-v2c", "-c", community, "-t", "0.5", "-r", "0", "-m", ""])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("1.3.6.1.2.1.1.1.0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }
 
 pub fn free_udp_port() -> u16 {
@@ -101,38 +152,120 @@ impl Snmpd {
         let conf_path = dir.path().join("snmpd.conf");
         std::fs::write(&conf_path, conf).expect("write snmpd.conf");
         let port = free_udp_port();
-        let child = Command::new("timeout")
-            .args(["-k", "5", "600"])
-            .arg(&snmpd)
-            .args(["-f", "-I", "-smux", "-C", "-c"])
-            .arg(&conf_path)
-            .arg("-Lf")
-            .arg(dir.path().join("snmpd.log"))
-            .arg(format!("udp:127.0.0.1:{port}"))
-            .env("SNMP_PERSISTENT_DIR", dir.path().join("persist"))
-            .env("MIBS", "")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("snmpd starts");
-        let peer = Snmpd { port, child, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            let ok = Command::new("snmpget")
-                .args(["-v2c", "-c", COMMUNITY, "-t", "0.5", "-r", "0", "-m", ""])
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("1.3.6.1.2.1.1.3.0")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return peer;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let args: Vec<String> = ["-f", "-I", "-smux", "-C", "-c"]
+            .iter()
+            .map(|a| a.to_string())
+            .chain([
+                conf_path.display().to_string(),
+                "-Lf".into(),
+                dir.path().join("snmpd.log").display().to_string(),
+                format!("udp:127.0.0.1:{port}"),
+            ])
+            .collect();
+        let envs = [
+            ("SNMP_PERSISTENT_DIR", dir.path().join("persist").display().to_string()),
+            ("MIBS", String::new()),
+        ];
+        let daemon = Daemon::spawn(&snmpd, &args, &envs);
+        assert!(
+            wait_for_agent(port, COMMUNITY, Duration::from_secs(15)),
+            "snmpd did not answer on 127.0.0.1:{port} within 15 s"
+        );
+        Snmpd {
+            port,
+            _daemon: daemon,
+            _dir: dir,
         }
-        panic!("snmpd did not answer on 127.0.0.1:{port} within 15 s");
     }
+}
+
+/// snmpsim serving real device recordings of snmpsim-data; the community selects the device.
+pub struct Snmpsim {
+    pub port: u16,
+    _daemon: Daemon,
+    _dir: tempfile::TempDir,
+}
+
+/// The recordings served: a Cisco Catalyst 3560 switch and a Linux host.
+pub const CISCO_C3560: &str = "network/switch/cisco-c3560";
+pub const LINUX_HOST: &str = "os/linux/unknown-006";
+
+impl Snmpsim {
+    pub fn start() -> Snmpsim {
+        use std::os::unix::fs::PermissionsExt;
+        let venv = std::env::var("SNBOX_SNMPSIM_VENV").unwrap_or_else(|_| "/opt/snbox-snmpsim".into());
+        let responder = PathBuf::from(&venv).join("bin/snmpsim-command-responder");
+        assert!(
+            responder.exists(),
+            "snmpsim is not installed in {venv}: run `bash .ci/run` (it creates that venv)"
+        );
+        require("snmpget");
+        let data_src = Command::new(PathBuf::from(&venv).join("bin/python"))
+            .args([
+                "-c",
+                "import os, snmpsim_data; print(os.path.join(os.path.dirname(snmpsim_data.__file__), 'data'))",
+            ])
+            .output()
+            .expect("the venv's python runs");
+        let data_src = PathBuf::from(String::from_utf8_lossy(&data_src.stdout).trim());
+        // snmpsim drops to `nobody`: everything it reads or writes must be open to it.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = |p: &std::path::Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        open(dir.path(), 0o755);
+        for device in [CISCO_C3560, LINUX_HOST] {
+            let target = dir.path().join("data").join(format!("{device}.snmprec"));
+            std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+            // Served decompressed: snmpsim re-reads a .bz2 from its start at every seek.
+            let out = Command::new("bzcat")
+                .arg(data_src.join(format!("{device}.snmprec.bz2")))
+                .output()
+                .expect("bzcat runs");
+            assert!(out.status.success(), "cannot read the {device} recording");
+            std::fs::write(&target, out.stdout).expect("write recording");
+        }
+        for entry in walk_dirs(&dir.path().join("data")) {
+            open(&entry, 0o755);
+        }
+        let cache = dir.path().join("cache");
+        std::fs::create_dir_all(&cache).expect("cache dir");
+        open(&cache, 0o777);
+        let port = free_udp_port();
+        let args = vec![
+            format!("--data-dir={}", dir.path().join("data").display()),
+            format!("--cache-dir={}", cache.display()),
+            format!("--agent-udpv4-endpoint=127.0.0.1:{port}"),
+            "--v3-user=simulator".into(),
+            "--v3-auth-key=auctoritas".into(),
+            "--v3-auth-proto=SHA".into(),
+            "--process-user=nobody".into(),
+            "--process-group=nogroup".into(),
+            "--logging-method=null".into(),
+        ];
+        let daemon = Daemon::spawn(&responder, &args, &[]);
+        assert!(
+            wait_for_agent(port, CISCO_C3560, Duration::from_secs(120)),
+            "snmpsim did not answer on 127.0.0.1:{port} within 120 s"
+        );
+        Snmpsim {
+            port,
+            _daemon: daemon,
+            _dir: dir,
+        }
+    }
+}
+
+fn walk_dirs(root: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(entries) = std::fs::read_dir(&out[i]) {
+            out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        i += 1;
+    }
+    out
 }
 
 /// A network namespace of the test's own, deleted on drop.
