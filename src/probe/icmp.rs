@@ -8,6 +8,8 @@
 //!   send the same sequence at once.
 //! - A burst of replies overflows the default receive buffer: the socket's is raised to
 //!   4 MiB, and the packets in flight are bounded by a semaphore.
+//! - On a RAW socket the kernel hands us every ICMP packet, our own echo requests included
+//!   (on loopback, one per ping): an ICMP filter keeps only echo replies and errors.
 //! - RTT is timed around the whole exchange: surge-ping times from after `send_to` returns,
 //!   which reads 0 on loopback where the reply beats the return.
 
@@ -74,7 +76,9 @@ impl IcmpProber {
             let client = client.clone();
             let send_at = tokio::time::Instant::from_std(start) + interval * i as u32;
             async move {
-                tokio::time::sleep_until(send_at).await;
+                if i > 0 {
+                    tokio::time::sleep_until(send_at).await;
+                }
                 self.echo(&client, target, seq, wait).await
             }
         });
@@ -124,20 +128,52 @@ fn open(kind: ICMP) -> Result<Client, String> {
             format!("cannot open an {family} ICMP socket: {e}")
         }
     })?;
-    if let Err(e) = raise_receive_buffer(&client, RECEIVE_BUFFER) {
-        tracing::warn!(error = %e, family, "cannot raise the ICMP receive buffer; bursts of replies may be lost");
+    if let Err(e) = tune_socket(&client, kind) {
+        tracing::warn!(error = %e, family, "cannot tune the ICMP socket; bursts of replies may cost more or be lost");
     }
     Ok(client)
 }
 
+/// ICMP types a RAW socket keeps: echo reply, destination unreachable, time exceeded.
+const KEPT_V4: [u32; 3] = [0, 3, 11];
+const KEPT_V6: [u32; 3] = [129, 1, 3];
+
+/// Raises the receive buffer and, on a RAW socket, filters out what is not for us.
 #[allow(unsafe_code)]
-fn raise_receive_buffer(client: &Client, bytes: usize) -> std::io::Result<()> {
-    use std::os::fd::BorrowedFd;
+fn tune_socket(client: &Client, kind: ICMP) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
     let socket = client.get_socket();
     // SAFETY: the descriptor belongs to `socket`, a handle on the client's socket that we
     // hold until the end of this function, so it stays open while it is borrowed.
     let fd = unsafe { BorrowedFd::borrow_raw(socket.get_native_sock()) };
-    socket2::SockRef::from(&fd).set_recv_buffer_size(bytes)
+    socket2::SockRef::from(&fd).set_recv_buffer_size(RECEIVE_BUFFER)?;
+    if socket.get_type() != socket2::Type::RAW {
+        return Ok(()); // a DGRAM ICMP socket only ever receives its own replies
+    }
+    // A set bit blocks that ICMP type (ICMP_FILTER in raw(7), ICMP6_FILTER in RFC 3542).
+    let (level, name, filter): (libc::c_int, libc::c_int, [u32; 8]) = match kind {
+        ICMP::V4 => {
+            let mut blocked = u32::MAX;
+            for t in KEPT_V4 {
+                blocked &= !(1 << t);
+            }
+            (libc::SOL_RAW, 1, [blocked, 0, 0, 0, 0, 0, 0, 0])
+        }
+        ICMP::V6 => {
+            let mut blocked = [u32::MAX; 8];
+            for t in KEPT_V6 {
+                blocked[(t >> 5) as usize] &= !(1 << (t & 31));
+            }
+            (libc::IPPROTO_ICMPV6, 1, blocked)
+        }
+    };
+    let len = match kind {
+        ICMP::V4 => std::mem::size_of::<u32>(),
+        ICMP::V6 => std::mem::size_of::<[u32; 8]>(),
+    };
+    // SAFETY: `fd` is open (see above); `filter` outlives the call and `len` is at most its size.
+    let rc = unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, filter.as_ptr().cast(), len as libc::socklen_t) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 fn is_echo_reply(packet: &IcmpPacket) -> bool {

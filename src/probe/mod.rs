@@ -9,6 +9,7 @@ pub mod http;
 pub mod icmp;
 pub mod snmp;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -60,7 +61,8 @@ pub struct CheckResult {
     pub status: Status,
     /// One line for a person.
     pub output: String,
-    pub metrics: BTreeMap<String, f64>,
+    /// Metric names are mostly fixed words; an SNMP OID is the one that is made per check.
+    pub metrics: BTreeMap<Cow<'static, str>, f64>,
     pub duration: Duration,
 }
 
@@ -83,9 +85,9 @@ impl CheckResult {
         CheckResult::new(Status::Unknown, output)
     }
 
-    pub fn metric(mut self, name: &str, value: f64) -> Self {
+    pub fn metric(mut self, name: impl Into<Cow<'static, str>>, value: f64) -> Self {
         if value.is_finite() {
-            self.metrics.insert(name.to_string(), value);
+            self.metrics.insert(name.into(), value);
         }
         self
     }

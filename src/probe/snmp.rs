@@ -461,7 +461,7 @@ fn judge(values: &[(String, Val)], params: &SnmpParams, walk: Option<&str>) -> C
         (None, _) => {
             for (oid, val) in values {
                 if let Some(n) = val.number() {
-                    result = result.metric(oid, n);
+                    result = result.metric(oid.clone(), n);
                 }
             }
         }

@@ -54,6 +54,22 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// The peer's own process id (the child of the `timeout` wrapper).
+    pub fn program_pid(&self) -> Option<u32> {
+        let id = self.child.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                return Some(pid);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = Command::new("kill")
@@ -116,11 +132,19 @@ fn require(binary: &str) -> PathBuf {
 
 impl Snmpd {
     pub fn start() -> Snmpd {
+        Snmpd::start_with_communities(&[])
+    }
+
+    /// With more v2c communities besides [`COMMUNITY`] (each one a distinct agent for the prober).
+    pub fn start_with_communities(extra: &[&str]) -> Snmpd {
         let snmpd = require("snmpd");
         require("snmpget");
         let dir = tempfile::tempdir().expect("tempdir");
         let mut conf =
             format!("rocommunity {COMMUNITY} 127.0.0.1\nsysLocation {LOCATION}\nsysContact test@localhost\n");
+        for community in extra {
+            conf.push_str(&format!("rocommunity {community} 127.0.0.1\n"));
+        }
         for (user, level, auth, auth_key, privacy, priv_key) in V3_USERS {
             let auth_name = match auth {
                 "sha" => "SHA",
