@@ -12,7 +12,6 @@
 //! loop is bounded by its count and every process by `timeout`.
 
 #[path = "../tests/common/peers.rs"]
-#[allow(dead_code)]
 mod peers;
 
 use std::net::IpAddr;
@@ -45,7 +44,10 @@ fn main() {
         Some(m @ ("icmp" | "snmp" | "http")) => vec![m],
         _ => vec!["icmp", "snmp", "http"],
     };
-    println!("probe benchmarks — {} cores; each row is a process under /usr/bin/time, median CPU of {RUNS} runs\n", cores());
+    println!(
+        "probe benchmarks — {} cores; each row is a process under /usr/bin/time, median CPU of {RUNS} runs\n",
+        cores()
+    );
     for mode in modes {
         match mode {
             "icmp" => bench_icmp(),
@@ -94,7 +96,11 @@ fn timed_once(program: &str, args: &[String]) -> Timing {
     let times = std::fs::read_to_string(&time_file).unwrap_or_default();
     let line = times.lines().last().unwrap_or_default();
     let f: Vec<f64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    assert!(f.len() == 4, "{program}: no timing ({times}); stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        f.len() == 4,
+        "{program}: no timing ({times}); stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Timing {
         wall: f[0],
         cpu: f[1] + f[2],
@@ -136,18 +142,34 @@ fn require(binary: &str) {
 // ------------------------------------------------------------------ the snbox side
 
 fn child(args: &[String]) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     match args.first().map(String::as_str) {
         Some("icmp") => runtime.block_on(child_icmp(args[1].parse().expect("count"))),
-        Some("snmp-get") => runtime.block_on(child_snmp_get(args[1].parse().expect("port"), args[2].parse().expect("count"))),
-        Some("snmp-walk") => runtime.block_on(child_snmp_walk(args[1].parse().expect("port"), &args[2], args[3].parse().expect("walks"))),
-        Some("http") => runtime.block_on(child_http(&args[1], args[2].parse().expect("count"), args[3].parse().expect("concurrency"))),
+        Some("snmp-get") => runtime.block_on(child_snmp_get(
+            args[1].parse().expect("port"),
+            args[2].parse().expect("count"),
+        )),
+        Some("snmp-walk") => runtime.block_on(child_snmp_walk(
+            args[1].parse().expect("port"),
+            &args[2],
+            args[3].parse().expect("walks"),
+        )),
+        Some("http") => runtime.block_on(child_http(
+            &args[1],
+            args[2].parse().expect("count"),
+            args[3].parse().expect("concurrency"),
+        )),
         other => panic!("unknown child mode {other:?}"),
     }
 }
 
 fn icmp_targets(n: usize) -> Vec<IpAddr> {
-    (0..n).map(|i| IpAddr::from([127, 1, (i / 254) as u8, (i % 254 + 1) as u8])).collect()
+    (0..n)
+        .map(|i| IpAddr::from([127, 1, (i / 254) as u8, (i % 254 + 1) as u8]))
+        .collect()
 }
 
 async fn child_icmp(n: usize) {
@@ -165,7 +187,10 @@ async fn child_icmp(n: usize) {
     }
     let mut received = 0.0;
     while let Some(result) = tasks.join_next().await {
-        received += result.ok().and_then(|r| r.metrics.get("packets_received").copied()).unwrap_or(0.0);
+        received += result
+            .ok()
+            .and_then(|r| r.metrics.get("packets_received").copied())
+            .unwrap_or(0.0);
     }
     println!("received {received}");
 }
@@ -187,7 +212,12 @@ async fn child_snmp_get(port: u16, total: usize) {
             let snmp = v2c(port, &community(i));
             let mut ok = 0;
             for _ in 0..per_agent {
-                if prober.check("g", "127.0.0.1", &snmp, &params, Duration::from_secs(2)).await.status == Status::Ok {
+                if prober
+                    .check("g", "127.0.0.1", &snmp, &params, Duration::from_secs(2))
+                    .await
+                    .status
+                    == Status::Ok
+                {
                     ok += 1;
                 }
             }
@@ -207,7 +237,9 @@ async fn child_snmp_walk(port: u16, device: &str, walks: usize) {
     let snmp = v2c(port, device);
     let mut values = 0.0;
     for _ in 0..walks {
-        let r = prober.check("w", "127.0.0.1", &snmp, &params, Duration::from_secs(10)).await;
+        let r = prober
+            .check("w", "127.0.0.1", &snmp, &params, Duration::from_secs(10))
+            .await;
         values += r.metrics.get("values").copied().unwrap_or(0.0);
     }
     println!("values {values}");
@@ -260,11 +292,18 @@ fn number_after(text: &str, label: &str) -> f64 {
 // ------------------------------------------------------------------ the benchmarks
 
 fn header(columns: &[&str]) {
-    println!("{:<44}{}", columns[0], columns[1..].iter().map(|c| format!("{c:>13}")).collect::<String>());
+    println!(
+        "{:<44}{}",
+        columns[0],
+        columns[1..].iter().map(|c| format!("{c:>13}")).collect::<String>()
+    );
 }
 
 fn row(label: &str, cells: &[String]) {
-    println!("{label:<44}{}", cells.iter().map(|c| format!("{c:>13}")).collect::<String>());
+    println!(
+        "{label:<44}{}",
+        cells.iter().map(|c| format!("{c:>13}")).collect::<String>()
+    );
 }
 
 fn bench_icmp() {
@@ -276,13 +315,30 @@ fn bench_icmp() {
     let received = number_after(&ours.stdout, "received ");
     row(
         "snbox (IcmpProber, 1,024 in flight)",
-        &[f2(ours.wall), f2(ours.cpu), f1(ours.rss_mb), format!("{received}"), f2(100.0 * (1.0 - received / (3 * n) as f64))],
+        &[
+            f2(ours.wall),
+            f2(ours.cpu),
+            f1(ours.rss_mb),
+            format!("{received}"),
+            f2(100.0 * (1.0 - received / (3 * n) as f64)),
+        ],
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let list = dir.path().join("targets");
     let text: String = icmp_targets(n).iter().map(|t| format!("{t}\n")).collect();
     std::fs::write(&list, text).expect("targets");
-    let fping = timed("fping", &["-C".into(), "3".into(), "-q".into(), "-i".into(), "0".into(), "-f".into(), list.display().to_string()]);
+    let fping = timed(
+        "fping",
+        &[
+            "-C".into(),
+            "3".into(),
+            "-q".into(),
+            "-i".into(),
+            "0".into(),
+            "-f".into(),
+            list.display().to_string(),
+        ],
+    );
     // -C prints one line per target: "127.1.0.1 : 0.03 0.04 -" ("-" for a lost reply).
     let replies = fping
         .stderr
@@ -292,7 +348,13 @@ fn bench_icmp() {
         .sum::<usize>();
     row(
         "fping -C 3 -i 0",
-        &[f2(fping.wall), f2(fping.cpu), f1(fping.rss_mb), replies.to_string(), f2(100.0 * (1.0 - replies as f64 / (3 * n) as f64))],
+        &[
+            f2(fping.wall),
+            f2(fping.cpu),
+            f1(fping.rss_mb),
+            replies.to_string(),
+            f2(100.0 * (1.0 - replies as f64 / (3 * n) as f64)),
+        ],
     );
 }
 
@@ -302,14 +364,23 @@ fn bench_snmp() {
     let communities: Vec<String> = (0..SNMP_AGENTS).map(community).collect();
     let refs: Vec<&str> = communities.iter().map(String::as_str).collect();
     let agent = peers::Snmpd::start_with_communities(&refs);
-    println!("SNMP GET of sysUpTime.0 against snmpd (Debian net-snmp {}), {SNMP_AGENTS} agents (communities)", "5.9");
+    println!(
+        "SNMP GET of sysUpTime.0 against snmpd (Debian net-snmp {}), {SNMP_AGENTS} agents (communities)",
+        "5.9"
+    );
     header(&["tool", "requests", "wall s", "cpu s", "GET/s", "cpu ms/GET"]);
     let t = ours(&["snmp-get", &agent.port.to_string(), &SNMP_GETS.to_string()]);
     let ok = number_after(&t.stdout, "ok ");
     assert_eq!(ok as usize, SNMP_GETS, "{}", t.stderr);
     row(
         "snbox (SnmpProber, one core)",
-        &[SNMP_GETS.to_string(), f2(t.wall), f2(t.cpu), f0(SNMP_GETS as f64 / t.wall), f3(1e3 * t.cpu / SNMP_GETS as f64)],
+        &[
+            SNMP_GETS.to_string(),
+            f2(t.wall),
+            f2(t.cpu),
+            f0(SNMP_GETS as f64 / t.wall),
+            f3(1e3 * t.cpu / SNMP_GETS as f64),
+        ],
     );
     let script = format!(
         "for i in $(seq 1 {SNMPGET_RUNS}); do snmpget -v2c -c {} -t 2 -r 0 -On -m '' 127.0.0.1:{} 1.3.6.1.2.1.1.3.0 >/dev/null || exit 1; done",
@@ -319,7 +390,13 @@ fn bench_snmp() {
     let t = timed("bash", &["-c".into(), script]);
     row(
         "snmpget (one process per GET)",
-        &[SNMPGET_RUNS.to_string(), f2(t.wall), f2(t.cpu), f0(SNMPGET_RUNS as f64 / t.wall), f3(1e3 * t.cpu / SNMPGET_RUNS as f64)],
+        &[
+            SNMPGET_RUNS.to_string(),
+            f2(t.wall),
+            f2(t.cpu),
+            f0(SNMPGET_RUNS as f64 / t.wall),
+            f3(1e3 * t.cpu / SNMPGET_RUNS as f64),
+        ],
     );
     drop(agent);
 
@@ -332,9 +409,23 @@ fn bench_snmp() {
         .arg(format!("127.0.0.1:{}", sim.port))
         .arg("1.3.6.1.2.1.2.2")
         .output();
-    let t = ours(&["snmp-walk", &sim.port.to_string(), peers::CISCO_C3560, &WALKS.to_string()]);
+    let t = ours(&[
+        "snmp-walk",
+        &sim.port.to_string(),
+        peers::CISCO_C3560,
+        &WALKS.to_string(),
+    ]);
     let values = number_after(&t.stdout, "values ") / WALKS as f64;
-    row("snbox (GETBULK, 25 repetitions)", &[f0(values), f2(t.wall), f2(t.cpu), f2(WALKS as f64 / t.wall), f1(1e3 * t.cpu / WALKS as f64)]);
+    row(
+        "snbox (GETBULK, 25 repetitions)",
+        &[
+            f0(values),
+            f2(t.wall),
+            f2(t.cpu),
+            f2(WALKS as f64 / t.wall),
+            f1(1e3 * t.cpu / WALKS as f64),
+        ],
+    );
     let script = format!(
         "for i in $(seq 1 {WALKS}); do snmpbulkwalk -v2c -c {} -Cr25 -t 5 -r 1 -On -m '' 127.0.0.1:{} 1.3.6.1.2.1.2.2 >/dev/null || exit 1; done",
         peers::CISCO_C3560,
@@ -348,7 +439,16 @@ fn bench_snmp() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
         .unwrap_or(0);
-    row("snmpbulkwalk -Cr25", &[count.to_string(), f2(t2.wall), f2(t2.cpu), f2(WALKS as f64 / t2.wall), f1(1e3 * t2.cpu / WALKS as f64)]);
+    row(
+        "snmpbulkwalk -Cr25",
+        &[
+            count.to_string(),
+            f2(t2.wall),
+            f2(t2.cpu),
+            f2(WALKS as f64 / t2.wall),
+            f1(1e3 * t2.cpu / WALKS as f64),
+        ],
+    );
 }
 
 fn bench_http() {
@@ -371,7 +471,14 @@ fn bench_http() {
     .expect("nginx.conf");
     let nginx = peers::Daemon::spawn(
         Path::new("/usr/sbin/nginx"),
-        &["-e".into(), dir.path().join("error.log").display().to_string(), "-c".into(), conf.display().to_string(), "-g".into(), "daemon off;".into()],
+        &[
+            "-e".into(),
+            dir.path().join("error.log").display().to_string(),
+            "-c".into(),
+            conf.display().to_string(),
+            "-g".into(),
+            "daemon off;".into(),
+        ],
         &[],
     );
     let target = format!("http://127.0.0.1:{nginx_port}/health");
@@ -384,21 +491,38 @@ fn bench_http() {
     assert_eq!(ok as usize, HTTP_CHECKS, "{}", t.stderr);
     row(
         &format!("snbox (HttpProber, one core, {HTTP_CONCURRENCY} at once)"),
-        &[HTTP_CHECKS.to_string(), f2(t.wall), f2(t.cpu), f0(HTTP_CHECKS as f64 / t.wall), f3(1e3 * t.cpu / HTTP_CHECKS as f64)],
+        &[
+            HTTP_CHECKS.to_string(),
+            f2(t.wall),
+            f2(t.cpu),
+            f0(HTTP_CHECKS as f64 / t.wall),
+            f3(1e3 * t.cpu / HTTP_CHECKS as f64),
+        ],
     );
 
     let bb_port = free_tcp_port();
     let bb_conf = dir.path().join("blackbox.yml");
-    std::fs::write(&bb_conf, "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n").expect("blackbox.yml");
+    std::fs::write(
+        &bb_conf,
+        "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n",
+    )
+    .expect("blackbox.yml");
     let blackbox = peers::Daemon::spawn(
         &which("prometheus-blackbox-exporter"),
-        &[format!("--config.file={}", bb_conf.display()), format!("--web.listen-address=127.0.0.1:{bb_port}")],
+        &[
+            format!("--config.file={}", bb_conf.display()),
+            format!("--web.listen-address=127.0.0.1:{bb_port}"),
+        ],
         &[],
     );
     let probe_url = format!("http://127.0.0.1:{bb_port}/probe?module=http_2xx&target={target}");
     wait_http(&probe_url);
     let pid = blackbox.program_pid().expect("blackbox pid");
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let cpu0 = process_cpu(pid);
     let start = Instant::now();
     let ok = runtime.block_on(drive(&probe_url, BLACKBOX_PROBES, 8));
@@ -406,7 +530,13 @@ fn bench_http() {
     let cpu = process_cpu(pid) - cpu0;
     row(
         "blackbox_exporter http_2xx (its own CPU)",
-        &[format!("{ok}"), f2(wall), f2(cpu), f0(BLACKBOX_PROBES as f64 / wall), f3(1e3 * cpu / BLACKBOX_PROBES as f64)],
+        &[
+            format!("{ok}"),
+            f2(wall),
+            f2(cpu),
+            f0(BLACKBOX_PROBES as f64 / wall),
+            f3(1e3 * cpu / BLACKBOX_PROBES as f64),
+        ],
     );
     drop(blackbox);
     drop(nginx);
@@ -436,7 +566,13 @@ async fn drive(url: &str, n: usize, concurrency: usize) -> usize {
 fn wait_http(url: &str) {
     for _ in 0..100 {
         let ok = Command::new("bash")
-            .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{}", url.split(':').nth(2).and_then(|p| p.split('/').next()).unwrap_or("0"))])
+            .args([
+                "-c",
+                &format!(
+                    "exec 3<>/dev/tcp/127.0.0.1/{}",
+                    url.split(':').nth(2).and_then(|p| p.split('/').next()).unwrap_or("0")
+                ),
+            ])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
@@ -456,7 +592,10 @@ fn which(binary: &str) -> PathBuf {
 }
 
 fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 fn f0(v: f64) -> String {

@@ -517,3 +517,20 @@ async fn snmp_v3_context_selects_the_recorded_device() {
     assert_eq!(r.status, Status::Ok, "{}", r.output);
     assert!(r.output.contains("C3560"), "{}", r.output);
 }
+
+#[tokio::test]
+async fn snmp_v3_first_check_after_an_agent_restart_rediscovers_the_engine() {
+    let agent = Snmpd::start();
+    let port = agent.port;
+    let prober = SnmpProber::new();
+    let user = v3(port, "sha256-aes");
+    let r = prober
+        .check("v3", "127.0.0.1", &user, &get(&[SYS_LOCATION]), TIMEOUT)
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.output);
+    let _agent = agent.restart();
+    let r = prober
+        .check("v3", "127.0.0.1", &user, &get(&[SYS_LOCATION]), TIMEOUT)
+        .await;
+    assert_eq!(r.status, Status::Ok, "the first check after the restart: {}", r.output);
+}

@@ -172,8 +172,20 @@ fn tune_socket(client: &Client, kind: ICMP) -> std::io::Result<()> {
         ICMP::V6 => std::mem::size_of::<[u32; 8]>(),
     };
     // SAFETY: `fd` is open (see above); `filter` outlives the call and `len` is at most its size.
-    let rc = unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, filter.as_ptr().cast(), len as libc::socklen_t) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            filter.as_ptr().cast(),
+            len as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn is_echo_reply(packet: &IcmpPacket) -> bool {

@@ -135,8 +135,20 @@ impl Snmpd {
         Snmpd::start_with_communities(&[])
     }
 
+    /// Stops this agent and starts a new one on the same port, with a new engine (ID, boots
+    /// and time), as after a reboot or a replacement.
+    pub fn restart(self) -> Snmpd {
+        let port = self.port;
+        drop(self);
+        Snmpd::start_on(port, &[])
+    }
+
     /// With more v2c communities besides [`COMMUNITY`] (each one a distinct agent for the prober).
     pub fn start_with_communities(extra: &[&str]) -> Snmpd {
+        Snmpd::start_on(free_udp_port(), extra)
+    }
+
+    fn start_on(port: u16, extra: &[&str]) -> Snmpd {
         let snmpd = require("snmpd");
         require("snmpget");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -175,7 +187,6 @@ impl Snmpd {
         }
         let conf_path = dir.path().join("snmpd.conf");
         std::fs::write(&conf_path, conf).expect("write snmpd.conf");
-        let port = free_udp_port();
         let args: Vec<String> = ["-f", "-I", "-smux", "-C", "-c"]
             .iter()
             .map(|a| a.to_string())
