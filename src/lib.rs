@@ -19,12 +19,17 @@
 // (probe::icmp::raise_receive_buffer); nothing else may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod app;
 pub mod document;
 pub mod explain;
 pub mod input;
 pub mod planning;
 pub mod probe;
 pub mod problem;
+pub mod record;
 pub mod rules;
+pub mod schedule;
 pub mod secret;
 pub mod settings;
+pub mod status;
+pub mod store;

@@ -19,6 +19,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: poll, buffer, serve status (foreground; systemd runs it).
+    Run {
+        /// The settings file (default /etc/snbox/snbox.toml).
+        #[arg(long, env = "SNBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Ask the running daemon's status endpoint and print it.
+    Status {
+        #[arg(long, env = "SNBOX_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Check or explain settings and monitoring documents.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -86,5 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
         }) => cli::config::explain(&monitoring, at.as_deref(), format, config.as_deref()),
         Command::Probe(probe) => cli::probe::run(*probe),
+        Command::Run { config } => cli::run::run(config),
+        Command::Status { config, format } => cli::run::status(config, format),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod probe;
+pub mod run;
 
 /// A failure the user caused (exit 2) rather than the machine (exit 1).
 #[derive(Debug)]

@@ -1,0 +1,256 @@
+//! The records the box produces and sends (protocol.md §5.3): results, state changes,
+//! notifications and availability figures. Every record names its device, node and top company
+//! (R12). The outbox assigns `seq` when it commits one.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::probe::Status;
+
+/// A service's status as records carry it: a check's status, or `unreachable` (R9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+    Unreachable,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ok => "ok",
+            State::Warning => "warning",
+            State::Critical => "critical",
+            State::Unknown => "unknown",
+            State::Unreachable => "unreachable",
+        }
+    }
+
+    pub fn code(self) -> i64 {
+        match self {
+            State::Ok => 0,
+            State::Warning => 1,
+            State::Critical => 2,
+            State::Unknown => 3,
+            State::Unreachable => 4,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<State> {
+        Some(match code {
+            0 => State::Ok,
+            1 => State::Warning,
+            2 => State::Critical,
+            3 => State::Unknown,
+            4 => State::Unreachable,
+            _ => return None,
+        })
+    }
+
+    pub fn is_ok(self) -> bool {
+        self == State::Ok
+    }
+}
+
+impl From<Status> for State {
+    fn from(s: Status) -> State {
+        match s {
+            Status::Ok => State::Ok,
+            Status::Warning => State::Warning,
+            Status::Critical => State::Critical,
+            Status::Unknown => State::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateType {
+    Soft,
+    Hard,
+}
+
+impl StateType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateType::Soft => "soft",
+            StateType::Hard => "hard",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationType {
+    Problem,
+    Recovery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Window {
+    #[serde(rename = "day")]
+    Day,
+    #[serde(rename = "24h")]
+    Last24h,
+    #[serde(rename = "30d")]
+    Last30d,
+}
+
+impl Window {
+    pub const ALL: [Window; 3] = [Window::Day, Window::Last24h, Window::Last30d];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::Day => "day",
+            Window::Last24h => "24h",
+            Window::Last30d => "30d",
+        }
+    }
+}
+
+/// Where a record comes from (R12), shared by every record of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    pub service: String,
+    pub device: String,
+    pub node: String,
+    pub company: Option<String>,
+}
+
+/// One record before the outbox numbers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub ts: Timestamp,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Body {
+    Result {
+        status: State,
+        state_type: StateType,
+        attempt: u32,
+        duration_ms: u64,
+        output: String,
+        metrics: BTreeMap<Cow<'static, str>, f64>,
+        in_availability_period: bool,
+    },
+    StateChange {
+        from: State,
+        to: State,
+        state_type: StateType,
+    },
+    Notification {
+        #[serde(rename = "type")]
+        kind: NotificationType,
+        status: State,
+        criticality: String,
+        contacts: Vec<String>,
+        contact_groups: Vec<String>,
+        held_s: u64,
+    },
+    Availability {
+        window: Window,
+        available_s: u64,
+        unavailable_s: u64,
+        percent: Option<f64>,
+        target: f64,
+        breached: bool,
+    },
+}
+
+impl Body {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Body::Result { .. } => Kind::Result,
+            Body::StateChange { .. } => Kind::StateChange,
+            Body::Notification { .. } => Kind::Notification,
+            Body::Availability { .. } => Kind::Availability,
+        }
+    }
+}
+
+/// Record kinds, numbered as the outbox stores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Result = 1,
+    StateChange = 2,
+    Notification = 3,
+    Availability = 4,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Result => "result",
+            Kind::StateChange => "state_change",
+            Kind::Notification => "notification",
+            Kind::Availability => "availability",
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<Kind> {
+        Some(match code {
+            1 => Kind::Result,
+            2 => Kind::StateChange,
+            3 => Kind::Notification,
+            4 => Kind::Availability,
+            _ => return None,
+        })
+    }
+}
+
+/// The wire form of protocol.md §5.3: `seq`, `kind`, `ts`, `device`, `node`, `company`,
+/// `service`, then the kind's own fields.
+pub fn to_wire(seq: u64, ts: Timestamp, origin: &Origin, body: &Body) -> serde_json::Value {
+    let mut v = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("seq".into(), seq.into());
+        o.insert("ts".into(), rfc3339_millis(ts).into());
+        o.insert("device".into(), origin.device.clone().into());
+        o.insert("node".into(), origin.node.clone().into());
+        o.insert("company".into(), origin.company.clone().into());
+        o.insert("service".into(), origin.service.clone().into());
+    }
+    v
+}
+
+/// RFC 3339 in UTC with milliseconds, as records carry time.
+pub fn rfc3339_millis(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r12_records_name_device_node_and_company_on_the_wire() {
+        let origin = Origin {
+            service: "s1".into(),
+            device: "d1".into(),
+            node: "site1".into(),
+            company: Some("client1".into()),
+        };
+        let body = Body::StateChange {
+            from: State::Ok,
+            to: State::Critical,
+            state_type: StateType::Soft,
+        };
+        let ts: Timestamp = "2026-11-21T10:00:00.5Z".parse().expect("ts");
+        let wire = to_wire(7, ts, &origin, &body);
+        assert_eq!(
+            wire,
+            serde_json::json!({ "seq": 7, "kind": "state_change", "ts": "2026-11-21T10:00:00.500Z",
+                "device": "d1", "node": "site1", "company": "client1", "service": "s1",
+                "from": "ok", "to": "critical", "state_type": "soft" })
+        );
+    }
+}

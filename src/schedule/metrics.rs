@@ -1,0 +1,79 @@
+//! Counters the scheduler keeps for `/metrics` and `/status`: lock-free, read at any time.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::document::CheckKind;
+use crate::probe::Status;
+
+/// Upper bounds, in milliseconds, of the lateness and duration histograms' buckets.
+pub const BUCKETS_MS: [u64; 12] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+#[derive(Default)]
+pub struct Histogram {
+    /// Cumulative counts per bucket of [`BUCKETS_MS`], then +Inf.
+    pub buckets: [AtomicU64; 13],
+    pub sum_us: AtomicU64,
+    pub count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe_ms(&self, ms: f64) {
+        let ms = ms.max(0.0);
+        for (i, bound) in BUCKETS_MS.iter().enumerate() {
+            if ms <= *bound as f64 {
+                self.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.buckets[12].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add((ms * 1000.0) as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// The bucket bound under which `q` (0..1) of the observations fall.
+    pub fn quantile_ms(&self, q: f64) -> Option<u64> {
+        let total = self.count.load(Relaxed);
+        if total == 0 {
+            return None;
+        }
+        let rank = (q * total as f64).ceil() as u64;
+        BUCKETS_MS
+            .iter()
+            .enumerate()
+            .find(|(i, _)| self.buckets[*i].load(Relaxed) >= rank)
+            .map(|(_, b)| *b)
+            .or(Some(u64::MAX))
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    /// Checks by kind (icmp, snmp, http) and status (ok, warning, critical, unknown).
+    pub checks: [[AtomicU64; 4]; 3],
+    pub durations: [Histogram; 3],
+    pub lateness: Histogram,
+    /// Records produced by kind (result, state_change, notification, availability).
+    pub records: [AtomicU64; 4],
+    /// Checks skipped because the control period was closed.
+    pub outside_control: AtomicU64,
+}
+
+pub fn kind_index(kind: CheckKind) -> usize {
+    match kind {
+        CheckKind::Icmp => 0,
+        CheckKind::Snmp => 1,
+        CheckKind::Http => 2,
+    }
+}
+
+pub fn status_index(status: Status) -> usize {
+    match status {
+        Status::Ok => 0,
+        Status::Warning => 1,
+        Status::Critical => 2,
+        Status::Unknown => 3,
+    }
+}
+
+pub const KINDS: [&str; 3] = ["icmp", "snmp", "http"];
+pub const STATUSES: [&str; 4] = ["ok", "warning", "critical", "unknown"];
+pub const RECORD_KINDS: [&str; 4] = ["result", "state_change", "notification", "availability"];

@@ -1,0 +1,784 @@
+//! The scheduler: which check runs when (R8, R9), states (R9), availability (R10) and
+//! notification decisions (R11), committing every record to the store.
+//!
+//! One task owns every service's slot. Due times live in a min-heap on tokio's monotonic
+//! clock, so a wall-clock step neither stalls nor bursts the schedule; only periods are judged
+//! on the wall clock ([`Clock`]). Each service has a stable offset inside its interval
+//! (a hash of its id), so thousands of services at 60 s are spread over the minute, and runs at
+//! a fixed rate on that grid. Outside its control period a service is not checked: the
+//! scheduler sleeps until the period's next change instead of polling the clock.
+//!
+//! Checks run as their own tasks, bounded by a global, a per-kind and a per-device semaphore,
+//! and send their result back on a channel; only the scheduler task touches slots.
+
+pub mod availability;
+pub mod clock;
+pub mod metrics;
+pub mod state;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::document::{Aspect, CheckKind, CheckParams, Snmp};
+use crate::probe::http::HttpProber;
+use crate::probe::icmp::IcmpProber;
+use crate::probe::snmp::SnmpProber;
+use crate::probe::{CheckResult, Status};
+use crate::record::{Body, Origin, Record, State, StateType, Window};
+use crate::rules::{Plan, Schedule};
+use crate::settings::Limits;
+use crate::store::{Item, Store};
+
+pub use availability::{Availability, Figures};
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use metrics::Metrics;
+pub use state::ServiceState;
+
+/// How often each service's availability is sent as records.
+const AVAILABILITY_EVERY: Duration = Duration::from_secs(3600);
+/// How often the status snapshot is rebuilt, at most.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(2);
+/// How often every state (and its availability history) is saved, besides on each change.
+const SAVE_EVERY: Duration = Duration::from_secs(300);
+
+/// Runs one check. The daemon's is [`Probers`]; scheduler tests script their own outcomes.
+pub trait Runner: Send + Sync + 'static {
+    fn run<'a>(&'a self, job: &'a Job)
+    -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>>;
+}
+
+/// The probers, one per protocol, shared by every check.
+pub struct Probers {
+    pub icmp: IcmpProber,
+    pub snmp: SnmpProber,
+    pub http: HttpProber,
+}
+
+impl Probers {
+    pub fn new(limits: &Limits) -> Probers {
+        Probers {
+            icmp: IcmpProber::new(limits.max_concurrent_icmp as usize),
+            snmp: SnmpProber::new(),
+            http: HttpProber::new(),
+        }
+    }
+}
+
+impl Runner for Probers {
+    fn run<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
+        Box::pin(job.run(self))
+    }
+}
+
+/// What is saved per service: its state and its availability history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Saved {
+    pub state: ServiceState,
+    #[serde(default)]
+    pub availability: Availability,
+}
+
+/// One service as the status endpoint shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub id: String,
+    pub device: String,
+    pub kind: &'static str,
+    pub state: State,
+    pub state_type: StateType,
+    pub attempt: u32,
+    pub since: Timestamp,
+    pub last_check: Option<Timestamp>,
+    pub next_check: Option<Timestamp>,
+    pub output: String,
+    pub duration_ms: Option<u64>,
+    pub in_control_period: bool,
+    pub availability: Vec<Figures>,
+}
+
+/// The live state, rebuilt every few seconds for the status endpoint.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    pub at: Option<Timestamp>,
+    pub services: Vec<ServiceView>,
+    /// Checks running now.
+    pub running: usize,
+}
+
+struct Slot {
+    origin: Arc<Origin>,
+    kind: CheckKind,
+    address: String,
+    snmp: Option<Snmp>,
+    params: CheckParams,
+    interval: Duration,
+    retry: Duration,
+    timeout: Duration,
+    max_attempts: u32,
+    /// Control, availability and notification schedules, and the zone they are read in.
+    periods: [Schedule; 3],
+    tz: TimeZone,
+    device: usize,
+    /// The device's host check, when this service is not it (R9).
+    host: Option<usize>,
+    offset: Duration,
+    criticality: &'static str,
+    target: f64,
+    contacts: Vec<String>,
+    contact_groups: Vec<String>,
+    saved: Saved,
+    /// When the current wait ends, for each kind of wake-up (stale heap entries are skipped).
+    check_due: Option<Instant>,
+    release_due: Option<Instant>,
+    availability_due: Instant,
+    running: bool,
+    last_output: String,
+    last_duration_ms: Option<u64>,
+    in_control: bool,
+    dirty: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Wake {
+    Check,
+    Release,
+    Availability,
+}
+
+struct Done {
+    slot: usize,
+    result: CheckResult,
+}
+
+pub struct Scheduler {
+    plan: Arc<Plan>,
+    slots: Vec<Slot>,
+    heap: BinaryHeap<Reverse<(Instant, Wake, usize)>>,
+    probers: Arc<dyn Runner>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    global: Arc<Semaphore>,
+    per_kind: [Arc<Semaphore>; 3],
+    per_device: HashMap<usize, Arc<Semaphore>>,
+    per_device_limit: usize,
+    results_tx: mpsc::UnboundedSender<Done>,
+    results_rx: mpsc::UnboundedReceiver<Done>,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    metrics: Arc<Metrics>,
+    tracker: TaskTracker,
+    /// Records and states made outside a result (releases, availability), committed after
+    /// each wake-up.
+    outgoing: Vec<Item>,
+    outgoing_states: Vec<(String, String)>,
+}
+
+impl Scheduler {
+    /// A scheduler for every accepted service of `plan`; `saved` restores states by service id.
+    pub fn new(
+        plan: Arc<Plan>,
+        mut saved: HashMap<String, Saved>,
+        probers: Arc<dyn Runner>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        limits: &Limits,
+        metrics: Arc<Metrics>,
+    ) -> (Scheduler, watch::Receiver<Arc<Snapshot>>) {
+        let now_wall = clock.now();
+        let now = Instant::now();
+        let mut slots = Vec::new();
+        let mut by_service = HashMap::new();
+        for (index, (sp, svc)) in plan
+            .services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.outcome.as_ref().ok().map(|o| (i, (s, o))))
+        {
+            let Some(d) = sp.device else { continue };
+            let Ok(dev) = &plan.devices[d].outcome else { continue };
+            let tree = &plan.tree;
+            let origin = Arc::new(Origin {
+                service: sp.id.clone(),
+                device: sp.device_id.clone(),
+                node: tree.id(dev.node).to_string(),
+                company: tree.company_id(dev.node).map(str::to_string),
+            });
+            let interval = Duration::from_secs(u64::from(svc.interval_s.value.max(1)));
+            let period = |aspect: Aspect| plan.time_range(svc.periods.get(aspect)).schedule.clone();
+            let saved_state = saved.remove(&sp.id).unwrap_or_else(|| Saved {
+                state: ServiceState::new(now_wall),
+                availability: Availability::default(),
+            });
+            let offset = Duration::from_millis(stable_hash(&sp.id) % interval.as_millis().max(1) as u64);
+            by_service.insert(index, slots.len());
+            slots.push(Slot {
+                origin,
+                kind: svc.kind,
+                address: plan.devices[d].address.clone(),
+                snmp: dev.snmp.clone(),
+                params: svc.params.clone(),
+                interval,
+                retry: Duration::from_secs(u64::from(svc.retry_interval_s.value.max(1))),
+                timeout: Duration::from_secs(u64::from(svc.timeout_s.value.max(1))),
+                max_attempts: svc.max_attempts.value,
+                periods: [
+                    period(Aspect::Control),
+                    period(Aspect::Availability),
+                    period(Aspect::Notification),
+                ],
+                tz: plan.zone_of(dev).clone(),
+                device: d,
+                host: dev.host_check.filter(|h| *h != index),
+                offset,
+                criticality: svc.criticality.value.as_str(),
+                target: svc.availability_rate.value,
+                contacts: dev.contacts.clone(),
+                contact_groups: dev.contact_groups.iter().map(|g| g.id.clone()).collect(),
+                saved: saved_state,
+                check_due: None,
+                release_due: None,
+                availability_due: now + AVAILABILITY_EVERY.min(interval * 60) + offset,
+                running: false,
+                last_output: String::new(),
+                last_duration_ms: None,
+                in_control: true,
+                dirty: false,
+            });
+        }
+        // Host checks by slot rather than by service index.
+        for slot in &mut slots {
+            slot.host = slot.host.and_then(|h| by_service.get(&h).copied());
+        }
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
+        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+        let mut scheduler = Scheduler {
+            plan,
+            slots,
+            heap: BinaryHeap::new(),
+            probers,
+            store,
+            clock,
+            global: Arc::new(Semaphore::new(limits.max_concurrent_checks.max(1) as usize)),
+            per_kind: [
+                Arc::new(Semaphore::new(limits.max_concurrent_icmp.max(1) as usize)),
+                Arc::new(Semaphore::new(limits.max_concurrent_snmp.max(1) as usize)),
+                Arc::new(Semaphore::new(limits.max_concurrent_http.max(1) as usize)),
+            ],
+            per_device: HashMap::new(),
+            per_device_limit: limits.max_concurrent_per_device.max(1) as usize,
+            results_tx,
+            results_rx,
+            snapshot,
+            metrics,
+            tracker: TaskTracker::new(),
+            outgoing: Vec::new(),
+            outgoing_states: Vec::new(),
+        };
+        for i in 0..scheduler.slots.len() {
+            let due = now + scheduler.slots[i].offset;
+            scheduler.schedule(i, Wake::Check, due);
+            let availability_due = scheduler.slots[i].availability_due;
+            scheduler.schedule(i, Wake::Availability, availability_due);
+            if scheduler.slots[i].saved.state.held.is_some() {
+                scheduler.schedule_release(i);
+            }
+        }
+        (scheduler, snapshot_rx)
+    }
+
+    /// Runs until `cancel`, then lets the checks in flight finish (within `drain`) and commits
+    /// their records and every state.
+    pub async fn run(mut self, cancel: CancellationToken, drain: Duration) {
+        let mut snapshot_tick = tokio::time::interval(SNAPSHOT_EVERY);
+        let mut save_tick = tokio::time::interval(SAVE_EVERY);
+        save_tick.tick().await;
+        loop {
+            let next = self.heap.peek().map(|Reverse((due, _, _))| *due);
+            let sleep = tokio::time::sleep_until(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)));
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(done) = self.results_rx.recv() => self.on_result(done).await,
+                _ = sleep => {
+                    self.on_due();
+                    self.flush().await;
+                }
+                _ = snapshot_tick.tick() => self.publish(),
+                _ = save_tick.tick() => self.save_all(false).await,
+            }
+        }
+        self.tracker.close();
+        let deadline = Instant::now() + drain;
+        while !self.tracker.is_empty() || !self.results_rx.is_empty() {
+            tokio::select! {
+                Some(done) = self.results_rx.recv() => self.on_result(done).await,
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(running = self.tracker.len(), "checks still running at shutdown are abandoned");
+                    break;
+                }
+            }
+        }
+        self.save_all(true).await;
+        self.publish();
+    }
+
+    fn schedule(&mut self, slot: usize, wake: Wake, due: Instant) {
+        let s = &mut self.slots[slot];
+        match wake {
+            Wake::Check => s.check_due = Some(due),
+            Wake::Release => s.release_due = Some(due),
+            Wake::Availability => s.availability_due = due,
+        }
+        self.heap.push(Reverse((due, wake, slot)));
+    }
+
+    fn on_due(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((due, wake, slot))) = self.heap.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.heap.pop();
+            let s = &self.slots[slot];
+            let current = match wake {
+                Wake::Check => s.check_due == Some(due),
+                Wake::Release => s.release_due == Some(due),
+                Wake::Availability => s.availability_due == due,
+            };
+            if !current {
+                continue; // rescheduled since
+            }
+            match wake {
+                Wake::Check => self.start_check(slot, due),
+                Wake::Release => self.release(slot),
+                Wake::Availability => self.availability(slot),
+            }
+        }
+    }
+
+    /// Runs a check now, or sleeps until the control period opens (R9).
+    fn start_check(&mut self, slot: usize, due: Instant) {
+        let wall = self.clock.now();
+        let s = &mut self.slots[slot];
+        s.check_due = None;
+        if s.running {
+            // Still running since its last turn (slower than its interval): skip this turn.
+            let next = next_on_grid(due, s.interval, Instant::now());
+            self.schedule(slot, Wake::Check, next);
+            return;
+        }
+        let control = &s.periods[0];
+        if !control.is_active(wall, &s.tz) {
+            s.in_control = false;
+            self.metrics.outside_control.fetch_add(1, Relaxed);
+            if let Some(open) = control.next_change(wall, &s.tz) {
+                let wait = duration_between(wall, open);
+                self.schedule(slot, Wake::Check, Instant::now() + wait);
+            }
+            return;
+        }
+        s.in_control = true;
+        s.running = true;
+        let lateness = Instant::now().saturating_duration_since(due);
+        self.metrics.lateness.observe_ms(lateness.as_secs_f64() * 1e3);
+        let kind = s.kind;
+        let permits = (
+            self.global.clone(),
+            self.per_kind[metrics::kind_index(kind)].clone(),
+            self.per_device
+                .entry(s.device)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_device_limit)))
+                .clone(),
+        );
+        let job = Job {
+            slot,
+            series: s.origin.service.clone(),
+            address: s.address.clone(),
+            snmp: s.snmp.clone(),
+            params: s.params.clone(),
+            timeout: s.timeout,
+        };
+        let probers = self.probers.clone();
+        let tx = self.results_tx.clone();
+        // The next run on this service's grid, whatever this one's outcome; a result that
+        // asks for a retry moves it earlier.
+        let next = next_on_grid(due, s.interval, Instant::now());
+        self.slots[slot].check_due = Some(next);
+        self.heap.push(Reverse((next, Wake::Check, slot)));
+        self.tracker.spawn(async move {
+            let (_g, _k, _d) = match (
+                permits.0.acquire_owned().await,
+                permits.1.acquire_owned().await,
+                permits.2.acquire_owned().await,
+            ) {
+                (Ok(g), Ok(k), Ok(d)) => (g, k, d),
+                _ => return,
+            };
+            let result = probers.run(&job).await;
+            let _ = tx.send(Done { slot: job.slot, result });
+        });
+    }
+
+    async fn on_result(&mut self, done: Done) {
+        let wall = self.clock.now();
+        let Done { slot, result } = done;
+        let host_down = self.slots[slot].host.is_some_and(|h| {
+            let st = &self.slots[h].saved.state;
+            st.state_type == StateType::Hard && matches!(st.state, State::Critical | State::Unreachable)
+        });
+        let kind = self.slots[slot].kind;
+        self.metrics.checks[metrics::kind_index(kind)][metrics::status_index(result.status)].fetch_add(1, Relaxed);
+        self.metrics.durations[metrics::kind_index(kind)].observe_ms(result.duration.as_secs_f64() * 1e3);
+        let s = &mut self.slots[slot];
+        s.running = false;
+        let mut state: State = result.status.into();
+        if host_down && !state.is_ok() {
+            state = State::Unreachable;
+        }
+        // R10: the previous state held from the previous check until now (within reason).
+        if let Some(previous) = s.saved.state.last_check {
+            let max_gap = s.interval.max(s.retry) * 2 + s.timeout;
+            let until =
+                wall.min(previous + jiff::SignedDuration::try_from(max_gap).unwrap_or(jiff::SignedDuration::ZERO));
+            let held = s.saved.state.state;
+            s.saved
+                .availability
+                .count(previous, until, held, [&s.periods[1], &s.periods[0]], &s.tz);
+        }
+        let in_availability = s.periods[1].is_active(wall, &s.tz);
+        let in_notification = s.periods[2].is_active(wall, &s.tz);
+        let was_retrying = s.saved.state.retrying();
+        let outcome = s.saved.state.apply(state, s.max_attempts, wall, in_notification);
+        s.last_output = result.output.clone();
+        s.last_duration_ms = Some(result.duration.as_millis() as u64);
+        let mut records = vec![Record {
+            ts: wall,
+            body: Body::Result {
+                status: state,
+                state_type: s.saved.state.state_type,
+                attempt: s.saved.state.attempt,
+                duration_ms: result.duration.as_millis() as u64,
+                output: result.output,
+                metrics: result.metrics,
+                in_availability_period: in_availability,
+            },
+        }];
+        if let Some((from, to, state_type)) = outcome.change {
+            records.push(Record {
+                ts: wall,
+                body: Body::StateChange { from, to, state_type },
+            });
+            s.dirty = true;
+        }
+        if let Some((kind, held_s)) = outcome.notify {
+            records.push(self.notification(slot, kind, held_s, wall));
+        }
+        let s = &mut self.slots[slot];
+        let retrying = s.saved.state.retrying();
+        if retrying {
+            // R9: retries every retry_interval_s while not OK and not HARD.
+            let next = Instant::now() + s.retry;
+            s.check_due = Some(next);
+            self.heap.push(Reverse((next, Wake::Check, slot)));
+        } else if was_retrying {
+            let next = next_on_grid(Instant::now(), s.interval, Instant::now());
+            s.check_due = Some(next);
+            self.heap.push(Reverse((next, Wake::Check, slot)));
+        }
+        if self.slots[slot].saved.state.held.is_some() {
+            self.schedule_release(slot);
+        }
+        let states = self.take_dirty(slot);
+        self.commit(slot, records, states).await;
+    }
+
+    fn notification(&self, slot: usize, kind: crate::record::NotificationType, held_s: u64, wall: Timestamp) -> Record {
+        let s = &self.slots[slot];
+        Record {
+            ts: wall,
+            body: Body::Notification {
+                kind,
+                status: s.saved.state.state,
+                criticality: s.criticality.to_string(),
+                contacts: s.contacts.clone(),
+                contact_groups: s.contact_groups.clone(),
+                held_s,
+            },
+        }
+    }
+
+    /// Wakes when the notification period next opens, to release a held notification (R11).
+    fn schedule_release(&mut self, slot: usize) {
+        let wall = self.clock.now();
+        let s = &self.slots[slot];
+        let period = &s.periods[2];
+        let wait = if period.is_active(wall, &s.tz) {
+            Some(Duration::ZERO)
+        } else {
+            period.next_change(wall, &s.tz).map(|open| duration_between(wall, open))
+        };
+        if let Some(wait) = wait {
+            self.schedule(slot, Wake::Release, Instant::now() + wait);
+        }
+    }
+
+    fn release(&mut self, slot: usize) {
+        let wall = self.clock.now();
+        let s = &mut self.slots[slot];
+        s.release_due = None;
+        if !s.periods[2].is_active(wall, &s.tz) {
+            self.schedule_release(slot);
+            return;
+        }
+        if let Some((kind, held_s)) = s.saved.state.release(wall) {
+            s.dirty = true;
+            let record = self.notification(slot, kind, held_s, wall);
+            let states = self.take_dirty(slot);
+            self.metrics.records[2].fetch_add(1, Relaxed);
+            self.outgoing.push((self.slots[slot].origin.clone(), record));
+            self.outgoing_states.extend(states);
+        }
+    }
+
+    /// Sends this service's availability for the day, 24 h and 30 d (R10).
+    fn availability(&mut self, slot: usize) {
+        let wall = self.clock.now();
+        let s = &self.slots[slot];
+        let records: Vec<Item> = Window::ALL
+            .iter()
+            .map(|w| {
+                let f = s.saved.availability.figures(*w, wall, &s.tz, s.target);
+                let body = Body::Availability {
+                    window: f.window,
+                    available_s: f.available_s,
+                    unavailable_s: f.unavailable_s,
+                    percent: f.percent,
+                    target: f.target,
+                    breached: f.breached,
+                };
+                (s.origin.clone(), Record { ts: wall, body })
+            })
+            .collect();
+        self.metrics.records[3].fetch_add(records.len() as u64, Relaxed);
+        self.outgoing.extend(records);
+        self.schedule(slot, Wake::Availability, Instant::now() + AVAILABILITY_EVERY);
+    }
+
+    fn take_dirty(&mut self, slot: usize) -> Vec<(String, String)> {
+        let s = &mut self.slots[slot];
+        if !std::mem::take(&mut s.dirty) {
+            return Vec::new();
+        }
+        serde_json::to_string(&s.saved)
+            .map(|json| vec![(s.origin.service.clone(), json)])
+            .unwrap_or_default()
+    }
+
+    async fn commit(&mut self, slot: usize, records: Vec<Record>, states: Vec<(String, String)>) {
+        for r in &records {
+            self.metrics.records[r.body.kind() as usize - 1].fetch_add(1, Relaxed);
+        }
+        let origin = self.slots[slot].origin.clone();
+        let items = records.into_iter().map(|r| (origin.clone(), r)).collect();
+        if let Err(e) = self.store.append(items, states).await {
+            tracing::error!(error = %e, "records could not reach the store");
+        }
+    }
+
+    async fn flush(&mut self) {
+        if self.outgoing.is_empty() && self.outgoing_states.is_empty() {
+            return;
+        }
+        let items = std::mem::take(&mut self.outgoing);
+        let states = std::mem::take(&mut self.outgoing_states);
+        if let Err(e) = self.store.append(items, states).await {
+            tracing::error!(error = %e, "records could not reach the store");
+        }
+    }
+
+    /// Saves every state; at shutdown (`wait`) until committed, otherwise only queued: the
+    /// scheduler never waits on a commit while it runs.
+    async fn save_all(&mut self, wait: bool) {
+        self.flush().await;
+        let states: Vec<(String, String)> = self
+            .slots
+            .iter()
+            .filter_map(|s| {
+                serde_json::to_string(&s.saved)
+                    .ok()
+                    .map(|json| (s.origin.service.clone(), json))
+            })
+            .collect();
+        let saved = if wait {
+            self.store.append_committed(Vec::new(), states).await.map(drop)
+        } else {
+            self.store.append(Vec::new(), states).await
+        };
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "the services' states could not be saved");
+        }
+    }
+
+    fn publish(&mut self) {
+        let wall = self.clock.now();
+        let now = Instant::now();
+        let services = self
+            .slots
+            .iter()
+            .map(|s| {
+                let st = &s.saved.state;
+                ServiceView {
+                    id: s.origin.service.clone(),
+                    device: s.origin.device.clone(),
+                    kind: s.kind.as_str(),
+                    state: st.state,
+                    state_type: st.state_type,
+                    attempt: st.attempt,
+                    since: st.since,
+                    last_check: st.last_check,
+                    next_check: s.check_due.and_then(|due| {
+                        wall.checked_add(jiff::SignedDuration::try_from(due.saturating_duration_since(now)).ok()?)
+                            .ok()
+                    }),
+                    output: s.last_output.clone(),
+                    duration_ms: s.last_duration_ms,
+                    in_control_period: s.in_control,
+                    availability: Window::ALL
+                        .iter()
+                        .map(|w| s.saved.availability.figures(*w, wall, &s.tz, s.target))
+                        .collect(),
+                }
+            })
+            .collect();
+        let running = self.slots.iter().filter(|s| s.running).count();
+        self.snapshot.send_replace(Arc::new(Snapshot {
+            at: Some(wall),
+            services,
+            running,
+        }));
+    }
+
+    /// The plan this scheduler runs.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+}
+
+/// What a check task needs, copied out of its slot.
+pub struct Job {
+    slot: usize,
+    /// The service's id.
+    pub series: String,
+    pub address: String,
+    pub snmp: Option<Snmp>,
+    pub params: CheckParams,
+    pub timeout: Duration,
+}
+
+impl Job {
+    async fn run(&self, probers: &Probers) -> CheckResult {
+        // A last bound on top of each probe's own: a check never outlives twice its timeout.
+        let bound = self.timeout * 2 + Duration::from_secs(1);
+        let check = async {
+            match &self.params {
+                CheckParams::Icmp(p) => match resolve(&self.address).await {
+                    Ok(ip) => probers.icmp.check(ip, p, self.timeout).await,
+                    Err(e) => CheckResult::new(Status::Critical, e),
+                },
+                CheckParams::Snmp(p) => match &self.snmp {
+                    Some(snmp) => {
+                        probers
+                            .snmp
+                            .check(&self.series, &self.address, snmp, p, self.timeout)
+                            .await
+                    }
+                    None => CheckResult::unknown("the device has no snmp settings"),
+                },
+                CheckParams::Http(p) => probers.http.check(&self.address, p, self.timeout).await,
+            }
+        };
+        tokio::time::timeout(bound, check).await.unwrap_or_else(|_| {
+            CheckResult::unknown(format!("the check did not end within {}s", bound.as_secs())).took(bound)
+        })
+    }
+}
+
+/// An IP address as it is, or the first address a host name resolves to.
+async fn resolve(address: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = address.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let lookup = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((address, 0))).await;
+    match lookup {
+        Ok(Ok(mut addrs)) => addrs
+            .next()
+            .map(|a| a.ip())
+            .ok_or_else(|| format!("{address}: no address")),
+        Ok(Err(e)) => Err(format!("{address}: cannot resolve ({e})")),
+        Err(_) => Err(format!("{address}: name resolution timed out")),
+    }
+}
+
+/// The first point of the grid `anchor + k × interval` after `now`.
+fn next_on_grid(anchor: Instant, interval: Duration, now: Instant) -> Instant {
+    let next = anchor + interval;
+    if next > now {
+        return next;
+    }
+    // Behind by more than an interval: skip the missed runs rather than burst.
+    let behind = now.saturating_duration_since(anchor).as_nanos();
+    let step = interval.as_nanos().max(1);
+    let k = behind / step + 1;
+    anchor + Duration::from_nanos((k * step).min(u64::MAX as u128) as u64)
+}
+
+fn duration_between(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
+}
+
+/// FNV-1a: a stable spread of services over their interval, the same on every restart.
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r9_fixed_rate_grid_skips_missed_runs_instead_of_bursting() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        assert_eq!(next_on_grid(t0, 60 * s, t0 + 5 * s), t0 + 60 * s);
+        assert_eq!(next_on_grid(t0, 60 * s, t0 + 150 * s), t0 + 180 * s);
+    }
+
+    #[test]
+    fn services_are_spread_by_a_stable_hash() {
+        assert_eq!(stable_hash("svc-1"), stable_hash("svc-1"));
+        let offsets: std::collections::HashSet<u64> = (0..1000)
+            .map(|i| stable_hash(&format!("svc-{i}")) % 60_000 / 1000)
+            .collect();
+        assert!(
+            offsets.len() >= 55,
+            "1,000 services fall in {} of 60 seconds",
+            offsets.len()
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! The status endpoint (protocol.md §7): read-only HTTP on `status.listen`.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `/healthz` | 200 `ok` while the scheduler publishes and the store answers; 503 otherwise |
+//! | `/status` | JSON: version, uptime, identity, mode, document, buffer, counts per state |
+//! | `/devices`, `/services` | the explain report joined with the live state |
+//! | `/metrics` | Prometheus text format |
+//! | `/` | a small HTML page for the technician |
+//!
+//! A request from a loopback address needs no token. Any other needs `Authorization: Bearer`
+//! with a token of the settings; a token scoped to a node sees only that node's subtree.
+//! Handlers read snapshots (a `watch` channel, the store's figures); they never lock the
+//! scheduler. No answer carries a secret: tokens are compared, never printed, and the plan's
+//! SNMP blocks and HTTP passwords are not part of any view.
+
+mod html;
+mod prometheus;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State as AxumState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::explain::Report;
+use crate::rules::{NodeIdx, Plan};
+use crate::schedule::{Metrics, Snapshot};
+use crate::settings::Token;
+use crate::store::Store;
+
+/// Everything the handlers read.
+#[derive(Clone)]
+pub struct Shared {
+    pub plan: Arc<Plan>,
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub started: Instant,
+    pub tokens: Arc<Vec<Token>>,
+    pub mode: &'static str,
+}
+
+/// Who is asking: everyone (loopback or an unscoped token) or one node's subtree.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    All,
+    Subtree(NodeIdx),
+}
+
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/status", get(status))
+        .route("/services", get(services))
+        .route("/devices", get(devices))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(shared).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy)]
+enum Denied {
+    NoToken,
+    UnknownNode,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::NoToken => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a bearer token is required\n",
+            )
+                .into_response(),
+            // A token scoped to a node this document does not have sees nothing.
+            Denied::UnknownNode => (
+                StatusCode::FORBIDDEN,
+                "this token's node is not in the monitoring document\n",
+            )
+                .into_response(),
+        }
+    }
+}
+
+fn authorize(shared: &Shared, peer: SocketAddr, headers: &HeaderMap) -> Result<Scope, Denied> {
+    if peer.ip().is_loopback() {
+        return Ok(Scope::All);
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let token = presented.and_then(|p| shared.tokens.iter().find(|t| constant_time_eq(t.token.expose(), p)));
+    match token {
+        None => Err(Denied::NoToken),
+        Some(Token { node: None, .. }) => Ok(Scope::All),
+        Some(Token { node: Some(node), .. }) => shared
+            .plan
+            .tree
+            .get(node)
+            .map(Scope::Subtree)
+            .ok_or(Denied::UnknownNode),
+    }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn sees(plan: &Plan, scope: Scope, node: Option<NodeIdx>) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::Subtree(root) => node.is_some_and(|n| plan.tree.is_ancestor_or_self(root, n)),
+    }
+}
+
+async fn healthz(AxumState(shared): AxumState<Shared>) -> Response {
+    let fresh = shared.snapshot.borrow().at.is_some() || shared.started.elapsed() < Duration::from_secs(10);
+    let store_ok = tokio::time::timeout(Duration::from_secs(2), shared.store.stats())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if fresh && store_ok {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n").into_response()
+    }
+}
+
+async fn status(
+    AxumState(shared): AxumState<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let scope = match authorize(&shared, peer, &headers) {
+        Ok(s) => s,
+        Err(denied) => return denied.into_response(),
+    };
+    axum::Json(status_json(&shared, scope).await).into_response()
+}
+
+async fn status_json(shared: &Shared, scope: Scope) -> Value {
+    let plan = &shared.plan;
+    let snapshot = shared.snapshot.borrow().clone();
+    let mut counts = std::collections::BTreeMap::new();
+    for view in visible_views(plan, &snapshot, scope) {
+        *counts.entry(view.state.as_str()).or_insert(0u64) += 1;
+    }
+    let buffer = shared.store.stats().await.ok();
+    let lateness = &shared.metrics.lateness;
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": shared.started.elapsed().as_secs(),
+        "box": { "id": plan.box_id, "node": plan.tree.id(plan.box_node) },
+        "mode": shared.mode,
+        "config": { "version": plan.version, "last_error": null },
+        "devices": { "accepted": plan.accepted_devices().count(), "rejected": plan.devices.len() - plan.accepted_devices().count() },
+        "services": { "polled": snapshot.services.len(), "running": snapshot.running, "states": counts },
+        "buffer": buffer.map(|b| json!({
+            "records": b.records, "bytes": b.bytes,
+            "oldest_ts": b.oldest_ts.and_then(|t| jiff::Timestamp::from_millisecond(t).ok()).map(crate::record::rfc3339_millis),
+            "dropped": b.dropped, "last_seq": b.last_seq,
+        })),
+        "scheduling": { "lateness_p50_ms": lateness.quantile_ms(0.5), "lateness_p99_ms": lateness.quantile_ms(0.99) },
+    })
+}
+
+fn visible_views<'a>(
+    plan: &'a Plan,
+    snapshot: &'a Snapshot,
+    scope: Scope,
+) -> impl Iterator<Item = &'a crate::schedule::ServiceView> + 'a {
+    snapshot.services.iter().filter(move |v| {
+        let node = plan.devices.iter().find(|d| d.id == v.device).and_then(|d| d.node);
+        sees(plan, scope, node)
+    })
+}
+
+async fn services(
+    AxumState(shared): AxumState<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let scope = match authorize(&shared, peer, &headers) {
+        Ok(s) => s,
+        Err(denied) => return denied.into_response(),
+    };
+    axum::Json(services_json(&shared, scope)).into_response()
+}
+
+fn services_json(shared: &Shared, scope: Scope) -> Value {
+    let plan = &shared.plan;
+    let snapshot = shared.snapshot.borrow().clone();
+    let live: std::collections::HashMap<&str, &crate::schedule::ServiceView> =
+        snapshot.services.iter().map(|v| (v.id.as_str(), v)).collect();
+    let report = Report::of_plan(plan, snapshot.at);
+    let Report::Plan(r) = &report else { return json!([]) };
+    let mut out = Vec::new();
+    for s in &plan.services {
+        let node = s.device.and_then(|d| plan.devices[d].node);
+        if !sees(plan, scope, node) {
+            continue;
+        }
+        let mut entry = serde_json::to_value(r.service(s)).unwrap_or(Value::Null);
+        if let (Some(obj), Some(view)) = (entry.as_object_mut(), live.get(s.id.as_str())) {
+            obj.insert("live".into(), serde_json::to_value(view).unwrap_or(Value::Null));
+        }
+        out.push(entry);
+    }
+    Value::Array(out)
+}
+
+async fn devices(
+    AxumState(shared): AxumState<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let scope = match authorize(&shared, peer, &headers) {
+        Ok(s) => s,
+        Err(denied) => return denied.into_response(),
+    };
+    let plan = &shared.plan;
+    let snapshot = shared.snapshot.borrow().clone();
+    let report = Report::of_plan(plan, snapshot.at);
+    let Report::Plan(r) = &report else {
+        return axum::Json(json!([])).into_response();
+    };
+    let mut out = Vec::new();
+    for d in &plan.devices {
+        if !sees(plan, scope, d.node) {
+            continue;
+        }
+        let mut entry = serde_json::to_value(r.device(d)).unwrap_or(Value::Null);
+        let states: Vec<Value> = snapshot
+            .services
+            .iter()
+            .filter(|v| v.device == d.id)
+            .map(|v| json!({ "service": v.id, "state": v.state, "state_type": v.state_type }))
+            .collect();
+        if let Some(obj) = entry.as_object_mut() {
+            obj.insert("live".into(), json!({ "services": states }));
+        }
+        out.push(entry);
+    }
+    axum::Json(Value::Array(out)).into_response()
+}
+
+async fn metrics(
+    AxumState(shared): AxumState<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(denied) = authorize(&shared, peer, &headers) {
+        return denied.into_response();
+    }
+    let stats = shared.store.stats().await.ok();
+    let snapshot = shared.snapshot.borrow().clone();
+    let body = prometheus::render(&shared.metrics, stats.as_ref(), &snapshot);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn page(
+    AxumState(shared): AxumState<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let scope = match authorize(&shared, peer, &headers) {
+        Ok(s) => s,
+        Err(denied) => return denied.into_response(),
+    };
+    let status = status_json(&shared, scope).await;
+    let snapshot = shared.snapshot.borrow().clone();
+    let views: Vec<_> = visible_views(&shared.plan, &snapshot, scope).cloned().collect();
+    Html(html::render(&status, &views, &shared.plan)).into_response()
+}

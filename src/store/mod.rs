@@ -1,0 +1,173 @@
+//! The store: the outbox of records and the services' last states, in one SQLite file.
+//!
+//! # Invariants
+//!
+//! - One thread owns the connection. Everything else talks to it through a bounded channel;
+//!   when the channel is full, senders wait (back-pressure), they never drop silently.
+//! - A record counts as produced once its transaction has committed. The database is in WAL
+//!   mode with `synchronous=FULL`: a committed transaction survives a crash and a power loss.
+//!   Consecutive requests are committed together, so one fsync covers many records.
+//! - `seq` is the outbox's `INTEGER PRIMARY KEY AUTOINCREMENT`: strictly increasing, never
+//!   reused, even after the rows below it are deleted. Gaps are allowed (dropped results).
+//! - A record leaves the outbox only when the central server acknowledged it (`ack`), or when
+//!   the size cap is exceeded: then the oldest `result` records go first, and `state_change`,
+//!   `notification` and `availability` records are never dropped. Every drop is counted in
+//!   `meta.dropped`, which survives restarts.
+//! - A service's state is written in the same transaction as the records it produced, so
+//!   after a restart the states and the outbox agree.
+//! - The schema has a version (`meta.schema_version`); migrations run in order, each in its
+//!   own transaction, before anything else touches the file.
+//!
+//! # On disk
+//!
+//! `origins(id, service, device, node, company)` interns who a record is about (R12), so that
+//! a result row holds one integer instead of four strings. `outbox(seq, kind, ts, origin,
+//! body)`: `kind` 1 result, 2 state_change, 3 notification, 4 availability; `ts` in Unix
+//! milliseconds; `body` the JSON of the kind's own fields. `service_state(service, state)`.
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::record::{Origin, Record};
+
+pub use writer::Stats;
+
+/// How many requests may wait for the writer thread.
+const QUEUE: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store is closed")]
+    Closed,
+    #[error("the store failed: {0}")]
+    Failed(String),
+    #[error("cannot create the state directory {path}: {source}")]
+    Dir { path: PathBuf, source: std::io::Error },
+}
+
+/// One record with the service it is about.
+pub type Item = (Arc<Origin>, Record);
+
+enum Op {
+    Append {
+        items: Vec<Item>,
+        states: Vec<(String, String)>,
+        done: Option<oneshot::Sender<Result<u64, String>>>,
+    },
+    Pending {
+        after: u64,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<serde_json::Value>, String>>,
+    },
+    Ack {
+        upto: u64,
+        reply: oneshot::Sender<Result<usize, String>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Stats>,
+    },
+}
+
+/// The handle every task uses; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Op>,
+}
+
+/// What the store held when it was opened.
+pub struct Opened {
+    pub store: Store,
+    /// `(service id, state JSON)` of every service saved before.
+    pub states: Vec<(String, String)>,
+    /// Joins the writer thread once every [`Store`] handle is dropped.
+    pub writer: std::thread::JoinHandle<()>,
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database in `state_dir`, and starts its writer thread.
+    pub fn open(state_dir: &Path, max_bytes: u64) -> Result<Opened, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::Dir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join("snbox.db");
+        let mut writer = writer::Writer::open(&path, max_bytes)?;
+        let states = writer.load_states()?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("snbox-store".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Dir {
+                path: path.clone(),
+                source: e,
+            })?;
+        Ok(Opened {
+            store: Store { tx },
+            states,
+            writer: thread,
+        })
+    }
+
+    /// Queues records and state updates for the next commit; returns once queued.
+    pub async fn append(&self, items: Vec<Item>, states: Vec<(String, String)>) -> Result<(), StoreError> {
+        self.tx
+            .send(Op::Append {
+                items,
+                states,
+                done: None,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Appends and waits for the commit; returns the last `seq` given.
+    pub async fn append_committed(&self, items: Vec<Item>, states: Vec<(String, String)>) -> Result<u64, StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Op::Append {
+                items,
+                states,
+                done: Some(done),
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)?.map_err(StoreError::Failed)
+    }
+
+    /// Up to `limit` records after `after`, oldest first, in their wire form.
+    pub async fn pending(&self, after: u64, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        let (reply, wait) = oneshot::channel();
+        self.tx
+            .send(Op::Pending { after, limit, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)?.map_err(StoreError::Failed)
+    }
+
+    /// Deletes every record up to `upto`, which the central server has stored.
+    pub async fn ack(&self, upto: u64) -> Result<usize, StoreError> {
+        let (reply, wait) = oneshot::channel();
+        self.tx
+            .send(Op::Ack { upto, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)?.map_err(StoreError::Failed)
+    }
+
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        let (reply, wait) = oneshot::channel();
+        self.tx
+            .send(Op::Stats { reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)
+    }
+}

@@ -1,0 +1,286 @@
+//! The writer thread: the only code that touches the SQLite connection.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::mpsc;
+
+use super::{Op, StoreError};
+use crate::record::{self, Kind, Origin};
+
+/// Requests committed in one transaction, at most.
+const BATCH: usize = 512;
+
+/// Each migration brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+     CREATE TABLE origins (id INTEGER PRIMARY KEY, service TEXT NOT NULL, device TEXT NOT NULL,
+                           node TEXT NOT NULL, company TEXT, UNIQUE (service, device, node, company));
+     CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER NOT NULL,
+                          ts INTEGER NOT NULL, origin INTEGER NOT NULL, body TEXT NOT NULL);
+     CREATE INDEX outbox_kind ON outbox (kind, seq);
+     CREATE TABLE service_state (service TEXT PRIMARY KEY, state TEXT NOT NULL);
+     INSERT INTO meta (key, value) VALUES ('dropped', 0);",
+];
+
+/// Figures of the outbox, for the status endpoint and the heartbeat.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    pub records: u64,
+    pub bytes: u64,
+    /// Unix milliseconds of the oldest record still buffered.
+    pub oldest_ts: Option<i64>,
+    pub dropped: u64,
+    pub last_seq: u64,
+    pub commits: u64,
+    pub errors: u64,
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    max_bytes: u64,
+    origins: HashMap<Origin, i64>,
+    commits: u64,
+    errors: u64,
+}
+
+impl Writer {
+    pub fn open(path: &Path, max_bytes: u64) -> Result<Writer, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+        let mut writer = Writer {
+            conn,
+            max_bytes,
+            origins: HashMap::new(),
+            commits: 0,
+            errors: 0,
+        };
+        writer.migrate().map_err(open_err)?;
+        Ok(writer)
+    }
+
+    fn migrate(&mut self) -> rusqlite::Result<()> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn load_states(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT service, state FROM service_state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    pub fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.apply(batch);
+        }
+    }
+
+    fn apply(&mut self, batch: Vec<Op>) {
+        let mut appended = Vec::new();
+        let mut result = self.append_all(&batch, &mut appended);
+        if result.is_err() {
+            // A full disk, most likely: make room by dropping results, then try once more.
+            self.errors += 1;
+            appended.clear();
+            let _ = self.drop_oldest_results(true);
+            result = self.append_all(&batch, &mut appended);
+        }
+        match &result {
+            Ok(_) => self.commits += 1,
+            Err(e) => {
+                self.errors += 1;
+                tracing::error!(error = %e, "the store could not commit; these records are lost");
+            }
+        }
+        let mut next = appended.into_iter();
+        for op in batch {
+            match op {
+                Op::Append { done, .. } => {
+                    let seq = next.next().unwrap_or(0);
+                    if let Some(done) = done {
+                        let _ = done.send(result.as_ref().map(|_| seq).map_err(ToString::to_string));
+                    }
+                }
+                Op::Pending { after, limit, reply } => {
+                    let _ = reply.send(self.pending(after, limit).map_err(|e| e.to_string()));
+                }
+                Op::Ack { upto, reply } => {
+                    let _ = reply.send(self.ack(upto).map_err(|e| e.to_string()));
+                }
+                Op::Stats { reply } => {
+                    let _ = reply.send(self.stats());
+                }
+            }
+        }
+        if result.is_ok()
+            && let Err(e) = self.drop_oldest_results(false)
+        {
+            tracing::error!(error = %e, "the store could not apply its size cap");
+        }
+    }
+
+    /// Appends every `Append` of the batch in one transaction; `appended` gets each one's last seq.
+    fn append_all(&mut self, batch: &[Op], appended: &mut Vec<u64>) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO outbox (kind, ts, origin, body) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut state = tx.prepare_cached(
+                "INSERT INTO service_state (service, state) VALUES (?1, ?2)
+                 ON CONFLICT (service) DO UPDATE SET state = excluded.state",
+            )?;
+            for op in batch {
+                let Op::Append { items, states, .. } = op else { continue };
+                let mut last = 0;
+                for (origin, record) in items {
+                    let origin_id = origin_id(&tx, &mut self.origins, origin)?;
+                    let body = serde_json::to_string(&record.body).unwrap_or_default();
+                    insert.execute(params![
+                        record.body.kind() as i64,
+                        record.ts.as_millisecond(),
+                        origin_id,
+                        body
+                    ])?;
+                    last = tx.last_insert_rowid() as u64;
+                }
+                for (service, json) in states {
+                    state.execute(params![service, json])?;
+                }
+                appended.push(last);
+            }
+        }
+        tx.commit()
+    }
+
+    fn pending(&mut self, after: u64, limit: usize) -> rusqlite::Result<Vec<serde_json::Value>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.seq, o.ts, o.body, g.service, g.device, g.node, g.company
+             FROM outbox o JOIN origins g ON g.id = o.origin WHERE o.seq > ?1 ORDER BY o.seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
+            let seq: i64 = r.get(0)?;
+            let ts: i64 = r.get(1)?;
+            let body: String = r.get(2)?;
+            let origin = Origin {
+                service: r.get(3)?,
+                device: r.get(4)?,
+                node: r.get(5)?,
+                company: r.get(6)?,
+            };
+            Ok((seq, ts, body, origin))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, ts, body, origin) = row?;
+            let Ok(body) = serde_json::from_str::<record::Body>(&body) else {
+                tracing::error!(seq, "an outbox record cannot be read back; it is skipped");
+                continue;
+            };
+            let ts = jiff::Timestamp::from_millisecond(ts).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            out.push(record::to_wire(seq as u64, ts, &origin, &body));
+        }
+        Ok(out)
+    }
+
+    fn ack(&mut self, upto: u64) -> rusqlite::Result<usize> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE seq <= ?1", params![upto as i64])
+    }
+
+    /// Bytes used by live pages: what the cap is measured against.
+    fn used_bytes(&self) -> rusqlite::Result<u64> {
+        let page_size: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages: i64 = self.conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let free: i64 = self.conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+        Ok(((pages - free).max(0) * page_size) as u64)
+    }
+
+    /// Deletes the oldest results while over the cap (or a slice of them when `force`d).
+    fn drop_oldest_results(&mut self, force: bool) -> rusqlite::Result<()> {
+        let mut forced = force;
+        while forced || self.used_bytes()? > self.max_bytes {
+            forced = false;
+            let results: i64 = self.conn.query_row(
+                "SELECT count(*) FROM outbox WHERE kind = ?1",
+                [Kind::Result as i64],
+                |r| r.get(0),
+            )?;
+            if results == 0 {
+                return Ok(()); // only records that are never dropped are left
+            }
+            let n = (results / 20).max(100);
+            let tx = self.conn.transaction()?;
+            let dropped = tx.execute(
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE kind = ?1 ORDER BY seq LIMIT ?2)",
+                params![Kind::Result as i64, n],
+            )?;
+            tx.execute(
+                "UPDATE meta SET value = value + ?1 WHERE key = 'dropped'",
+                [dropped as i64],
+            )?;
+            tx.commit()?;
+            tracing::warn!(dropped, "outbox over its size cap: the oldest results were dropped");
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Stats {
+        let q = |sql: &str| {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+                .optional()
+                .ok()
+                .flatten()
+                .flatten()
+        };
+        Stats {
+            records: q("SELECT count(*) FROM outbox").unwrap_or(0) as u64,
+            bytes: self.used_bytes().unwrap_or(0),
+            oldest_ts: q("SELECT ts FROM outbox ORDER BY seq LIMIT 1"),
+            dropped: q("SELECT value FROM meta WHERE key = 'dropped'").unwrap_or(0) as u64,
+            last_seq: q("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").unwrap_or(0) as u64,
+            commits: self.commits,
+            errors: self.errors,
+        }
+    }
+}
+
+fn origin_id(conn: &Connection, cache: &mut HashMap<Origin, i64>, origin: &Arc<Origin>) -> rusqlite::Result<i64> {
+    if let Some(id) = cache.get(origin.as_ref()) {
+        return Ok(*id);
+    }
+    conn.execute(
+        "INSERT OR IGNORE INTO origins (service, device, node, company) VALUES (?1, ?2, ?3, ?4)",
+        params![origin.service, origin.device, origin.node, origin.company],
+    )?;
+    let id = conn.query_row(
+        "SELECT id FROM origins WHERE service = ?1 AND device = ?2 AND node = ?3 AND company IS ?4",
+        params![origin.service, origin.device, origin.node, origin.company],
+        |r| r.get(0),
+    )?;
+    cache.insert(origin.as_ref().clone(), id);
+    Ok(id)
+}

@@ -1,0 +1,346 @@
+//! The scheduler on paused tokio time (R8, R9, R10, R11): spreading, retries to HARD, control
+//! periods on a DST-change day, held notifications, recoveries, host-check suppression.
+//! Checks are scripted (the probes have their own real-peer tests); the store is a real
+//! SQLite file, and every assertion reads the records back from it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use snbox::probe::{CheckResult, Status};
+use snbox::schedule::{Clock, Job, Metrics, Runner, Scheduler, TokioClock};
+use snbox::settings::Limits;
+use snbox::store::Store;
+
+type Outcome = Box<dyn Fn(&str, Timestamp) -> Status + Send + Sync>;
+
+/// Answers each check with `outcome(service, wall time)` and remembers when it ran.
+struct Script {
+    clock: Arc<TokioClock>,
+    outcome: Outcome,
+    calls: Mutex<Vec<(String, Timestamp)>>,
+}
+
+impl Runner for Script {
+    fn run<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            self.calls.lock().expect("lock").push((job.series.clone(), now));
+            let status = (self.outcome)(&job.series, now);
+            CheckResult::new(status, format!("scripted {status}")).took(Duration::from_millis(3))
+        })
+    }
+}
+
+impl Script {
+    fn calls_of(&self, service: &str) -> Vec<Timestamp> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(s, _)| s == service)
+            .map(|(_, t)| *t)
+            .collect()
+    }
+}
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().expect("instant")
+}
+
+/// A document: one partner in Paris, `devices` devices each with `services` ping services.
+fn doc(devices: usize, services: usize, template: Value, extra_ranges: Value) -> Value {
+    let mut d = json!({
+        "version": "sched-1",
+        "box": { "id": "bx", "node": "p" },
+        "tree": [ { "id": "p", "kind": "partner", "name": "P", "timezone": "Europe/Paris" },
+                  { "id": "c", "kind": "company", "name": "C", "parent": "p" } ],
+        "time_ranges": [ { "id": "24x7", "name": "24x7", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ] } ],
+        "defaults": [
+            { "aspect": "control", "time_range": "24x7" },
+            { "aspect": "availability", "time_range": "24x7" },
+            { "aspect": "notification", "time_range": "24x7" }
+        ],
+        "service_templates": [ template ],
+        "devices": [], "services": []
+    });
+    for r in extra_ranges.as_array().cloned().unwrap_or_default() {
+        common::push(&mut d, "time_ranges", r);
+    }
+    for i in 0..devices {
+        common::push(
+            &mut d,
+            "devices",
+            json!({ "id": format!("d{i}"), "node": "c", "name": "D", "address": format!("127.0.1.{}", i + 1) }),
+        );
+        for j in 0..services {
+            common::push(
+                &mut d,
+                "services",
+                json!({ "id": format!("d{i}-s{j}"), "device": format!("d{i}"), "template": "t" }),
+            );
+        }
+    }
+    d
+}
+
+fn ping(interval: u32, extra: Value) -> Value {
+    let mut t = json!({ "id": "t", "kind": "icmp", "criticality": "high", "availability_rate": 99.0,
+        "availability_period": "24x7", "control_period": "24x7", "interval_s": interval });
+    if let (Some(o), Some(e)) = (t.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    t
+}
+
+struct Run {
+    script: Arc<Script>,
+    records: Vec<Value>,
+    metrics: Arc<Metrics>,
+}
+
+/// Runs the scheduler on `document` for `duration` of paused time from `start`.
+async fn run(document: &Value, start: &str, duration: Duration, outcome: Outcome) -> Run {
+    let plan = Arc::new(common::plan(document));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = Store::open(dir.path(), 64 << 20).expect("store");
+    let clock = Arc::new(TokioClock::starting_at(ts(start)));
+    let script = Arc::new(Script {
+        clock: clock.clone(),
+        outcome,
+        calls: Mutex::new(Vec::new()),
+    });
+    let metrics = Arc::new(Metrics::default());
+    let (scheduler, _snapshot) = Scheduler::new(
+        plan,
+        HashMap::new(),
+        script.clone(),
+        opened.store.clone(),
+        clock,
+        &Limits::default(),
+        metrics.clone(),
+    );
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(cancel.clone(), Duration::from_secs(5)));
+    tokio::time::sleep(duration).await;
+    cancel.cancel();
+    task.await.expect("scheduler ends");
+    let records = opened.store.pending(0, 1_000_000).await.expect("records");
+    Run {
+        script,
+        records,
+        metrics,
+    }
+}
+
+fn of_kind<'a>(records: &'a [Value], kind: &str, service: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["kind"] == kind && r["service"] == service)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn r9_services_are_spread_over_their_interval() {
+    let d = doc(60, 10, ping(60, json!({})), json!([]));
+    let start = ts("2026-11-23T10:00:00Z");
+    let r = run(
+        &d,
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(61),
+        Box::new(|_, _| Status::Ok),
+    )
+    .await;
+    let calls: Vec<(String, Timestamp)> = r
+        .script
+        .calls
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, t)| t.as_second() - start.as_second() < 60)
+        .cloned()
+        .collect();
+    let services: std::collections::HashSet<&String> = calls.iter().map(|(s, _)| s).collect();
+    assert_eq!(
+        (calls.len(), services.len()),
+        (600, 600),
+        "each service once in its first interval"
+    );
+    let mut per_10s = [0usize; 6];
+    for (_, t) in &calls {
+        per_10s[((t.as_second() - ts("2026-11-23T10:00:00Z").as_second()) / 10).clamp(0, 5) as usize] += 1;
+    }
+    for n in per_10s {
+        assert!((60..=140).contains(&n), "600 checks over 60 s, by 10 s: {per_10s:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn r9_retries_every_retry_interval_until_hard_then_every_interval() {
+    let d = doc(
+        1,
+        1,
+        ping(60, json!({ "retry_interval_s": 10, "max_attempts": 3 })),
+        json!([]),
+    );
+    let r = run(
+        &d,
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(200),
+        Box::new(|_, _| Status::Critical),
+    )
+    .await;
+    let calls = r.script.calls_of("d0-s0");
+    let gaps: Vec<i64> = calls.windows(2).map(|w| w[1].as_second() - w[0].as_second()).collect();
+    assert_eq!(
+        &gaps[..3],
+        &[10, 10, 60],
+        "first check, two retries (HARD at the third), then the interval: {gaps:?}"
+    );
+    let changes = of_kind(&r.records, "state_change", "d0-s0");
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(
+        (changes[0]["to"].clone(), changes[0]["state_type"].clone()),
+        (json!("critical"), json!("soft"))
+    );
+    assert_eq!(
+        (changes[1]["to"].clone(), changes[1]["state_type"].clone()),
+        (json!("critical"), json!("hard"))
+    );
+    let results = of_kind(&r.records, "result", "d0-s0");
+    let attempts: Vec<&Value> = results.iter().take(3).map(|r| &r["attempt"]).collect();
+    assert_eq!(attempts, [&json!(1), &json!(2), &json!(3)]);
+    assert_eq!(of_kind(&r.records, "notification", "d0-s0").len(), 1);
+    // R12: every record names its device, node and top company.
+    assert!(
+        r.records
+            .iter()
+            .all(|x| x["device"] == "d0" && x["node"] == "c" && x["company"] == "c")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn r9_no_check_outside_the_control_period_and_the_first_at_its_opening_on_a_dst_day() {
+    // 2026-03-29: Paris springs forward at 02:00. Control period 08:00–18:00 local: the first
+    // check runs at 08:00 CEST = 06:00Z, not at 08:00 CET and not before.
+    let office = json!([{ "id": "office", "name": "Office", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "08:00", "to": "18:00" } ] }]);
+    // The only ping is the device's host check: it takes the device's control period (R6).
+    let mut d = doc(1, 1, ping(60, json!({})), office);
+    d["defaults"][0]["time_range"] = json!("office");
+    let r = run(
+        &d,
+        "2026-03-29T00:30:00Z",
+        Duration::from_secs(5 * 3600 + 1800 + 150),
+        Box::new(|_, _| Status::Ok),
+    )
+    .await;
+    let calls = r.script.calls_of("d0-s0");
+    assert_eq!(calls.first().copied(), Some(ts("2026-03-29T06:00:00Z")), "{calls:?}");
+    assert!(calls.len() <= 3, "{calls:?}");
+    assert!(r.metrics.outside_control.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn r11_a_problem_outside_the_notification_period_is_held_until_it_opens() {
+    let business = json!([{ "id": "bh", "name": "BH", "weekly": [ { "days": ["mon","tue","wed","thu","fri"], "from": "09:00", "to": "17:00" } ] }]);
+    let mut d = doc(1, 1, ping(300, json!({ "max_attempts": 1 })), business);
+    d["defaults"][2]["time_range"] = json!("bh");
+    // Monday 2026-11-23 07:00Z is 08:00 in Paris: the period opens an hour later.
+    let r = run(
+        &d,
+        "2026-11-23T07:00:00Z",
+        Duration::from_secs(3900),
+        Box::new(|_, _| Status::Critical),
+    )
+    .await;
+    let notes = of_kind(&r.records, "notification", "d0-s0");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let first = r.script.calls_of("d0-s0")[0];
+    assert_eq!(notes[0]["ts"], "2026-11-23T08:00:00.000Z");
+    assert_eq!(
+        notes[0]["held_s"],
+        json!(ts("2026-11-23T08:00:00Z").as_second() - first.as_second())
+    );
+    assert_eq!(notes[0]["type"], "problem");
+}
+
+#[tokio::test(start_paused = true)]
+async fn r11_recovery_is_notified_after_a_notified_problem() {
+    let d = doc(1, 1, ping(60, json!({ "max_attempts": 1 })), json!([]));
+    let start = ts("2026-11-23T10:00:00Z");
+    let r = run(
+        &d,
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(300),
+        Box::new(move |_, now| {
+            if now.as_second() - start.as_second() < 100 {
+                Status::Critical
+            } else {
+                Status::Ok
+            }
+        }),
+    )
+    .await;
+    let types: Vec<Value> = of_kind(&r.records, "notification", "d0-s0")
+        .iter()
+        .map(|n| n["type"].clone())
+        .collect();
+    assert_eq!(types, [json!("problem"), json!("recovery")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn r9_other_services_are_unreachable_while_the_host_check_is_hard_critical() {
+    let mut d = doc(1, 1, ping(60, json!({ "max_attempts": 1 })), json!([]));
+    common::push(
+        &mut d,
+        "service_templates",
+        json!({ "id": "web", "kind": "http", "criticality": "low", "availability_rate": 99.0,
+        "availability_period": "24x7", "control_period": "24x7", "interval_s": 60, "max_attempts": 1 }),
+    );
+    common::push(
+        &mut d,
+        "services",
+        json!({ "id": "d0-web", "device": "d0", "template": "web" }),
+    );
+    let r = run(
+        &d,
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(200),
+        Box::new(|_, _| Status::Critical),
+    )
+    .await;
+    let host_first = r.script.calls_of("d0-s0")[0];
+    let web: Vec<&Value> = of_kind(&r.records, "result", "d0-web");
+    let after_host: Vec<&&Value> = web
+        .iter()
+        .filter(|w| {
+            w["ts"]
+                .as_str()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .is_some_and(|t| t > host_first)
+        })
+        .collect();
+    assert!(!after_host.is_empty());
+    assert!(
+        after_host.iter().all(|w| w["status"] == "unreachable"),
+        "{after_host:?}"
+    );
+    assert!(
+        of_kind(&r.records, "notification", "d0-web").is_empty(),
+        "unreachable raises no notification"
+    );
+    assert_eq!(
+        of_kind(&r.records, "notification", "d0-s0").len(),
+        1,
+        "the host check notifies"
+    );
+}
