@@ -115,6 +115,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         metrics,
         started,
         tokens: Arc::new(settings.status.tokens.clone()),
+        no_token_from: Arc::new(settings.status.no_token_from.clone()),
         mode,
     };
     let stop_status = CancellationToken::new();

@@ -58,6 +58,57 @@ pub struct Central {
 pub struct Status {
     pub listen: SocketAddr,
     pub tokens: Vec<Token>,
+    /// Networks whose requests need no token (default: loopback).
+    pub no_token_from: Vec<Network>,
+}
+
+/// An address block such as `127.0.0.0/8` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub address: IpAddr,
+    pub prefix: u8,
+}
+
+impl Network {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            (IpAddr::V4(_), IpAddr::V6(ip)) => ip.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+            _ => false,
+        }
+    }
+
+    fn parse(text: &str) -> Option<Network> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
+            None => {
+                let a = text.parse::<IpAddr>().ok()?;
+                (a, if a.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(Network { address: addr, prefix })
+    }
+
+    pub fn loopback() -> Vec<Network> {
+        vec![
+            Network {
+                address: IpAddr::from([127, 0, 0, 0]),
+                prefix: 8,
+            },
+            Network {
+                address: IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                prefix: 128,
+            },
+        ]
+    }
 }
 
 /// A bearer token for the status endpoint, optionally scoped to a node's subtree.
@@ -152,6 +203,8 @@ struct RawStatus {
     listen: String,
     #[serde(default)]
     tokens: Vec<RawToken>,
+    #[serde(default)]
+    no_token_from: Option<Vec<String>>,
 }
 
 fn default_listen() -> String {
@@ -239,6 +292,7 @@ impl Settings {
         let status = section::<RawStatus>(&mut top, "status", &mut problems).unwrap_or(RawStatus {
             listen: default_listen(),
             tokens: Vec::new(),
+            no_token_from: None,
         });
         let status = status_of(status, &mut problems);
         let limits = section::<Limits>(&mut top, "limits", &mut problems).unwrap_or_default();
@@ -273,6 +327,7 @@ impl Settings {
             status: status.unwrap_or_else(|| Status {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8730)),
                 tokens: Vec::new(),
+                no_token_from: Network::loopback(),
             }),
             limits,
             buffer,
@@ -358,7 +413,26 @@ fn status_of(raw: RawStatus, problems: &mut Vec<Problem>) -> Option<Status> {
             ));
         }
     }
+    let no_token_from = match &raw.no_token_from {
+        None => Network::loopback(),
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, text)| {
+                let net = Network::parse(text);
+                if net.is_none() {
+                    problems.push(Problem::new(
+                        "invalid_value",
+                        format!("status.no_token_from[{i}]"),
+                        format!("{text:?} is not an address or a block such as \"127.0.0.0/8\""),
+                    ));
+                }
+                net
+            })
+            .collect(),
+    };
     Some(Status {
+        no_token_from,
         listen: listen?,
         tokens: raw
             .tokens

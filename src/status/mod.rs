@@ -8,7 +8,7 @@
 //! | `/metrics` | Prometheus text format |
 //! | `/` | a small HTML page for the technician |
 //!
-//! A request from a loopback address needs no token. Any other needs `Authorization: Bearer`
+//! A request from a loopback address (`status.no_token_from`) needs no token. Any other needs `Authorization: Bearer`
 //! with a token of the settings; a token scoped to a node sees only that node's subtree.
 //! Handlers read snapshots (a `watch` channel, the store's figures); they never lock the
 //! scheduler. No answer carries a secret: tokens are compared, never printed, and the plan's
@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use crate::explain::Report;
 use crate::rules::{NodeIdx, Plan};
 use crate::schedule::{Metrics, Snapshot};
-use crate::settings::Token;
+use crate::settings::{Network, Token};
 use crate::store::Store;
 
 /// Everything the handlers read.
@@ -44,6 +44,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub started: Instant,
     pub tokens: Arc<Vec<Token>>,
+    /// Peers that need no token.
+    pub no_token_from: Arc<Vec<Network>>,
     pub mode: &'static str,
 }
 
@@ -106,7 +108,7 @@ impl IntoResponse for Denied {
 }
 
 fn authorize(shared: &Shared, peer: SocketAddr, headers: &HeaderMap) -> Result<Scope, Denied> {
-    if peer.ip().is_loopback() {
+    if shared.no_token_from.iter().any(|n| n.contains(peer.ip())) {
         return Ok(Scope::All);
     }
     let presented = headers

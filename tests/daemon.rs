@@ -1,0 +1,578 @@
+//! `snbox run`, the real binary, end to end: it polls real peers (ICMP on loopback, the test's
+//! HTTP server, snmpd) and failing targets, commits records to its SQLite file, serves the
+//! status endpoint (tokens off loopback, node scoping, no secrets), stops on SIGTERM with
+//! exit 0, and loses no committed record to a kill -9.
+
+#[path = "common/http_server.rs"]
+mod http_server;
+#[path = "common/peers.rs"]
+mod peers;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const SECRET_COMMUNITY: &str = peers::COMMUNITY;
+const FULL_TOKEN: &str = "Full-Token-0123456789abcdef";
+const SITE2_TOKEN: &str = "Site2-Token-0123456789abcdef";
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, document: &Value, status_extra: &str) -> Daemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        std::fs::write(dir.join("doc.json"), document.to_string()).expect("doc");
+        std::fs::write(
+            dir.join("snbox.toml"),
+            format!(
+                "state_dir = \"state\"\ntimezone = \"Europe/Paris\"\n[standalone]\ndocument = \"doc.json\"\n\
+                 [status]\nlisten = \"127.0.0.1:{port}\"\n{status_extra}\n"
+            ),
+        )
+        .expect("settings");
+        let log = std::fs::File::create(dir.join("daemon.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_snbox"))
+            .args(["run", "--config"])
+            .arg(dir.join("snbox.toml"))
+            .env("SNBOX_LOG", "snbox=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("snbox run starts");
+        let daemon = Daemon {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        daemon.wait_for(
+            || daemon.get("/healthz").is_some_and(|(code, _)| code == 200),
+            "the status endpoint",
+        );
+        daemon
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A GET from 127.0.0.1 (or from `from`, with an optional bearer token): status and body.
+    fn request(&self, path: &str, from: Option<IpAddr>, token: Option<&str>) -> Option<(u16, String)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        runtime.block_on(async {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let mut client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5));
+            if let Some(ip) = from {
+                client = client.local_address(ip);
+            }
+            let mut request = client.build().ok()?.get(self.url(path));
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            let response = request.send().await.ok()?;
+            let code = response.status().as_u16();
+            Some((code, response.text().await.ok()?))
+        })
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.request(path, None, None)
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (code, body) = self.get(path).unwrap_or_else(|| panic!("no answer to {path}"));
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}"))
+    }
+
+    fn wait_for(&self, mut ready: impl FnMut() -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if ready() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("{what} not ready within 30 s; log:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, and the exit code within `within`.
+    fn terminate(mut self, within: Duration) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.join("state/snbox.db")).expect("the database opens")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn base_doc() -> Value {
+    json!({
+        "version": "e2e-1",
+        "box": { "id": "bx-e2e", "node": "p" },
+        "tree": [
+            { "id": "p", "kind": "partner", "name": "P", "timezone": "Europe/Paris" },
+            { "id": "c", "kind": "company", "name": "C", "parent": "p" },
+            { "id": "s1", "kind": "site", "name": "S1", "parent": "c" },
+            { "id": "s2", "kind": "site", "name": "S2", "parent": "c" }
+        ],
+        "time_ranges": [ { "id": "24x7", "name": "24x7", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ] } ],
+        "defaults": [
+            { "aspect": "control", "time_range": "24x7" },
+            { "aspect": "availability", "time_range": "24x7" },
+            { "aspect": "notification", "time_range": "24x7" }
+        ],
+        "service_templates": [
+            { "id": "ping", "kind": "icmp", "criticality": "high", "availability_rate": 99.0, "availability_period": "24x7",
+              "control_period": "24x7", "interval_s": 2, "timeout_s": 2, "params": { "packets": 1 } },
+            { "id": "web", "kind": "http", "criticality": "medium", "availability_rate": 99.0, "availability_period": "24x7",
+              "control_period": "24x7", "interval_s": 2, "timeout_s": 2, "max_attempts": 1 },
+            { "id": "uptime", "kind": "snmp", "criticality": "low", "availability_rate": 99.0, "availability_period": "24x7",
+              "control_period": "24x7", "interval_s": 2, "timeout_s": 1, "max_attempts": 1, "params": { "oid": "1.3.6.1.2.1.1.3.0" } }
+        ],
+        "devices": [], "services": []
+    })
+}
+
+fn push(doc: &mut Value, key: &str, item: Value) {
+    doc[key].as_array_mut().expect("list").push(item);
+}
+
+/// Parses the Prometheus text format strictly: every sample follows its family's TYPE line.
+fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (name, kind) = (parts.next().expect("name"), parts.next().expect("type"));
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad sample line {line:?}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
+                let labels = body
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| {
+                        let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("bad label in {line:?}"));
+                        (k.to_string(), v.trim_matches('"').to_string())
+                    })
+                    .collect();
+                (n.to_string(), labels)
+            }
+            None => (series.to_string(), Vec::new()),
+        };
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .fold(name.clone(), |n, s| n.strip_suffix(s).map(str::to_string).unwrap_or(n));
+        assert!(
+            typed.contains(&name) || typed.contains(&family),
+            "{name} has no TYPE line"
+        );
+        samples.push((name, labels, value));
+    }
+    samples
+}
+
+fn sample(samples: &[(String, Vec<(String, String)>, f64)], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v)))
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_polls_real_peers_buffers_records_and_serves_its_status() {
+    let web = http_server::start(None).await;
+    let agent = peers::Snmpd::start();
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let mut doc = base_doc();
+    let snmp = |port: u16| json!({ "version": "2c", "community": SECRET_COMMUNITY, "port": port });
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "good", "node": "s1", "name": "Good", "address": "127.0.0.1", "snmp": snmp(agent.port) }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "bad", "node": "s2", "name": "Bad", "address": "127.0.0.2",
+        "snmp": snmp(silent.local_addr().expect("addr").port()) }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "good-ping", "device": "good", "template": "ping" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "good-web", "device": "good", "template": "web", "params": { "url": web.url("/ok") } }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "good-uptime", "device": "good", "template": "uptime" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "bad-ping", "device": "bad", "template": "ping" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "bad-web", "device": "bad", "template": "web", "params": { "url": format!("http://{closed}/") } }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "bad-uptime", "device": "bad", "template": "uptime" }),
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = tokio::task::spawn_blocking({
+        let (dir, doc) = (dir.path().to_path_buf(), doc.clone());
+        move || Daemon::start(&dir, &doc, "")
+    })
+    .await
+    .expect("start");
+    let daemon = tokio::task::spawn_blocking(move || {
+        daemon.wait_for(
+            || {
+                daemon
+                    .json("/services")
+                    .as_array()
+                    .is_some_and(|s| s.iter().all(|x| !x["live"]["last_check"].is_null()))
+            },
+            "a first result of every service",
+        );
+        daemon
+    })
+    .await
+    .expect("wait");
+    let (daemon, services, metrics, status, page, devices) = tokio::task::spawn_blocking(move || {
+        let services = daemon.json("/services");
+        let metrics = daemon.get("/metrics").expect("metrics").1;
+        let status = daemon.json("/status");
+        let page = daemon.get("/").expect("page").1;
+        let devices = daemon.json("/devices");
+        (daemon, services, metrics, status, page, devices)
+    })
+    .await
+    .expect("read");
+
+    let state_of = |id: &str| -> String {
+        services
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["id"] == id))
+            .map(|x| x["live"]["state"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(state_of("good-ping"), "ok");
+    assert_eq!(state_of("good-web"), "ok");
+    assert_eq!(state_of("good-uptime"), "ok");
+    assert_eq!(state_of("bad-ping"), "ok", "127.0.0.2 answers too");
+    assert_eq!(state_of("bad-web"), "critical");
+    assert_eq!(state_of("bad-uptime"), "unknown");
+    // The explain values ride along with the live state.
+    let good_web = services
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["id"] == "good-web"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(good_web["interval_s"], json!({ "value": 2, "from": "template:web" }));
+
+    let samples = parse_exposition(&metrics);
+    assert!(sample(&samples, "snbox_checks_total", &[("kind", "icmp"), ("result", "ok")]) >= 2.0);
+    assert!(
+        sample(
+            &samples,
+            "snbox_checks_total",
+            &[("kind", "http"), ("result", "critical")]
+        ) >= 1.0
+    );
+    assert!(
+        sample(
+            &samples,
+            "snbox_checks_total",
+            &[("kind", "snmp"), ("result", "unknown")]
+        ) >= 1.0
+    );
+    assert!(sample(&samples, "snbox_scheduling_lateness_seconds_count", &[]) >= 6.0);
+    assert!(sample(&samples, "snbox_buffer_records", &[]) >= 6.0);
+    assert_eq!(sample(&samples, "snbox_services", &[("state", "critical")]), 1.0);
+
+    assert_eq!(status["mode"], "standalone");
+    assert_eq!(status["box"], json!({ "id": "bx-e2e", "node": "p" }));
+    assert!(
+        status["buffer"]["last_seq"].as_u64().is_some_and(|s| s >= 6),
+        "{status}"
+    );
+    assert!(page.contains("good-web") && page.contains("bad-uptime"), "{page}");
+    assert_eq!(devices.as_array().map(Vec::len), Some(2));
+    for answer in [
+        services.to_string(),
+        metrics.clone(),
+        status.to_string(),
+        page.clone(),
+        devices.to_string(),
+    ] {
+        assert!(
+            !answer.contains(SECRET_COMMUNITY),
+            "the community leaked into an answer"
+        );
+    }
+
+    let db_dir = dir.path().to_path_buf();
+    let code = tokio::task::spawn_blocking(move || daemon.terminate(Duration::from_secs(10)))
+        .await
+        .expect("stop");
+    assert_eq!(code, Some(0), "SIGTERM: exit 0 within 10 s");
+    let db = rusqlite::Connection::open(db_dir.join("state/snbox.db")).expect("db");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(check, "ok");
+    let per_service: Vec<(String, i64)> = db
+        .prepare("SELECT g.service, count(*) FROM outbox o JOIN origins g ON g.id = o.origin WHERE o.kind = 1 GROUP BY g.service ORDER BY 1")
+        .expect("query")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(per_service.len(), 6, "{per_service:?}");
+    let origin: (String, String, Option<String>) = db
+        .query_row(
+            "SELECT device, node, company FROM origins WHERE service = 'bad-web'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("origin");
+    assert_eq!(origin, ("bad".into(), "s2".into(), Some("c".into())), "R12");
+    let states: i64 = db
+        .query_row("SELECT count(*) FROM service_state", [], |r| r.get(0))
+        .expect("states");
+    assert_eq!(states, 6, "every state saved at shutdown");
+    let all_rows: String = db
+        .prepare("SELECT body FROM outbox")
+        .expect("q")
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("rows")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows")
+        .join("\n");
+    assert!(
+        !all_rows.contains(SECRET_COMMUNITY),
+        "the community leaked into the outbox"
+    );
+    drop(silent);
+}
+
+#[test]
+fn status_needs_a_token_off_loopback_and_a_scoped_token_sees_its_subtree() {
+    let mut doc = base_doc();
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "one", "node": "s1", "name": "One", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "two", "node": "s2", "name": "Two", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "one-ping", "device": "one", "template": "ping" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "two-ping", "device": "two", "template": "ping" }),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = format!(
+        "no_token_from = [\"127.0.0.1/32\"]\n[[status.tokens]]\ntoken = \"{FULL_TOKEN}\"\n[[status.tokens]]\ntoken = \"{SITE2_TOKEN}\"\nnode = \"s2\"\n"
+    );
+    let daemon = Daemon::start(dir.path(), &doc, &extra);
+    let remote: IpAddr = "127.0.0.2".parse().expect("ip");
+    for path in ["/status", "/services", "/devices", "/metrics", "/"] {
+        assert_eq!(
+            daemon.request(path, Some(remote), None).map(|r| r.0),
+            Some(401),
+            "{path} without a token"
+        );
+        assert_eq!(
+            daemon
+                .request(path, Some(remote), Some("Wrong-Token-0123456789"))
+                .map(|r| r.0),
+            Some(401),
+            "{path}"
+        );
+        assert_eq!(
+            daemon.request(path, Some(remote), Some(FULL_TOKEN)).map(|r| r.0),
+            Some(200),
+            "{path} with the token"
+        );
+    }
+    let ids = |body: &str| -> Vec<String> {
+        serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|x| x["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let all = daemon
+        .request("/services", Some(remote), Some(FULL_TOKEN))
+        .expect("answer")
+        .1;
+    assert_eq!(ids(&all), ["one-ping", "two-ping"]);
+    let scoped = daemon
+        .request("/services", Some(remote), Some(SITE2_TOKEN))
+        .expect("answer")
+        .1;
+    assert_eq!(ids(&scoped), ["two-ping"], "a token of s2 sees only s2");
+    let devices = daemon
+        .request("/devices", Some(remote), Some(SITE2_TOKEN))
+        .expect("answer")
+        .1;
+    assert_eq!(ids(&devices), ["two"]);
+    // 127.0.0.1 is still trusted.
+    assert_eq!(daemon.get("/services").map(|r| r.0), Some(200));
+    for (_, body) in [
+        daemon.get("/status"),
+        daemon.request("/", Some(remote), Some(FULL_TOKEN)),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(
+            !body.contains(FULL_TOKEN) && !body.contains(SITE2_TOKEN),
+            "a token leaked"
+        );
+    }
+    assert!(
+        !daemon.log().contains(FULL_TOKEN) && !daemon.log().contains(SITE2_TOKEN),
+        "a token reached the log"
+    );
+}
+
+#[test]
+fn kill_9_during_a_burst_loses_no_committed_record_and_seq_continues() {
+    let mut doc = base_doc();
+    doc["service_templates"][0]["interval_s"] = json!(1);
+    for i in 0..100 {
+        push(
+            &mut doc,
+            "devices",
+            json!({ "id": format!("d{i}"), "node": "s1", "name": "D", "address": format!("127.0.2.{}", i + 1) }),
+        );
+        push(
+            &mut doc,
+            "services",
+            json!({ "id": format!("d{i}-ping"), "device": format!("d{i}"), "template": "ping" }),
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut highest = 0u64;
+    for round in 0..3 {
+        let daemon = Daemon::start(dir.path(), &doc, "");
+        daemon.wait_for(
+            || {
+                daemon.json("/status")["buffer"]["last_seq"]
+                    .as_u64()
+                    .is_some_and(|s| s > highest + 150)
+            },
+            "a burst of commits",
+        );
+        // Every seq the daemon reported as committed must survive the kill.
+        let reported = daemon.json("/status")["buffer"]["last_seq"].as_u64().unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(150 * round + 100));
+        let db_path = daemon.dir.join("state/snbox.db");
+        daemon.kill9();
+        let db = rusqlite::Connection::open(&db_path).expect("db");
+        let check: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity");
+        assert_eq!(check, "ok", "round {round}");
+        let max: i64 = db
+            .query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0))
+            .expect("max");
+        let count: i64 = db
+            .query_row("SELECT count(*) FROM outbox WHERE seq <= ?1", [reported as i64], |r| {
+                r.get(0)
+            })
+            .expect("count");
+        assert!(
+            max as u64 >= reported,
+            "round {round}: reported {reported}, found up to {max}"
+        );
+        assert!(
+            max as u64 > highest,
+            "round {round}: seq continues after a restart ({max} after {highest})"
+        );
+        assert_eq!(
+            count as u64, reported,
+            "round {round}: every seq up to the reported one is there (nothing was acknowledged)"
+        );
+        highest = max as u64;
+    }
+}
