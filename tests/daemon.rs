@@ -131,10 +131,6 @@ impl Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-
-    fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.dir.join("state/snbox.db")).expect("the database opens")
-    }
 }
 
 impl Drop for Daemon {
@@ -176,8 +172,11 @@ fn push(doc: &mut Value, key: &str, item: Value) {
     doc[key].as_array_mut().expect("list").push(item);
 }
 
+/// One sample of the exposition format: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// Parses the Prometheus text format strictly: every sample follows its family's TYPE line.
-fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+fn parse_exposition(text: &str) -> Vec<Sample> {
     let mut typed = std::collections::HashSet::new();
     let mut samples = Vec::new();
     for line in text.lines() {
@@ -224,7 +223,7 @@ fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
     samples
 }
 
-fn sample(samples: &[(String, Vec<(String, String)>, f64)], name: &str, labels: &[(&str, &str)]) -> f64 {
+fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v)))
