@@ -1,0 +1,160 @@
+//! The outbox against a model (protocol.md §6), with random appends, acks and a small size cap:
+//! seqs strictly increase and are never reused; acknowledged records are gone; state changes
+//! and notifications are never dropped; results are dropped oldest first; every drop is counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use proptest::prelude::*;
+
+use snbox::record::{Body, NotificationType, Origin, Record, State, StateType};
+use snbox::store::Store;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Records of these kinds (0 result, 1 state change, 2 notification), each with a body of
+    /// roughly this many bytes.
+    Append(Vec<u8>, usize),
+    /// Acknowledge up to this share (per mille) of what is pending.
+    Ack(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (proptest::collection::vec(0u8..3, 1..60), 50usize..2000).prop_map(|(k, n)| Op::Append(k, n)),
+        1 => (0u16..=1000).prop_map(Op::Ack),
+    ]
+}
+
+fn record(kind: u8, size: usize) -> Record {
+    let ts = Timestamp::from_second(1_800_000_000).expect("ts");
+    let body = match kind {
+        0 => Body::Result {
+            status: State::Ok,
+            state_type: StateType::Hard,
+            attempt: 1,
+            duration_ms: 1,
+            output: "x".repeat(size),
+            metrics: Default::default(),
+            in_availability_period: true,
+        },
+        1 => Body::StateChange {
+            from: State::Ok,
+            to: State::Critical,
+            state_type: StateType::Soft,
+        },
+        _ => Body::Notification {
+            kind: NotificationType::Problem,
+            status: State::Critical,
+            criticality: "high".into(),
+            contacts: vec![],
+            contact_groups: vec![],
+            held_s: 0,
+        },
+    };
+    Record { ts, body }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn outbox_matches_its_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            // A cap small enough to be hit: a few hundred KiB.
+            let opened = Store::open(dir.path(), 256 * 1024).expect("store");
+            let store = opened.store;
+            let origin = Arc::new(Origin { service: "s".into(), device: "d".into(), node: "n".into(), company: Some("c".into()) });
+            // Model: every record appended and not acknowledged, by seq, with its kind.
+            let mut live: BTreeMap<u64, u8> = BTreeMap::new();
+            let mut last_seq = 0u64;
+            for op in ops {
+                match op {
+                    Op::Append(kinds, size) => {
+                        let items = kinds.iter().map(|k| (origin.clone(), record(*k, size))).collect::<Vec<_>>();
+                        let last = store.append_committed(items, vec![]).await.expect("commit");
+                        let first = last + 1 - kinds.len() as u64;
+                        prop_assert!(first > last_seq, "seqs strictly increase: {first} after {last_seq}");
+                        for (i, k) in kinds.iter().enumerate() {
+                            live.insert(first + i as u64, *k);
+                        }
+                        last_seq = last;
+                    }
+                    Op::Ack(share) => {
+                        let pending = store.pending(0, 1_000_000).await.expect("pending");
+                        if pending.is_empty() {
+                            continue;
+                        }
+                        let index = ((pending.len() - 1) * share as usize) / 1000;
+                        let upto = pending[index]["seq"].as_u64().expect("seq");
+                        store.ack(upto).await.expect("ack");
+                        live.retain(|seq, _| *seq > upto);
+                    }
+                }
+                let present: BTreeSet<u64> = store
+                    .pending(0, 1_000_000)
+                    .await
+                    .expect("pending")
+                    .iter()
+                    .filter_map(|r| r["seq"].as_u64())
+                    .collect();
+                // Nothing present that the model does not have.
+                prop_assert!(present.iter().all(|s| live.contains_key(s)));
+                // State changes and notifications are never dropped.
+                for (seq, kind) in &live {
+                    if *kind != 0 {
+                        prop_assert!(present.contains(seq), "record {seq} (kind {kind}) was dropped");
+                    }
+                }
+                // Results go oldest first: the missing ones are all older than the present ones.
+                let results: Vec<u64> = live.iter().filter(|(_, k)| **k == 0).map(|(s, _)| *s).collect();
+                let missing: Vec<u64> = results.iter().copied().filter(|s| !present.contains(s)).collect();
+                if let (Some(newest_missing), Some(oldest_present)) = (missing.last(), results.iter().find(|s| present.contains(s))) {
+                    prop_assert!(newest_missing < oldest_present, "result {newest_missing} dropped while {oldest_present} is kept");
+                }
+                // Dropped results leave the model: they will never come back.
+                for seq in &missing {
+                    live.remove(seq);
+                }
+            }
+            let stats = store.stats().await.expect("stats");
+            prop_assert_eq!(stats.last_seq, last_seq);
+            Ok(())
+        })?;
+    }
+}
+
+#[test]
+fn outbox_counts_every_dropped_result_and_keeps_the_rest() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 256 * 1024).expect("store").store;
+        let origin = Arc::new(Origin {
+            service: "s".into(),
+            device: "d".into(),
+            node: "n".into(),
+            company: None,
+        });
+        let mut appended = 0u64;
+        for round in 0..40 {
+            let mut items: Vec<_> = (0..50).map(|_| (origin.clone(), record(0, 400))).collect();
+            items.push((origin.clone(), record(1 + (round % 2) as u8, 0)));
+            appended += items.len() as u64;
+            store.append_committed(items, vec![]).await.expect("commit");
+        }
+        let stats = store.stats().await.expect("stats");
+        assert!(stats.dropped > 0, "the cap was hit");
+        assert_eq!(stats.records + stats.dropped, appended, "{stats:?}");
+        let pending = store.pending(0, 1_000_000).await.expect("pending");
+        let kept_others = pending.iter().filter(|r| r["kind"] != "result").count();
+        assert_eq!(kept_others, 40, "every state change and notification is kept");
+        assert!(stats.bytes <= 256 * 1024 + 64 * 1024, "{stats:?}");
+    });
+}
