@@ -107,6 +107,22 @@ impl IntoResponse for Denied {
     }
 }
 
+/// The caller's scope, once its address and token are checked: the handlers' first argument.
+struct Caller(Scope);
+
+impl axum::extract::FromRequestParts<Shared> for Caller {
+    type Rejection = Denied;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, shared: &Shared) -> Result<Caller, Denied> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .ok_or(Denied::NoToken)?;
+        authorize(shared, peer, &parts.headers).map(Caller)
+    }
+}
+
 fn authorize(shared: &Shared, peer: SocketAddr, headers: &HeaderMap) -> Result<Scope, Denied> {
     if shared.no_token_from.iter().any(|n| n.contains(peer.ip())) {
         return Ok(Scope::All);
@@ -153,15 +169,7 @@ async fn healthz(AxumState(shared): AxumState<Shared>) -> Response {
     }
 }
 
-async fn status(
-    AxumState(shared): AxumState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let scope = match authorize(&shared, peer, &headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
+async fn status(AxumState(shared): AxumState<Shared>, Caller(scope): Caller) -> Response {
     axum::Json(status_json(&shared, scope).await).into_response()
 }
 
@@ -196,21 +204,15 @@ fn visible_views<'a>(
     snapshot: &'a Snapshot,
     scope: Scope,
 ) -> impl Iterator<Item = &'a crate::schedule::ServiceView> + 'a {
-    snapshot.services.iter().filter(move |v| {
-        let node = plan.devices.iter().find(|d| d.id == v.device).and_then(|d| d.node);
-        sees(plan, scope, node)
-    })
+    let nodes: std::collections::HashMap<&str, Option<NodeIdx>> =
+        plan.devices.iter().map(|d| (d.id.as_str(), d.node)).collect();
+    snapshot
+        .services
+        .iter()
+        .filter(move |v| sees(plan, scope, nodes.get(v.device.as_str()).copied().flatten()))
 }
 
-async fn services(
-    AxumState(shared): AxumState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let scope = match authorize(&shared, peer, &headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
+async fn services(AxumState(shared): AxumState<Shared>, Caller(scope): Caller) -> Response {
     axum::Json(services_json(&shared, scope)).into_response()
 }
 
@@ -236,15 +238,7 @@ fn services_json(shared: &Shared, scope: Scope) -> Value {
     Value::Array(out)
 }
 
-async fn devices(
-    AxumState(shared): AxumState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let scope = match authorize(&shared, peer, &headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
+async fn devices(AxumState(shared): AxumState<Shared>, Caller(scope): Caller) -> Response {
     let plan = &shared.plan;
     let snapshot = shared.snapshot.borrow().clone();
     let report = Report::of_plan(plan, snapshot.at);
@@ -271,14 +265,7 @@ async fn devices(
     axum::Json(Value::Array(out)).into_response()
 }
 
-async fn metrics(
-    AxumState(shared): AxumState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(denied) = authorize(&shared, peer, &headers) {
-        return denied.into_response();
-    }
+async fn metrics(AxumState(shared): AxumState<Shared>, _caller: Caller) -> Response {
     let stats = shared.store.stats().await.ok();
     let snapshot = shared.snapshot.borrow().clone();
     let body = prometheus::render(&shared.metrics, stats.as_ref(), &snapshot);
@@ -289,15 +276,7 @@ async fn metrics(
         .into_response()
 }
 
-async fn page(
-    AxumState(shared): AxumState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let scope = match authorize(&shared, peer, &headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
+async fn page(AxumState(shared): AxumState<Shared>, Caller(scope): Caller) -> Response {
     let status = status_json(&shared, scope).await;
     let snapshot = shared.snapshot.borrow().clone();
     let views: Vec<_> = visible_views(&shared.plan, &snapshot, scope).cloned().collect();
