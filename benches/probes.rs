@@ -21,9 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use snbox::document::params::{HttpParams, IcmpParams, SnmpParams};
-use snbox::document::{Snmp, SnmpVersion};
 use snbox::probe::Status;
-use snbox::secret::Secret;
 
 const ICMP_TARGETS: usize = 10_000;
 const SNMP_GETS: usize = 40_000;
@@ -209,7 +207,7 @@ async fn child_snmp_get(port: u16, total: usize) {
     let loops = (0..SNMP_AGENTS).map(|i| {
         let (prober, params) = (prober.clone(), params.clone());
         async move {
-            let snmp = v2c(port, &community(i));
+            let snmp = peers::v2c(port, &community(i));
             let mut ok = 0;
             for _ in 0..per_agent {
                 if prober
@@ -234,7 +232,7 @@ async fn child_snmp_walk(port: u16, device: &str, walks: usize) {
         walk: Some("1.3.6.1.2.1.2.2".into()),
         ..SnmpParams::default()
     };
-    let snmp = v2c(port, device);
+    let snmp = peers::v2c(port, device);
     let mut values = 0.0;
     for _ in 0..walks {
         let r = prober
@@ -266,21 +264,6 @@ async fn child_http(url: &str, total: usize, concurrency: usize) {
     });
     let ok: usize = futures_util::future::join_all(loops).await.into_iter().sum();
     println!("ok {ok}");
-}
-
-fn v2c(port: u16, community: &str) -> Snmp {
-    Snmp {
-        version: SnmpVersion::V2c,
-        port: Some(port),
-        community: Some(Secret::new(community)),
-        user: None,
-        level: None,
-        auth_protocol: None,
-        auth_key: None,
-        priv_protocol: None,
-        priv_key: None,
-        context: None,
-    }
 }
 
 fn number_after(text: &str, label: &str) -> f64 {

@@ -29,15 +29,7 @@ fn v2c(port: u16) -> Snmp {
 fn snmp(version: SnmpVersion, port: u16) -> Snmp {
     Snmp {
         version,
-        port: Some(port),
-        community: Some(Secret::new(COMMUNITY)),
-        user: None,
-        level: None,
-        auth_protocol: None,
-        auth_key: None,
-        priv_protocol: None,
-        priv_key: None,
-        context: None,
+        ..peers::v2c(port, COMMUNITY)
     }
 }
 

@@ -130,44 +130,37 @@ impl Store {
 
     /// Appends and waits for the commit; returns the last `seq` given.
     pub async fn append_committed(&self, items: Vec<Item>, states: Vec<(String, String)>) -> Result<u64, StoreError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Op::Append {
-                items,
-                states,
-                done: Some(done),
-            })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        wait.await.map_err(|_| StoreError::Closed)?.map_err(StoreError::Failed)
+        self.ask(|done| Op::Append {
+            items,
+            states,
+            done: Some(done),
+        })
+        .await?
+        .map_err(StoreError::Failed)
     }
 
     /// Up to `limit` records after `after`, oldest first, in their wire form.
     pub async fn pending(&self, after: u64, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
-        let (reply, wait) = oneshot::channel();
-        self.tx
-            .send(Op::Pending { after, limit, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        wait.await.map_err(|_| StoreError::Closed)?.map_err(StoreError::Failed)
+        self.ask(|reply| Op::Pending { after, limit, reply })
+            .await?
+            .map_err(StoreError::Failed)
     }
 
     /// Deletes every record up to `upto`, which the central server has stored.
     pub async fn ack(&self, upto: u64) -> Result<usize, StoreError> {
-        let (reply, wait) = oneshot::channel();
-        self.tx
-            .send(Op::Ack { upto, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        wait.await.map_err(|_| StoreError::Closed)?.map_err(StoreError::Failed)
+        self.ask(|reply| Op::Ack { upto, reply })
+            .await?
+            .map_err(StoreError::Failed)
     }
 
     pub async fn stats(&self) -> Result<Stats, StoreError> {
+        self.ask(|reply| Op::Stats { reply }).await
+    }
+
+    /// Sends `op` (built around its reply channel) to the writer and waits for the answer.
+    async fn ask<T>(&self, op: impl FnOnce(oneshot::Sender<T>) -> Op) -> Result<T, StoreError> {
         let (reply, wait) = oneshot::channel();
-        self.tx
-            .send(Op::Stats { reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.tx.send(op(reply)).await.map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)
     }
 }

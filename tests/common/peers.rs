@@ -354,3 +354,19 @@ impl Drop for Netns {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
+
+/// The SNMP block of a v2c device on a loopback port (for the probe tests and benchmarks).
+pub fn v2c(port: u16, community: &str) -> snbox::document::Snmp {
+    snbox::document::Snmp {
+        version: snbox::document::SnmpVersion::V2c,
+        port: Some(port),
+        community: Some(snbox::secret::Secret::new(community)),
+        user: None,
+        level: None,
+        auth_protocol: None,
+        auth_key: None,
+        priv_protocol: None,
+        priv_key: None,
+        context: None,
+    }
+}
