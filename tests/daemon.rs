@@ -410,7 +410,14 @@ async fn daemon_polls_real_peers_buffers_records_and_serves_its_status() {
     let all_rows: String = db
         .prepare("SELECT body FROM outbox")
         .expect("q")
-        .query_map([], |r| r.get::<_, String>(0))
+        .query_map([], |r| {
+            // Results are compact BLOBs whose texts are stored as they are; the rest is JSON.
+            Ok(match r.get::<_, rusqlite::types::Value>(0)? {
+                rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+        })
         .expect("rows")
         .collect::<Result<Vec<_>, _>>()
         .expect("rows")

@@ -158,3 +158,65 @@ fn outbox_counts_every_dropped_result_and_keeps_the_rest() {
         assert!(stats.bytes <= 256 * 1024 + 64 * 1024, "{stats:?}");
     });
 }
+
+/// The benchmark's target (≤ 80 database bytes per result) as a regression guard: 20,000
+/// typical ICMP results from 1,000 services, through the real store, measured as the pages
+/// the database uses.
+#[tokio::test]
+async fn outbox_holds_an_icmp_result_in_80_bytes_or_less() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = Store::open(dir.path(), 1 << 30).expect("store");
+    let store = opened.store;
+    let origins: Vec<Arc<Origin>> = (0..1000)
+        .map(|i| {
+            Arc::new(Origin {
+                service: format!("site-{}-dev-{i}-ping", i % 7),
+                device: format!("site-{}-dev-{i}", i % 7),
+                node: format!("site-{}", i % 7),
+                company: Some("client".into()),
+            })
+        })
+        .collect();
+    let before = store.stats().await.expect("stats").bytes;
+    let n = 20_000u64;
+    for batch in 0..(n / 1000) {
+        let items = (0..1000u64)
+            .map(|i| {
+                let k = batch * 1000 + i;
+                let rtt = |base: u64| (base + k % 97) as f64 / 1000.0;
+                let metrics = [
+                    ("rtt_min_ms", rtt(40)),
+                    ("rtt_avg_ms", rtt(60)),
+                    ("rtt_max_ms", rtt(90)),
+                    ("loss_pct", 0.0),
+                    ("packets_sent", 3.0),
+                    ("packets_received", 3.0),
+                ]
+                .into_iter()
+                .map(|(name, v)| (std::borrow::Cow::Borrowed(name), v))
+                .collect();
+                let ts = Timestamp::from_millisecond(1_800_000_000_000 + k as i64 * 60).expect("ts");
+                let body = Body::Result {
+                    status: State::Ok,
+                    state_type: StateType::Hard,
+                    attempt: 1,
+                    duration_ms: 400 + k % 13,
+                    output: format!("3/3 replies, rtt {:.3} ms", rtt(60)),
+                    metrics,
+                    in_availability_period: true,
+                };
+                (origins[(k % 1000) as usize].clone(), Record { ts, body })
+            })
+            .collect();
+        store.append_committed(items, vec![]).await.expect("commit");
+    }
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(stats.records, n);
+    let per_result = (stats.bytes - before) as f64 / n as f64;
+    eprintln!("{per_result:.1} database bytes per result");
+    assert!(per_result <= 80.0, "{per_result:.1} bytes per result");
+    // And they read back in the wire form.
+    let first = store.pending(0, 1).await.expect("pending");
+    assert_eq!(first[0]["output"], "3/3 replies, rtt 0.060 ms");
+    assert_eq!(first[0]["metrics"]["rtt_min_ms"], 0.04);
+}

@@ -34,11 +34,7 @@ async fn icmp_loopback_answers_with_a_measured_rtt() {
             "loopback must not read as 0: {:?}",
             r.metrics
         );
-        assert!(
-            r.output.starts_with(&format!("{target}: 3 of 3 replies, loss 0%")),
-            "{}",
-            r.output
-        );
+        assert!(r.output.starts_with("3/3 replies, rtt "), "{}", r.output);
     }
 }
 

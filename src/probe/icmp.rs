@@ -263,9 +263,12 @@ fn judge(target: IpAddr, outcomes: &[Echo], params: &IcmpParams) -> CheckResult 
         let status = rtt.worst(lost);
         CheckResult::new(
             status,
-            format!(
-                "{target}: {received} of {sent} replies, loss {loss:.0}%, rtt min/avg/max {min:.3}/{avg:.3}/{max:.3} ms"
-            ),
+            // Short on purpose: it is stored with every result; the figures are in the metrics.
+            if received == sent {
+                format!("{received}/{sent} replies, rtt {avg:.3} ms")
+            } else {
+                format!("{received}/{sent} replies ({loss:.0}% loss), rtt {avg:.3} ms")
+            },
         )
         .metric("rtt_min_ms", round3(min))
         .metric("rtt_avg_ms", round3(avg))

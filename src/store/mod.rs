@@ -23,8 +23,10 @@
 //! `origins(id, service, device, node, company)` interns who a record is about (R12), so that
 //! a result row holds one integer instead of four strings. `outbox(seq, kind, ts, origin,
 //! body)`: `kind` 1 result, 2 state_change, 3 notification, 4 availability; `ts` in Unix
-//! milliseconds; `body` the JSON of the kind's own fields. `service_state(service, state)`.
+//! milliseconds; `body` the kind's own fields: a compact BLOB for results ([`codec`]), JSON
+//! text for the other kinds. `service_state(service, state)`.
 
+pub mod codec;
 mod writer;
 
 use std::path::{Path, PathBuf};
