@@ -4,7 +4,8 @@
 //! opens, so a bad input exits 2 with every error listed and changes nothing. Shutdown on
 //! SIGTERM or SIGINT cancels one token: the scheduler stops starting checks, lets those in
 //! flight finish (at most [`DRAIN`]), commits their records and every state; the status
-//! endpoint stops last. The process exits 0 within ten seconds.
+//! endpoint stops last. The process exits 0 within ten seconds. While it runs, SIGHUP or a
+//! change of the standalone file re-plans without a restart ([`source`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use crate::planning::{self, Rejected};
 use crate::problem::Problems;
 use crate::schedule::{Clock, Metrics, Probers, Saved, Scheduler};
 use crate::settings::{Settings, Source};
+use crate::source::{self, DocumentState};
 use crate::status;
 use crate::store::Store;
 
@@ -108,8 +110,20 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         state_dir = %settings.state_dir.display(),
         "snbox started"
     );
+    let (plans, plans_rx) = tokio::sync::watch::channel(plan.clone());
+    let (document_state, document_rx) =
+        tokio::sync::watch::channel(DocumentState::new(document.display().to_string(), &plan));
+    let mut scheduler = scheduler;
+    scheduler.follow(plans_rx);
+    let follower = tokio::spawn(source::follow_file(
+        document.clone(),
+        settings.timezone.clone(),
+        plans,
+        document_state,
+        cancel.child_token(),
+    ));
     let shared = status::Shared {
-        plan,
+        document: document_rx,
         snapshot,
         store: opened.store.clone(),
         metrics,
@@ -124,6 +138,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         tokio::spawn(async move { status::serve(listener, shared, async move { stop.cancelled().await }).await })
     };
     scheduler.run(cancel.clone(), DRAIN).await;
+    follower.abort();
     stop_status.cancel();
     match tokio::time::timeout(Duration::from_secs(1), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the status endpoint stopped with an error"),

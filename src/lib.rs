@@ -9,6 +9,13 @@
 //! | [`document`] | the monitoring document's serde types and loading, every error with its path |
 //! | [`rules`] | the pure rules engine (R1–R8, R11): document → resolved [`rules::Plan`] |
 //! | [`explain`] | the explain report (protocol.md §4), JSON and text, from a plan |
+//! | [`source`] | following the document while running: SIGHUP, a changed file |
+//! | [`probe`] | one check of ICMP, SNMP or HTTP(S) → a [`probe::CheckResult`] |
+//! | [`schedule`] | which check runs when; states, availability, notifications → records |
+//! | [`record`] | the records of protocol.md §5.3 |
+//! | [`store`] | the SQLite outbox and saved states, owned by one thread |
+//! | [`status`] | the local status endpoint (protocol.md §7) |
+//! | [`app`] | `snbox run`: the tasks wired together, start-up and shutdown |
 //! | [`secret`] | a string that is never printed |
 //! | [`problem`] | one input error: code, path, message |
 //!
@@ -31,5 +38,6 @@ pub mod rules;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
+pub mod source;
 pub mod status;
 pub mod store;

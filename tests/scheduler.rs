@@ -344,3 +344,100 @@ async fn r9_other_services_are_unreachable_while_the_host_check_is_hard_critical
         "the host check notifies"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn replan_keeps_the_state_and_schedule_of_services_that_stay() {
+    // Plan A: d0-s0, d1-s0, d2-s0 every 60 s, all HARD critical after one check.
+    let a = doc(3, 1, ping(60, json!({ "max_attempts": 1 })), json!([]));
+    // Plan B: d0-s0 as it was; d1-s0 every 120 s; d2 gone; d3-s0 new.
+    let mut b = doc(4, 1, ping(60, json!({ "max_attempts": 1 })), json!([]));
+    b["version"] = json!("sched-2");
+    common::retain(&mut b, "devices", |d| d["id"] != "d2");
+    common::retain(&mut b, "services", |s| s["device"] != "d2");
+    b["services"]
+        .as_array_mut()
+        .expect("services")
+        .iter_mut()
+        .filter(|s| s["id"] == "d1-s0")
+        .for_each(|s| s["interval_s"] = json!(120));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = Store::open(dir.path(), 64 << 20).expect("store");
+    let clock = Arc::new(TokioClock::starting_at(ts("2026-11-23T10:00:00Z")));
+    let script = Arc::new(Script {
+        clock: clock.clone(),
+        outcome: Box::new(|_, _| Status::Critical),
+        calls: Mutex::new(Vec::new()),
+    });
+    let (mut scheduler, snapshot) = Scheduler::new(
+        Arc::new(common::plan(&a)),
+        HashMap::new(),
+        script.clone(),
+        opened.store.clone(),
+        clock.clone(),
+        &Limits::default(),
+        Arc::new(Metrics::default()),
+    );
+    let (plans, plans_rx) = tokio::sync::watch::channel(Arc::new(common::plan(&a)));
+    scheduler.follow(plans_rx);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(cancel.clone(), Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    let switched = clock.now();
+    plans.send_replace(Arc::new(common::plan(&b)));
+    tokio::time::sleep(Duration::from_secs(400)).await;
+    assert_eq!(
+        snapshot.borrow().plan.version,
+        "sched-2",
+        "the status sees the new plan"
+    );
+    cancel.cancel();
+    task.await.expect("scheduler ends");
+    let records = opened.store.pending(0, 1_000_000).await.expect("records");
+
+    let gaps = |service: &str, after: bool| -> Vec<i64> {
+        let calls: Vec<Timestamp> = script
+            .calls_of(service)
+            .into_iter()
+            .filter(|t| (*t > switched) == after || !after)
+            .collect();
+        calls.windows(2).map(|w| w[1].as_second() - w[0].as_second()).collect()
+    };
+    let kept = gaps("d0-s0", false);
+    assert!(
+        kept.len() >= 8 && kept.iter().all(|g| *g == 60),
+        "same grid across the switch: {kept:?}"
+    );
+    assert_eq!(
+        of_kind(&records, "state_change", "d0-s0").len(),
+        1,
+        "its HARD critical state carried over: no second ok → critical"
+    );
+    let slower = gaps("d1-s0", true);
+    assert!(!slower.is_empty() && slower.iter().all(|g| *g == 120), "{slower:?}");
+    assert_eq!(
+        of_kind(&records, "state_change", "d1-s0").len(),
+        1,
+        "d1-s0 kept its state too"
+    );
+    assert!(
+        script.calls_of("d2-s0").iter().all(|t| *t <= switched),
+        "a removed service is not checked"
+    );
+    assert!(!script.calls_of("d3-s0").is_empty(), "a new service is checked");
+    drop(opened.store);
+    opened.writer.join().expect("writer");
+    let db = rusqlite::Connection::open(dir.path().join("snbox.db")).expect("db");
+    let saved: Vec<String> = db
+        .prepare("SELECT service FROM service_state ORDER BY service")
+        .expect("q")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        saved,
+        ["d0-s0", "d1-s0", "d3-s0"],
+        "the removed service's state is forgotten"
+    );
+}

@@ -112,8 +112,11 @@ pub struct ServiceView {
 }
 
 /// The live state, rebuilt every few seconds for the status endpoint.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
+    /// The plan these services come from: views and plan always match.
+    #[serde(skip)]
+    pub plan: Arc<Plan>,
     pub at: Option<Timestamp>,
     pub services: Vec<ServiceView>,
     /// Checks running now.
@@ -162,12 +165,19 @@ enum Wake {
 
 struct Done {
     slot: usize,
+    /// The plan generation the slot index belongs to; after a re-plan, `service` finds it.
+    generation: u64,
+    service: String,
     result: CheckResult,
 }
 
 pub struct Scheduler {
     plan: Arc<Plan>,
+    /// New plans to apply while running (SIGHUP, a changed file, the central server).
+    plans: Option<watch::Receiver<Arc<Plan>>>,
+    generation: u64,
     slots: Vec<Slot>,
+    by_id: HashMap<String, usize>,
     heap: BinaryHeap<Reverse<(Instant, Wake, usize)>>,
     probers: Arc<dyn Runner>,
     store: Store,
@@ -185,6 +195,8 @@ pub struct Scheduler {
     /// each wake-up.
     outgoing: Vec<Item>,
     outgoing_states: Vec<(String, String)>,
+    /// Services no plan has any more, whose saved states go at the next commit.
+    outgoing_forgotten: Vec<String>,
 }
 
 impl Scheduler {
@@ -198,76 +210,21 @@ impl Scheduler {
         limits: &Limits,
         metrics: Arc<Metrics>,
     ) -> (Scheduler, watch::Receiver<Arc<Snapshot>>) {
-        let now_wall = clock.now();
-        let now = Instant::now();
-        let mut slots = Vec::new();
-        let mut by_service = HashMap::new();
-        for (index, (sp, svc)) in plan
-            .services
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.outcome.as_ref().ok().map(|o| (i, (s, o))))
-        {
-            let Some(d) = sp.device else { continue };
-            let Ok(dev) = &plan.devices[d].outcome else { continue };
-            let tree = &plan.tree;
-            let origin = Arc::new(Origin {
-                service: sp.id.clone(),
-                device: sp.device_id.clone(),
-                node: tree.id(dev.node).to_string(),
-                company: tree.company_id(dev.node).map(str::to_string),
-            });
-            let interval = Duration::from_secs(u64::from(svc.interval_s.value.max(1)));
-            let period = |aspect: Aspect| plan.time_range(svc.periods.get(aspect)).schedule.clone();
-            let saved_state = saved.remove(&sp.id).unwrap_or_else(|| Saved {
-                state: ServiceState::new(now_wall),
-                availability: Availability::default(),
-            });
-            let offset = Duration::from_millis(stable_hash(&sp.id) % interval.as_millis().max(1) as u64);
-            by_service.insert(index, slots.len());
-            slots.push(Slot {
-                origin,
-                kind: svc.kind,
-                address: plan.devices[d].address.clone(),
-                snmp: dev.snmp.clone(),
-                params: svc.params.clone(),
-                interval,
-                retry: Duration::from_secs(u64::from(svc.retry_interval_s.value.max(1))),
-                timeout: Duration::from_secs(u64::from(svc.timeout_s.value.max(1))),
-                max_attempts: svc.max_attempts.value,
-                periods: [
-                    period(Aspect::Control),
-                    period(Aspect::Availability),
-                    period(Aspect::Notification),
-                ],
-                tz: plan.zone_of(dev).clone(),
-                device: d,
-                host: dev.host_check.filter(|h| *h != index),
-                offset,
-                criticality: svc.criticality.value.as_str(),
-                target: svc.availability_rate.value,
-                contacts: dev.contacts.clone(),
-                contact_groups: dev.contact_groups.iter().map(|g| g.id.clone()).collect(),
-                saved: saved_state,
-                check_due: None,
-                release_due: None,
-                availability_due: now + AVAILABILITY_EVERY.min(interval * 60) + offset,
-                running: false,
-                last_output: String::new(),
-                last_duration_ms: None,
-                in_control: true,
-                dirty: false,
-            });
-        }
-        // Host checks by slot rather than by service index.
-        for slot in &mut slots {
-            slot.host = slot.host.and_then(|h| by_service.get(&h).copied());
-        }
+        let slots = build_slots(&plan, |id| saved.remove(id), clock.now(), Instant::now());
         let (results_tx, results_rx) = mpsc::unbounded_channel();
-        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot {
+            plan: plan.clone(),
+            at: None,
+            services: Vec::new(),
+            running: 0,
+        }));
+        let by_id = index_by_id(&slots);
         let mut scheduler = Scheduler {
             plan,
+            plans: None,
+            generation: 0,
             slots,
+            by_id,
             heap: BinaryHeap::new(),
             probers,
             store,
@@ -287,17 +244,81 @@ impl Scheduler {
             tracker: TaskTracker::new(),
             outgoing: Vec::new(),
             outgoing_states: Vec::new(),
+            outgoing_forgotten: Vec::new(),
         };
-        for i in 0..scheduler.slots.len() {
-            let due = now + scheduler.slots[i].offset;
-            scheduler.schedule(i, Wake::Check, due);
-            let availability_due = scheduler.slots[i].availability_due;
-            scheduler.schedule(i, Wake::Availability, availability_due);
-            if scheduler.slots[i].saved.state.held.is_some() {
-                scheduler.schedule_release(i);
+        scheduler.schedule_all();
+        (scheduler, snapshot_rx)
+    }
+
+    /// Applies each plan sent on `plans` while running.
+    pub fn follow(&mut self, plans: watch::Receiver<Arc<Plan>>) {
+        self.plans = Some(plans);
+    }
+
+    /// Puts every slot's wake-ups on a fresh heap: a slot without a check due starts at its
+    /// offset; one waiting on a held notification wakes when the notification period opens.
+    fn schedule_all(&mut self) {
+        let now = Instant::now();
+        self.heap.clear();
+        for i in 0..self.slots.len() {
+            let s = &self.slots[i];
+            let check = s.check_due.unwrap_or(now + s.offset);
+            let (availability, release) = (s.availability_due, s.release_due);
+            self.schedule(i, Wake::Check, check);
+            self.schedule(i, Wake::Availability, availability);
+            match release {
+                Some(due) => self.schedule(i, Wake::Release, due),
+                None if self.slots[i].saved.state.held.is_some() => self.schedule_release(i),
+                None => {}
             }
         }
-        (scheduler, snapshot_rx)
+    }
+
+    /// Switches to `plan` (R9 still holds across it): a service that stays (same id) keeps its
+    /// state, its availability history and, when its intervals are unchanged, its place in
+    /// the schedule; a new one starts at its offset; a removed one is forgotten, state and
+    /// all. Checks in flight finish and land on their service if it still exists.
+    fn replan(&mut self, plan: Arc<Plan>) {
+        let wall = self.clock.now();
+        let now = Instant::now();
+        let mut old: HashMap<String, Slot> = self.slots.drain(..).map(|s| (s.origin.service.clone(), s)).collect();
+        let mut slots = build_slots(&plan, |id| old.get(id).map(|s| s.saved.clone()), wall, now);
+        let (mut kept, mut moved) = (0usize, 0usize);
+        for slot in &mut slots {
+            let Some(before) = old.remove(&slot.origin.service) else {
+                continue;
+            };
+            slot.running = before.running;
+            slot.last_output = before.last_output;
+            slot.last_duration_ms = before.last_duration_ms;
+            slot.in_control = before.in_control;
+            slot.release_due = before.release_due;
+            slot.availability_due = before.availability_due;
+            if before.interval == slot.interval && before.retry == slot.retry {
+                slot.check_due = before.check_due;
+                kept += 1;
+            } else {
+                moved += 1;
+            }
+        }
+        let gone: Vec<String> = old.into_keys().collect();
+        tracing::info!(
+            version = %plan.version,
+            services = slots.len(),
+            kept,
+            rescheduled = moved,
+            added = slots.len() - kept - moved,
+            removed = gone.len(),
+            "new plan applied"
+        );
+        self.generation += 1;
+        self.by_id = index_by_id(&slots);
+        self.slots = slots;
+        self.per_device.clear();
+        self.plan = plan;
+        self.schedule_all();
+        self.outgoing_forgotten.extend(gone);
+        self.publish();
     }
 
     /// Runs until `cancel`, then lets the checks in flight finish (within `drain`) and commits
@@ -306,12 +327,29 @@ impl Scheduler {
         let mut snapshot_tick = tokio::time::interval(SNAPSHOT_EVERY);
         let mut save_tick = tokio::time::interval(SAVE_EVERY);
         save_tick.tick().await;
+        let mut plans = self.plans.take();
         loop {
             let next = self.heap.peek().map(|Reverse((due, _, _))| *due);
             let sleep = tokio::time::sleep_until(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)));
+            let new_plan = async {
+                match plans.as_mut() {
+                    Some(rx) => match rx.changed().await {
+                        Ok(()) => Some(rx.borrow_and_update().clone()),
+                        Err(_) => None,
+                    },
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
+                plan = new_plan => match plan {
+                    Some(plan) => {
+                        self.replan(plan);
+                        self.flush().await;
+                    }
+                    None => plans = None, // the sender is gone: no more plans
+                },
                 Some(done) = self.results_rx.recv() => self.on_result(done).await,
                 _ = sleep => {
                     self.on_due();
@@ -406,6 +444,7 @@ impl Scheduler {
         );
         let job = Job {
             slot,
+            generation: self.generation,
             series: s.origin.service.clone(),
             address: s.address.clone(),
             snmp: s.snmp.clone(),
@@ -429,13 +468,31 @@ impl Scheduler {
                 _ => return,
             };
             let result = probers.run(&job).await;
-            let _ = tx.send(Done { slot: job.slot, result });
+            let _ = tx.send(Done {
+                slot: job.slot,
+                generation: job.generation,
+                service: job.series.clone(),
+                result,
+            });
         });
     }
 
     async fn on_result(&mut self, done: Done) {
         let wall = self.clock.now();
-        let Done { slot, result } = done;
+        let Done {
+            slot,
+            generation,
+            service,
+            result,
+        } = done;
+        let slot = if generation == self.generation {
+            slot
+        } else {
+            match self.by_id.get(&service) {
+                Some(slot) => *slot,
+                None => return, // removed by a new plan while its check ran
+            }
+        };
         let host_down = self.slots[slot].host.is_some_and(|h| {
             let st = &self.slots[h].saved.state;
             st.state_type == StateType::Hard && matches!(st.state, State::Critical | State::Unreachable)
@@ -600,6 +657,12 @@ impl Scheduler {
     }
 
     async fn flush(&mut self) {
+        if !self.outgoing_forgotten.is_empty() {
+            let services = std::mem::take(&mut self.outgoing_forgotten);
+            if let Err(e) = self.store.forget(services).await {
+                tracing::error!(error = %e, "removed services' states could not be deleted");
+            }
+        }
         if self.outgoing.is_empty() && self.outgoing_states.is_empty() {
             return;
         }
@@ -666,6 +729,7 @@ impl Scheduler {
             .collect();
         let running = self.slots.iter().filter(|s| s.running).count();
         self.snapshot.send_replace(Arc::new(Snapshot {
+            plan: self.plan.clone(),
             at: Some(wall),
             services,
             running,
@@ -678,9 +742,92 @@ impl Scheduler {
     }
 }
 
+/// One slot per accepted service of `plan`, in plan order; `saved` gives a service's saved
+/// state by id, if any. Nothing is scheduled yet.
+fn build_slots(
+    plan: &Plan,
+    mut saved: impl FnMut(&str) -> Option<Saved>,
+    now_wall: Timestamp,
+    now: Instant,
+) -> Vec<Slot> {
+    let mut slots = Vec::new();
+    let mut by_service = HashMap::new();
+    for (index, (sp, svc)) in plan
+        .services
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.outcome.as_ref().ok().map(|o| (i, (s, o))))
+    {
+        let Some(d) = sp.device else { continue };
+        let Ok(dev) = &plan.devices[d].outcome else { continue };
+        let tree = &plan.tree;
+        let origin = Arc::new(Origin {
+            service: sp.id.clone(),
+            device: sp.device_id.clone(),
+            node: tree.id(dev.node).to_string(),
+            company: tree.company_id(dev.node).map(str::to_string),
+        });
+        let interval = Duration::from_secs(u64::from(svc.interval_s.value.max(1)));
+        let period = |aspect: Aspect| plan.time_range(svc.periods.get(aspect)).schedule.clone();
+        let saved_state = saved(&sp.id).unwrap_or_else(|| Saved {
+            state: ServiceState::new(now_wall),
+            availability: Availability::default(),
+        });
+        let offset = Duration::from_millis(stable_hash(&sp.id) % interval.as_millis().max(1) as u64);
+        by_service.insert(index, slots.len());
+        slots.push(Slot {
+            origin,
+            kind: svc.kind,
+            address: plan.devices[d].address.clone(),
+            snmp: dev.snmp.clone(),
+            params: svc.params.clone(),
+            interval,
+            retry: Duration::from_secs(u64::from(svc.retry_interval_s.value.max(1))),
+            timeout: Duration::from_secs(u64::from(svc.timeout_s.value.max(1))),
+            max_attempts: svc.max_attempts.value,
+            periods: [
+                period(Aspect::Control),
+                period(Aspect::Availability),
+                period(Aspect::Notification),
+            ],
+            tz: plan.zone_of(dev).clone(),
+            device: d,
+            host: dev.host_check.filter(|h| *h != index),
+            offset,
+            criticality: svc.criticality.value.as_str(),
+            target: svc.availability_rate.value,
+            contacts: dev.contacts.clone(),
+            contact_groups: dev.contact_groups.iter().map(|g| g.id.clone()).collect(),
+            saved: saved_state,
+            check_due: None,
+            release_due: None,
+            availability_due: now + AVAILABILITY_EVERY.min(interval * 60) + offset,
+            running: false,
+            last_output: String::new(),
+            last_duration_ms: None,
+            in_control: true,
+            dirty: false,
+        });
+    }
+    // Host checks by slot rather than by service index.
+    for slot in &mut slots {
+        slot.host = slot.host.and_then(|h| by_service.get(&h).copied());
+    }
+    slots
+}
+
+fn index_by_id(slots: &[Slot]) -> HashMap<String, usize> {
+    slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.origin.service.clone(), i))
+        .collect()
+}
+
 /// What a check task needs, copied out of its slot.
 pub struct Job {
     slot: usize,
+    generation: u64,
     /// The service's id.
     pub series: String,
     pub address: String,

@@ -33,12 +33,13 @@ use crate::explain::Report;
 use crate::rules::{NodeIdx, Plan};
 use crate::schedule::{Metrics, Snapshot};
 use crate::settings::{Network, Token};
+use crate::source::DocumentState;
 use crate::store::Store;
 
 /// Everything the handlers read.
 #[derive(Clone)]
 pub struct Shared {
-    pub plan: Arc<Plan>,
+    pub document: watch::Receiver<DocumentState>,
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
@@ -107,8 +108,12 @@ impl IntoResponse for Denied {
     }
 }
 
-/// The caller's scope, once its address and token are checked: the handlers' first argument.
-struct Caller(Scope);
+/// The caller's scope, once its address and token are checked, and the snapshot it was judged
+/// against (a node index means something only in its own plan): the handlers' first argument.
+struct Caller {
+    scope: Scope,
+    snapshot: Arc<Snapshot>,
+}
 
 impl axum::extract::FromRequestParts<Shared> for Caller {
     type Rejection = Denied;
@@ -119,11 +124,13 @@ impl axum::extract::FromRequestParts<Shared> for Caller {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0)
             .ok_or(Denied::NoToken)?;
-        authorize(shared, peer, &parts.headers).map(Caller)
+        let snapshot = shared.snapshot.borrow().clone();
+        let scope = authorize(shared, &snapshot.plan, peer, &parts.headers)?;
+        Ok(Caller { scope, snapshot })
     }
 }
 
-fn authorize(shared: &Shared, peer: SocketAddr, headers: &HeaderMap) -> Result<Scope, Denied> {
+fn authorize(shared: &Shared, plan: &Plan, peer: SocketAddr, headers: &HeaderMap) -> Result<Scope, Denied> {
     if shared.no_token_from.iter().any(|n| n.contains(peer.ip())) {
         return Ok(Scope::All);
     }
@@ -136,12 +143,7 @@ fn authorize(shared: &Shared, peer: SocketAddr, headers: &HeaderMap) -> Result<S
     match token {
         None => Err(Denied::NoToken),
         Some(Token { node: None, .. }) => Ok(Scope::All),
-        Some(Token { node: Some(node), .. }) => shared
-            .plan
-            .tree
-            .get(node)
-            .map(Scope::Subtree)
-            .ok_or(Denied::UnknownNode),
+        Some(Token { node: Some(node), .. }) => plan.tree.get(node).map(Scope::Subtree).ok_or(Denied::UnknownNode),
     }
 }
 
@@ -169,15 +171,15 @@ async fn healthz(AxumState(shared): AxumState<Shared>) -> Response {
     }
 }
 
-async fn status(AxumState(shared): AxumState<Shared>, Caller(scope): Caller) -> Response {
-    axum::Json(status_json(&shared, scope).await).into_response()
+async fn status(AxumState(shared): AxumState<Shared>, caller: Caller) -> Response {
+    axum::Json(status_json(&shared, &caller).await).into_response()
 }
 
-async fn status_json(shared: &Shared, scope: Scope) -> Value {
-    let plan = &shared.plan;
-    let snapshot = shared.snapshot.borrow().clone();
+async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Value {
+    let (plan, scope) = (&snapshot.plan, *scope);
+    let document = shared.document.borrow().clone();
     let mut counts = std::collections::BTreeMap::new();
-    for view in visible_views(plan, &snapshot, scope) {
+    for view in visible_views(plan, snapshot, scope) {
         *counts.entry(view.state.as_str()).or_insert(0u64) += 1;
     }
     let buffer = shared.store.stats().await.ok();
@@ -187,7 +189,12 @@ async fn status_json(shared: &Shared, scope: Scope) -> Value {
         "uptime_s": shared.started.elapsed().as_secs(),
         "box": { "id": plan.box_id, "node": plan.tree.id(plan.box_node) },
         "mode": shared.mode,
-        "config": { "version": plan.version, "last_error": null },
+        "config": {
+            "version": plan.version, "source": document.source,
+            "applied_at": crate::record::rfc3339_millis(document.applied_at),
+            "last_error": document.last_error,
+            "last_error_at": document.last_error_at.map(crate::record::rfc3339_millis),
+        },
         "devices": { "accepted": plan.accepted_devices().count(), "rejected": plan.devices.len() - plan.accepted_devices().count() },
         "services": { "polled": snapshot.services.len(), "running": snapshot.running, "states": counts },
         "buffer": buffer.map(|b| json!({
@@ -212,13 +219,12 @@ fn visible_views<'a>(
         .filter(move |v| sees(plan, scope, nodes.get(v.device.as_str()).copied().flatten()))
 }
 
-async fn services(AxumState(shared): AxumState<Shared>, Caller(scope): Caller) -> Response {
-    axum::Json(services_json(&shared, scope)).into_response()
+async fn services(caller: Caller) -> Response {
+    axum::Json(services_json(&caller)).into_response()
 }
 
-fn services_json(shared: &Shared, scope: Scope) -> Value {
-    let plan = &shared.plan;
-    let snapshot = shared.snapshot.borrow().clone();
+fn services_json(Caller { scope, snapshot }: &Caller) -> Value {
+    let (plan, scope) = (&snapshot.plan, *scope);
     let live: std::collections::HashMap<&str, &crate::schedule::ServiceView> =
         snapshot.services.iter().map(|v| (v.id.as_str(), v)).collect();
     let report = Report::of_plan(plan, snapshot.at);
@@ -238,9 +244,15 @@ fn services_json(shared: &Shared, scope: Scope) -> Value {
     Value::Array(out)
 }
 
-async fn devices(AxumState(shared): AxumState<Shared>, Caller(scope): Caller) -> Response {
-    let plan = &shared.plan;
-    let snapshot = shared.snapshot.borrow().clone();
+async fn devices(Caller { scope, snapshot }: Caller) -> Response {
+    let plan = &snapshot.plan;
+    let mut by_device: std::collections::HashMap<&str, Vec<Value>> = std::collections::HashMap::new();
+    for v in &snapshot.services {
+        by_device
+            .entry(v.device.as_str())
+            .or_default()
+            .push(json!({ "service": v.id, "state": v.state, "state_type": v.state_type }));
+    }
     let report = Report::of_plan(plan, snapshot.at);
     let Report::Plan(r) = &report else {
         return axum::Json(json!([])).into_response();
@@ -251,12 +263,7 @@ async fn devices(AxumState(shared): AxumState<Shared>, Caller(scope): Caller) ->
             continue;
         }
         let mut entry = serde_json::to_value(r.device(d)).unwrap_or(Value::Null);
-        let states: Vec<Value> = snapshot
-            .services
-            .iter()
-            .filter(|v| v.device == d.id)
-            .map(|v| json!({ "service": v.id, "state": v.state, "state_type": v.state_type }))
-            .collect();
+        let states = by_device.remove(d.id.as_str()).unwrap_or_default();
         if let Some(obj) = entry.as_object_mut() {
             obj.insert("live".into(), json!({ "services": states }));
         }
@@ -265,10 +272,9 @@ async fn devices(AxumState(shared): AxumState<Shared>, Caller(scope): Caller) ->
     axum::Json(Value::Array(out)).into_response()
 }
 
-async fn metrics(AxumState(shared): AxumState<Shared>, _caller: Caller) -> Response {
+async fn metrics(AxumState(shared): AxumState<Shared>, caller: Caller) -> Response {
     let stats = shared.store.stats().await.ok();
-    let snapshot = shared.snapshot.borrow().clone();
-    let body = prometheus::render(&shared.metrics, stats.as_ref(), &snapshot);
+    let body = prometheus::render(&shared.metrics, stats.as_ref(), &caller.snapshot);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,
@@ -276,9 +282,9 @@ async fn metrics(AxumState(shared): AxumState<Shared>, _caller: Caller) -> Respo
         .into_response()
 }
 
-async fn page(AxumState(shared): AxumState<Shared>, Caller(scope): Caller) -> Response {
-    let status = status_json(&shared, scope).await;
-    let snapshot = shared.snapshot.borrow().clone();
-    let views: Vec<_> = visible_views(&shared.plan, &snapshot, scope).cloned().collect();
-    Html(html::render(&status, &views, &shared.plan)).into_response()
+async fn page(AxumState(shared): AxumState<Shared>, caller: Caller) -> Response {
+    let status = status_json(&shared, &caller).await;
+    let plan = &caller.snapshot.plan;
+    let views: Vec<_> = visible_views(plan, &caller.snapshot, caller.scope).cloned().collect();
+    Html(html::render(&status, &views, plan)).into_response()
 }

@@ -64,6 +64,9 @@ enum Op {
         states: Vec<(String, String)>,
         done: Option<oneshot::Sender<Result<u64, String>>>,
     },
+    Forget {
+        services: Vec<String>,
+    },
     Pending {
         after: u64,
         limit: usize,
@@ -139,6 +142,14 @@ impl Store {
         })
         .await?
         .map_err(StoreError::Failed)
+    }
+
+    /// Deletes the saved states of services no plan has any more (queued like an append).
+    pub async fn forget(&self, services: Vec<String>) -> Result<(), StoreError> {
+        self.tx
+            .send(Op::Forget { services })
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Up to `limit` records after `after`, oldest first, in their wire form.

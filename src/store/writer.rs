@@ -128,6 +128,7 @@ impl Writer {
                         let _ = done.send(result.as_ref().map(|_| seq).map_err(ToString::to_string));
                     }
                 }
+                Op::Forget { .. } => {}
                 Op::Pending { after, limit, reply } => {
                     let _ = reply.send(self.pending(after, limit).map_err(|e| e.to_string()));
                 }
@@ -156,7 +157,13 @@ impl Writer {
                 "INSERT INTO service_state (service, state) VALUES (?1, ?2)
                  ON CONFLICT (service) DO UPDATE SET state = excluded.state",
             )?;
+            let mut forget = tx.prepare_cached("DELETE FROM service_state WHERE service = ?1")?;
             for op in batch {
+                if let Op::Forget { services } = op {
+                    for service in services {
+                        forget.execute([service])?;
+                    }
+                }
                 let Op::Append { items, states, .. } = op else { continue };
                 let mut last = 0;
                 for (origin, record) in items {
