@@ -582,3 +582,98 @@ fn kill_9_during_a_burst_loses_no_committed_record_and_seq_continues() {
         highest = max as u64;
     }
 }
+
+#[test]
+fn a_changed_document_is_applied_live_a_bad_one_refused_and_sighup_rereads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut doc = base_doc();
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d1", "node": "s1", "name": "D1", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d1-ping", "device": "d1", "template": "ping" }),
+    );
+    let daemon = Daemon::start(dir.path(), &doc, "");
+    let live = |d: &Daemon, id: &str| -> Option<Value> {
+        d.json("/services")
+            .as_array()?
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["live"].clone())
+    };
+    daemon.wait_for(
+        || live(&daemon, "d1-ping").is_some_and(|l| !l["last_check"].is_null()),
+        "d1-ping checked",
+    );
+    let since = live(&daemon, "d1-ping").expect("d1-ping")["since"].clone();
+
+    // A new version adds a device: applied without a restart, d1-ping keeps its state.
+    doc["version"] = json!("e2e-2");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "d2", "node": "s2", "name": "D2", "address": "127.0.0.2" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d2-ping", "device": "d2", "template": "ping" }),
+    );
+    std::fs::write(dir.path().join("doc.json"), doc.to_string()).expect("doc v2");
+    daemon.wait_for(
+        || live(&daemon, "d2-ping").is_some_and(|l| !l["last_check"].is_null()),
+        "the new service checked",
+    );
+    assert_eq!(daemon.json("/status")["config"]["version"], "e2e-2");
+    assert_eq!(live(&daemon, "d1-ping").expect("d1-ping")["since"], since, "state kept");
+
+    // A broken version is refused with its reasons; e2e-2 keeps running.
+    let mut broken = doc.clone();
+    broken["version"] = json!("e2e-3");
+    push(
+        &mut broken,
+        "service_templates",
+        json!({ "id": "late", "kind": "icmp", "criticality": "low", "availability_rate": 99.0,
+                "availability_period": "24x7", "control_period": "no-such-range", "interval_s": 60 }),
+    );
+    std::fs::write(dir.path().join("doc.json"), broken.to_string()).expect("doc v3");
+    daemon.wait_for(
+        || !daemon.json("/status")["config"]["last_error"].is_null(),
+        "the refusal on /status",
+    );
+    let config = daemon.json("/status")["config"].clone();
+    assert_eq!(config["version"], "e2e-2", "{config}");
+    assert!(
+        config["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no-such-range") && e.contains("doc.json")),
+        "the error names the file and the reference: {config}"
+    );
+    let checked = live(&daemon, "d2-ping").expect("d2-ping")["last_check"].clone();
+    daemon.wait_for(
+        || live(&daemon, "d2-ping").is_some_and(|l| l["last_check"] != checked),
+        "polling goes on under the previous document",
+    );
+
+    // Fixed again, then SIGHUP re-reads an unchanged file.
+    std::fs::write(dir.path().join("doc.json"), doc.to_string()).expect("doc v2 again");
+    daemon.wait_for(
+        || daemon.json("/status")["config"]["last_error"].is_null(),
+        "the refusal cleared by a good document",
+    );
+    let applied = daemon.json("/status")["config"]["applied_at"].clone();
+    std::thread::sleep(Duration::from_millis(20));
+    let _ = Command::new("kill")
+        .args(["-HUP", &daemon.child.id().to_string()])
+        .status();
+    daemon.wait_for(
+        || daemon.json("/status")["config"]["applied_at"] != applied,
+        "SIGHUP applies the document again",
+    );
+    assert!(daemon.log().contains("SIGHUP"), "{}", daemon.log());
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}
