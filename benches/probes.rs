@@ -15,7 +15,7 @@
 mod peers;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -432,37 +432,10 @@ fn bench_snmp() {
 }
 
 fn bench_http() {
-    require("nginx");
     require("prometheus-blackbox-exporter");
+    let nginx = peers::Nginx::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let nginx_port = free_tcp_port();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::create_dir_all(dir.path().join("tmp")).expect("dir");
-    std::fs::write(
-        &conf,
-        format!(
-            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 1024; }}\n\
-             http {{ access_log off; client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy;\n\
-             fastcgi_temp_path {d}/tmp/fastcgi; uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;\n\
-             server {{ listen 127.0.0.1:{nginx_port}; location = /health {{ default_type text/plain; return 200 \"ok\\n\"; }} }} }}\n",
-            d = dir.path().display()
-        ),
-    )
-    .expect("nginx.conf");
-    let nginx = peers::Daemon::spawn(
-        Path::new("/usr/sbin/nginx"),
-        &[
-            "-e".into(),
-            dir.path().join("error.log").display().to_string(),
-            "-c".into(),
-            conf.display().to_string(),
-            "-g".into(),
-            "daemon off;".into(),
-        ],
-        &[],
-    );
-    let target = format!("http://127.0.0.1:{nginx_port}/health");
-    wait_http(&target);
+    let target = format!("http://127.0.0.1:{}/health", nginx.port);
 
     println!("HTTP checks of {target} (nginx), a new connection per check");
     header(&["tool", "checks", "wall s", "cpu s", "checks/s", "cpu ms/check"]);
@@ -480,7 +453,7 @@ fn bench_http() {
         ],
     );
 
-    let bb_port = free_tcp_port();
+    let bb_port = peers::free_tcp_port();
     let bb_conf = dir.path().join("blackbox.yml");
     std::fs::write(
         &bb_conf,
@@ -569,13 +542,6 @@ fn which(binary: &str) -> PathBuf {
     std::env::var_os("PATH")
         .and_then(|p| std::env::split_paths(&p).map(|d| d.join(binary)).find(|p| p.exists()))
         .unwrap_or_else(|| panic!("{binary} not found"))
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn f0(v: f64) -> String {

@@ -91,7 +91,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         })?;
     let metrics = Arc::new(Metrics::default());
     let probers = Arc::new(Probers::new(&settings.limits));
-    let (scheduler, snapshot) = Scheduler::new(
+    let (scheduler, snapshots) = Scheduler::new(
         plan.clone(),
         saved,
         probers,
@@ -124,7 +124,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     ));
     let shared = status::Shared {
         document: document_rx,
-        snapshot,
+        snapshots,
         store: opened.store.clone(),
         metrics,
         started,

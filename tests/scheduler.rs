@@ -369,7 +369,7 @@ async fn replan_keeps_the_state_and_schedule_of_services_that_stay() {
         outcome: Box::new(|_, _| Status::Critical),
         calls: Mutex::new(Vec::new()),
     });
-    let (mut scheduler, snapshot) = Scheduler::new(
+    let (mut scheduler, snapshots) = Scheduler::new(
         Arc::new(common::plan(&a)),
         HashMap::new(),
         script.clone(),
@@ -386,11 +386,10 @@ async fn replan_keeps_the_state_and_schedule_of_services_that_stay() {
     let switched = clock.now();
     plans.send_replace(Arc::new(common::plan(&b)));
     tokio::time::sleep(Duration::from_secs(400)).await;
-    assert_eq!(
-        snapshot.borrow().plan.version,
-        "sched-2",
-        "the status sees the new plan"
-    );
+    let live = snapshots.get().await.expect("the scheduler answers");
+    assert_eq!(live.plan.version, "sched-2", "the status sees the new plan");
+    assert_eq!(live.services.len(), 3);
+    drop(live);
     cancel.cancel();
     task.await.expect("scheduler ends");
     let records = opened.store.pending(0, 1_000_000).await.expect("records");

@@ -81,7 +81,7 @@ impl<'d> Catalog<'d> {
                 id: tr.id.clone(),
                 name: tr.name.clone(),
                 owner: owner.flatten(),
-                schedule: schedule.unwrap_or_default(),
+                schedule: std::sync::Arc::new(schedule.unwrap_or_default()),
             });
         }
     }

@@ -68,7 +68,8 @@ pub struct TimeRange {
     pub id: String,
     pub name: String,
     pub owner: Option<NodeIdx>,
-    pub schedule: Schedule,
+    /// Shared by every service that uses this range.
+    pub schedule: std::sync::Arc<Schedule>,
 }
 
 #[derive(Debug, Clone)]

@@ -6,12 +6,16 @@ use crate::document::CheckKind;
 use crate::probe::Status;
 
 /// Upper bounds, in milliseconds, of the lateness and duration histograms' buckets.
-pub const BUCKETS_MS: [u64; 12] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+/// Sub-millisecond bounds first: a healthy scheduler starts checks within a millisecond.
+pub const BUCKETS_MS: [f64; 15] = [
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
+const INF: usize = BUCKETS_MS.len();
 
 #[derive(Default)]
 pub struct Histogram {
     /// Cumulative counts per bucket of [`BUCKETS_MS`], then +Inf.
-    pub buckets: [AtomicU64; 13],
+    pub buckets: [AtomicU64; INF + 1],
     pub sum_us: AtomicU64,
     pub count: AtomicU64,
 }
@@ -20,17 +24,17 @@ impl Histogram {
     pub fn observe_ms(&self, ms: f64) {
         let ms = ms.max(0.0);
         for (i, bound) in BUCKETS_MS.iter().enumerate() {
-            if ms <= *bound as f64 {
+            if ms <= *bound {
                 self.buckets[i].fetch_add(1, Relaxed);
             }
         }
-        self.buckets[12].fetch_add(1, Relaxed);
+        self.buckets[INF].fetch_add(1, Relaxed);
         self.sum_us.fetch_add((ms * 1000.0) as u64, Relaxed);
         self.count.fetch_add(1, Relaxed);
     }
 
     /// The bucket bound under which `q` (0..1) of the observations fall.
-    pub fn quantile_ms(&self, q: f64) -> Option<u64> {
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
         let total = self.count.load(Relaxed);
         if total == 0 {
             return None;
@@ -41,7 +45,7 @@ impl Histogram {
             .enumerate()
             .find(|(i, _)| self.buckets[*i].load(Relaxed) >= rank)
             .map(|(_, b)| *b)
-            .or(Some(u64::MAX))
+            .or(Some(f64::INFINITY))
     }
 }
 

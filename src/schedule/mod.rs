@@ -26,7 +26,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -48,8 +48,10 @@ pub use state::ServiceState;
 
 /// How often each service's availability is sent as records.
 const AVAILABILITY_EVERY: Duration = Duration::from_secs(3600);
-/// How often the status snapshot is rebuilt, at most.
-const SNAPSHOT_EVERY: Duration = Duration::from_secs(2);
+/// A snapshot younger than this is shared by the requests that ask for one.
+const SNAPSHOT_REUSE: Duration = Duration::from_secs(1);
+/// How long a request waits for the scheduler's answer.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 /// How often every state (and its availability history) is saved, besides on each change.
 const SAVE_EVERY: Duration = Duration::from_secs(300);
 
@@ -96,8 +98,9 @@ pub struct Saved {
 /// One service as the status endpoint shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceView {
-    pub id: String,
-    pub device: String,
+    // Shared with the scheduler's slots: a snapshot of 20,000 services copies no text.
+    pub id: Arc<str>,
+    pub device: Arc<str>,
     pub kind: &'static str,
     pub state: State,
     pub state_type: StateType,
@@ -105,13 +108,13 @@ pub struct ServiceView {
     pub since: Timestamp,
     pub last_check: Option<Timestamp>,
     pub next_check: Option<Timestamp>,
-    pub output: String,
+    pub output: Arc<str>,
     pub duration_ms: Option<u64>,
     pub in_control_period: bool,
-    pub availability: Vec<Figures>,
+    pub availability: [Figures; 3],
 }
 
-/// The live state, rebuilt every few seconds for the status endpoint.
+/// The live state, built when the status endpoint asks (nobody watching costs nothing).
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     /// The plan these services come from: views and plan always match.
@@ -125,6 +128,8 @@ pub struct Snapshot {
 
 struct Slot {
     origin: Arc<Origin>,
+    id: Arc<str>,
+    device_id: Arc<str>,
     kind: CheckKind,
     address: String,
     snmp: Option<Snmp>,
@@ -134,7 +139,7 @@ struct Slot {
     timeout: Duration,
     max_attempts: u32,
     /// Control, availability and notification schedules, and the zone they are read in.
-    periods: [Schedule; 3],
+    periods: [Arc<Schedule>; 3],
     tz: TimeZone,
     device: usize,
     /// The device's host check, when this service is not it (R9).
@@ -150,7 +155,7 @@ struct Slot {
     release_due: Option<Instant>,
     availability_due: Instant,
     running: bool,
-    last_output: String,
+    last_output: Arc<str>,
     last_duration_ms: Option<u64>,
     in_control: bool,
     dirty: bool,
@@ -188,7 +193,8 @@ pub struct Scheduler {
     per_device_limit: usize,
     results_tx: mpsc::UnboundedSender<Done>,
     results_rx: mpsc::UnboundedReceiver<Done>,
-    snapshot: watch::Sender<Arc<Snapshot>>,
+    snapshot_requests: mpsc::Receiver<oneshot::Sender<Arc<Snapshot>>>,
+    last_snapshot: Option<(Instant, std::sync::Weak<Snapshot>)>,
     metrics: Arc<Metrics>,
     tracker: TaskTracker,
     /// Records and states made outside a result (releases, availability), committed after
@@ -209,15 +215,10 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
         limits: &Limits,
         metrics: Arc<Metrics>,
-    ) -> (Scheduler, watch::Receiver<Arc<Snapshot>>) {
+    ) -> (Scheduler, Snapshots) {
         let slots = build_slots(&plan, |id| saved.remove(id), clock.now(), Instant::now());
         let (results_tx, results_rx) = mpsc::unbounded_channel();
-        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot {
-            plan: plan.clone(),
-            at: None,
-            services: Vec::new(),
-            running: 0,
-        }));
+        let (requests, snapshot_requests) = mpsc::channel(64);
         let by_id = index_by_id(&slots);
         let mut scheduler = Scheduler {
             plan,
@@ -239,7 +240,8 @@ impl Scheduler {
             per_device_limit: limits.max_concurrent_per_device.max(1) as usize,
             results_tx,
             results_rx,
-            snapshot,
+            snapshot_requests,
+            last_snapshot: None,
             metrics,
             tracker: TaskTracker::new(),
             outgoing: Vec::new(),
@@ -247,7 +249,7 @@ impl Scheduler {
             outgoing_forgotten: Vec::new(),
         };
         scheduler.schedule_all();
-        (scheduler, snapshot_rx)
+        (scheduler, Snapshots { requests })
     }
 
     /// Applies each plan sent on `plans` while running.
@@ -318,13 +320,12 @@ impl Scheduler {
         self.plan = plan;
         self.schedule_all();
         self.outgoing_forgotten.extend(gone);
-        self.publish();
+        self.last_snapshot = None;
     }
 
     /// Runs until `cancel`, then lets the checks in flight finish (within `drain`) and commits
     /// their records and every state.
     pub async fn run(mut self, cancel: CancellationToken, drain: Duration) {
-        let mut snapshot_tick = tokio::time::interval(SNAPSHOT_EVERY);
         let mut save_tick = tokio::time::interval(SAVE_EVERY);
         save_tick.tick().await;
         let mut plans = self.plans.take();
@@ -355,15 +356,28 @@ impl Scheduler {
                     self.on_due();
                     self.flush().await;
                 }
-                _ = snapshot_tick.tick() => self.publish(),
+                Some(reply) = self.snapshot_requests.recv() => {
+                    let _ = reply.send(self.snapshot());
+                }
                 _ = save_tick.tick() => self.save_all(false).await,
             }
         }
+        // Checks still waiting for a permit give up at once; those running finish.
+        self.global.close();
+        self.per_kind.iter().for_each(|k| k.close());
+        self.per_device.values().for_each(|d| d.close());
         self.tracker.close();
+        let tracker = self.tracker.clone();
         let deadline = Instant::now() + drain;
-        while !self.tracker.is_empty() || !self.results_rx.is_empty() {
+        loop {
             tokio::select! {
                 Some(done) = self.results_rx.recv() => self.on_result(done).await,
+                _ = tracker.wait() => {
+                    while let Ok(done) = self.results_rx.try_recv() {
+                        self.on_result(done).await;
+                    }
+                    break;
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     tracing::warn!(running = self.tracker.len(), "checks still running at shutdown are abandoned");
                     break;
@@ -371,7 +385,6 @@ impl Scheduler {
             }
         }
         self.save_all(true).await;
-        self.publish();
     }
 
     fn schedule(&mut self, slot: usize, wake: Wake, due: Instant) {
@@ -520,7 +533,7 @@ impl Scheduler {
         let in_notification = s.periods[2].is_active(wall, &s.tz);
         let was_retrying = s.saved.state.retrying();
         let outcome = s.saved.state.apply(state, s.max_attempts, wall, in_notification);
-        s.last_output = result.output.clone();
+        s.last_output = Arc::from(result.output.as_str());
         s.last_duration_ms = Some(result.duration.as_millis() as u64);
         let mut records = vec![Record {
             ts: wall,
@@ -696,7 +709,21 @@ impl Scheduler {
         }
     }
 
-    fn publish(&mut self) {
+    /// The live state now, or the one built less than [`SNAPSHOT_REUSE`] ago if a request
+    /// still holds it.
+    fn snapshot(&mut self) -> Arc<Snapshot> {
+        if let Some((at, weak)) = &self.last_snapshot
+            && at.elapsed() < SNAPSHOT_REUSE
+            && let Some(snapshot) = weak.upgrade()
+        {
+            return snapshot;
+        }
+        let snapshot = Arc::new(self.build_snapshot());
+        self.last_snapshot = Some((Instant::now(), Arc::downgrade(&snapshot)));
+        snapshot
+    }
+
+    fn build_snapshot(&self) -> Snapshot {
         let wall = self.clock.now();
         let now = Instant::now();
         let services = self
@@ -705,8 +732,8 @@ impl Scheduler {
             .map(|s| {
                 let st = &s.saved.state;
                 ServiceView {
-                    id: s.origin.service.clone(),
-                    device: s.origin.device.clone(),
+                    id: s.id.clone(),
+                    device: s.device_id.clone(),
                     kind: s.kind.as_str(),
                     state: st.state,
                     state_type: st.state_type,
@@ -720,20 +747,17 @@ impl Scheduler {
                     output: s.last_output.clone(),
                     duration_ms: s.last_duration_ms,
                     in_control_period: s.in_control,
-                    availability: Window::ALL
-                        .iter()
-                        .map(|w| s.saved.availability.figures(*w, wall, &s.tz, s.target))
-                        .collect(),
+                    availability: Window::ALL.map(|w| s.saved.availability.figures(w, wall, &s.tz, s.target)),
                 }
             })
             .collect();
         let running = self.slots.iter().filter(|s| s.running).count();
-        self.snapshot.send_replace(Arc::new(Snapshot {
+        Snapshot {
             plan: self.plan.clone(),
             at: Some(wall),
             services,
             running,
-        }));
+        }
     }
 
     /// The plan this scheduler runs.
@@ -776,6 +800,8 @@ fn build_slots(
         let offset = Duration::from_millis(stable_hash(&sp.id) % interval.as_millis().max(1) as u64);
         by_service.insert(index, slots.len());
         slots.push(Slot {
+            id: Arc::from(sp.id.as_str()),
+            device_id: Arc::from(sp.device_id.as_str()),
             origin,
             kind: svc.kind,
             address: plan.devices[d].address.clone(),
@@ -803,7 +829,7 @@ fn build_slots(
             release_due: None,
             availability_due: now + AVAILABILITY_EVERY.min(interval * 60) + offset,
             running: false,
-            last_output: String::new(),
+            last_output: Arc::from(""),
             last_duration_ms: None,
             in_control: true,
             dirty: false,
@@ -822,6 +848,25 @@ fn index_by_id(slots: &[Slot]) -> HashMap<String, usize> {
         .enumerate()
         .map(|(i, s)| (s.origin.service.clone(), i))
         .collect()
+}
+
+/// Asks the running scheduler for its live state; cheap to clone.
+#[derive(Clone)]
+pub struct Snapshots {
+    requests: mpsc::Sender<oneshot::Sender<Arc<Snapshot>>>,
+}
+
+impl Snapshots {
+    /// The live state, or `None` when the scheduler does not answer within two seconds
+    /// (stopped, or stuck: `/healthz` says so).
+    pub async fn get(&self) -> Option<Arc<Snapshot>> {
+        let (reply, answer) = oneshot::channel();
+        let asked = async {
+            self.requests.send(reply).await.ok()?;
+            answer.await.ok()
+        };
+        tokio::time::timeout(SNAPSHOT_WAIT, asked).await.ok().flatten()
+    }
 }
 
 /// What a check task needs, copied out of its slot.

@@ -10,8 +10,8 @@
 //!
 //! A request from a loopback address (`status.no_token_from`) needs no token. Any other needs `Authorization: Bearer`
 //! with a token of the settings; a token scoped to a node sees only that node's subtree.
-//! Handlers read snapshots (a `watch` channel, the store's figures); they never lock the
-//! scheduler. No answer carries a secret: tokens are compared, never printed, and the plan's
+//! Handlers ask the scheduler for a snapshot (built on demand, shared for a second) and the
+//! store for its figures; they never lock either. No answer carries a secret: tokens are compared, never printed, and the plan's
 //! SNMP blocks and HTTP passwords are not part of any view.
 
 mod html;
@@ -31,7 +31,7 @@ use tokio::sync::watch;
 
 use crate::explain::Report;
 use crate::rules::{NodeIdx, Plan};
-use crate::schedule::{Metrics, Snapshot};
+use crate::schedule::{Metrics, Snapshot, Snapshots};
 use crate::settings::{Network, Token};
 use crate::source::DocumentState;
 use crate::store::Store;
@@ -40,7 +40,7 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct Shared {
     pub document: watch::Receiver<DocumentState>,
-    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub snapshots: Snapshots,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
@@ -87,6 +87,8 @@ pub async fn serve(
 enum Denied {
     NoToken,
     UnknownNode,
+    /// The scheduler did not answer (stopping, or stuck).
+    Busy,
 }
 
 impl IntoResponse for Denied {
@@ -96,6 +98,11 @@ impl IntoResponse for Denied {
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
                 "a bearer token is required\n",
+            )
+                .into_response(),
+            Denied::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the scheduler does not answer; try again\n",
             )
                 .into_response(),
             // A token scoped to a node this document does not have sees nothing.
@@ -124,7 +131,7 @@ impl axum::extract::FromRequestParts<Shared> for Caller {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0)
             .ok_or(Denied::NoToken)?;
-        let snapshot = shared.snapshot.borrow().clone();
+        let snapshot = shared.snapshots.get().await.ok_or(Denied::Busy)?;
         let scope = authorize(shared, &snapshot.plan, peer, &parts.headers)?;
         Ok(Caller { scope, snapshot })
     }
@@ -160,7 +167,7 @@ fn sees(plan: &Plan, scope: Scope, node: Option<NodeIdx>) -> bool {
 }
 
 async fn healthz(AxumState(shared): AxumState<Shared>) -> Response {
-    let fresh = shared.snapshot.borrow().at.is_some() || shared.started.elapsed() < Duration::from_secs(10);
+    let fresh = shared.snapshots.get().await.is_some();
     let store_ok = tokio::time::timeout(Duration::from_secs(2), shared.store.stats())
         .await
         .is_ok_and(|r| r.is_ok());
@@ -216,7 +223,7 @@ fn visible_views<'a>(
     snapshot
         .services
         .iter()
-        .filter(move |v| sees(plan, scope, nodes.get(v.device.as_str()).copied().flatten()))
+        .filter(move |v| sees(plan, scope, nodes.get(&*v.device).copied().flatten()))
 }
 
 async fn services(caller: Caller) -> Response {
@@ -226,7 +233,7 @@ async fn services(caller: Caller) -> Response {
 fn services_json(Caller { scope, snapshot }: &Caller) -> Value {
     let (plan, scope) = (&snapshot.plan, *scope);
     let live: std::collections::HashMap<&str, &crate::schedule::ServiceView> =
-        snapshot.services.iter().map(|v| (v.id.as_str(), v)).collect();
+        snapshot.services.iter().map(|v| (&*v.id, v)).collect();
     let report = Report::of_plan(plan, snapshot.at);
     let Report::Plan(r) = &report else { return json!([]) };
     let mut out = Vec::new();
@@ -249,7 +256,7 @@ async fn devices(Caller { scope, snapshot }: Caller) -> Response {
     let mut by_device: std::collections::HashMap<&str, Vec<Value>> = std::collections::HashMap::new();
     for v in &snapshot.services {
         by_device
-            .entry(v.device.as_str())
+            .entry(&*v.device)
             .or_default()
             .push(json!({ "service": v.id, "state": v.state, "state_type": v.state_type }));
     }

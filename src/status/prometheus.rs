@@ -133,14 +133,14 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
         let _ = writeln!(
             out,
             "{name}_bucket{{{labels}le=\"{}\"}} {}",
-            *bound as f64 / 1000.0,
+            *bound / 1000.0,
             h.buckets[i].load(Relaxed)
         );
     }
     let _ = writeln!(
         out,
         "{name}_bucket{{{labels}le=\"+Inf\"}} {}",
-        h.buckets[12].load(Relaxed)
+        h.buckets[BUCKETS_MS.len()].load(Relaxed)
     );
     let labels = labels.trim_end_matches(',');
     let braces = if labels.is_empty() {

@@ -57,17 +57,21 @@ impl Daemon {
 impl Daemon {
     /// The peer's own process id (the child of the `timeout` wrapper).
     pub fn program_pid(&self) -> Option<u32> {
-        let id = self.child.id();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next().and_then(|p| p.parse().ok()) {
-                return Some(pid);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        child_of(self.child.id())
     }
+}
+
+/// The first child of process `parent` (a program started under `timeout`), within 5 s.
+pub fn child_of(parent: u32) -> Option<u32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next().and_then(|p| p.parse().ok()) {
+            return Some(pid);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 impl Drop for Daemon {
@@ -368,5 +372,73 @@ pub fn v2c(port: u16, community: &str) -> snbox::document::Snmp {
         priv_protocol: None,
         priv_key: None,
         context: None,
+    }
+}
+
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free TCP port")
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_tcp(port: u16, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Debian's nginx on 127.0.0.1, one worker, answering `GET /health` with `ok`.
+pub struct Nginx {
+    pub port: u16,
+    _daemon: Daemon,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    pub fn start() -> Nginx {
+        let nginx = require("nginx");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_tcp_port();
+        let conf = dir.path().join("nginx.conf");
+        std::fs::create_dir_all(dir.path().join("tmp")).expect("dir");
+        std::fs::write(
+            &conf,
+            format!(
+                "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
+                 http {{ access_log off; client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy;\n\
+                 fastcgi_temp_path {d}/tmp/fastcgi; uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;\n\
+                 server {{ listen 127.0.0.1:{port}; location = /health {{ default_type text/plain; return 200 \"ok\\n\"; }} }} }}\n",
+                d = dir.path().display()
+            ),
+        )
+        .expect("nginx.conf");
+        let daemon = Daemon::spawn(
+            &nginx,
+            &[
+                "-e".into(),
+                dir.path().join("error.log").display().to_string(),
+                "-c".into(),
+                conf.display().to_string(),
+                "-g".into(),
+                "daemon off;".into(),
+            ],
+            &[],
+        );
+        assert!(
+            wait_tcp(port, Duration::from_secs(10)),
+            "nginx does not answer on {port}"
+        );
+        Nginx {
+            port,
+            _daemon: daemon,
+            _dir: dir,
+        }
     }
 }

@@ -1,0 +1,491 @@
+//! Daemon benchmarks (issue 4):
+//!
+//! - `outbox`: the store alone: 1,000,000 ICMP-like results committed one record per request
+//!   (as the scheduler sends them) and in requests of 100, then read back and acknowledged in
+//!   pages of 1,000 (as the syncer will); records per second and database bytes per result.
+//! - `load [SECONDS]`: the real `snbox run` on 20,000 services for SECONDS (300 by default):
+//!   10,000 ICMP at 60 s on loopback addresses, 5,000 SNMP at 300 s against snmpd, 5,000 HTTP
+//!   at 60 s against nginx. CPU per minute, peak RSS, scheduling lateness p50/p99 (from its
+//!   own `/metrics`), records committed per second and database bytes per result record.
+//!
+//! `cargo bench --bench daemon [-- outbox|load [SECONDS]]`. `load` needs root (RAW ICMP) and
+//! `apt-get install snmpd snmp nginx-light`. Loopback only; every loop is bounded.
+
+#[path = "../tests/common/peers.rs"]
+mod peers;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use snbox::record::{Body, Origin, Record, State, StateType};
+use snbox::store::Store;
+
+const OUTBOX_RECORDS: u64 = 1_000_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let seconds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(300u64);
+    match args.first().map(String::as_str) {
+        Some("outbox") => outbox(),
+        Some("load") => load(seconds),
+        _ => {
+            outbox();
+            load(seconds);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ the outbox alone
+
+fn icmp_result(k: u64) -> Body {
+    let rtt = |base: u64| (base + k % 97) as f64 / 1000.0;
+    let metrics = [
+        ("rtt_min_ms", rtt(40)),
+        ("rtt_avg_ms", rtt(60)),
+        ("rtt_max_ms", rtt(90)),
+        ("loss_pct", 0.0),
+        ("packets_sent", 3.0),
+        ("packets_received", 3.0),
+    ]
+    .into_iter()
+    .map(|(name, v)| (Cow::Borrowed(name), v))
+    .collect();
+    Body::Result {
+        status: State::Ok,
+        state_type: StateType::Hard,
+        attempt: 1,
+        duration_ms: 400 + k % 13,
+        output: format!("3/3 replies, rtt {:.3} ms", rtt(60)),
+        metrics,
+        in_availability_period: true,
+    }
+}
+
+fn outbox() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let origins: Vec<Arc<Origin>> = (0..10_000)
+        .map(|i| {
+            Arc::new(Origin {
+                service: format!("dev-{i}-ping"),
+                device: format!("dev-{i}"),
+                node: format!("site-{}", i % 50),
+                company: Some(format!("client-{}", i % 7)),
+            })
+        })
+        .collect();
+    let item = |k: u64| {
+        let ts = Timestamp::from_millisecond(1_800_000_000_000 + k as i64 * 6).expect("ts");
+        (
+            origins[(k % 10_000) as usize].clone(),
+            Record {
+                ts,
+                body: icmp_result(k),
+            },
+        )
+    };
+    println!("outbox alone: {OUTBOX_RECORDS} ICMP results, WAL, synchronous=FULL, a real file in a temp dir");
+    header(&["pattern", "records", "wall s", "records/s", "db bytes/result"]);
+    for per_request in [1u64, 100] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opened = Store::open(dir.path(), 1 << 34).expect("store");
+        let store = opened.store.clone();
+        let start = Instant::now();
+        runtime.block_on(async {
+            let mut k = 0;
+            while k < OUTBOX_RECORDS {
+                let items = (k..k + per_request).map(item).collect();
+                store.append(items, Vec::new()).await.expect("append");
+                k += per_request;
+            }
+            store.append_committed(Vec::new(), Vec::new()).await.expect("commit");
+        });
+        let wall = start.elapsed().as_secs_f64();
+        let stats = runtime.block_on(store.stats()).expect("stats");
+        row(
+            &format!("append, {per_request} per request"),
+            &[
+                stats.records.to_string(),
+                f2(wall),
+                f0(OUTBOX_RECORDS as f64 / wall),
+                f1(stats.bytes as f64 / stats.records as f64),
+            ],
+        );
+        if per_request == 100 {
+            let start = Instant::now();
+            let read = runtime.block_on(async {
+                let mut after = 0u64;
+                let mut read = 0usize;
+                loop {
+                    let page = store.pending(after, 1000).await.expect("pending");
+                    let Some(last) = page.last().and_then(|r| r["seq"].as_u64()) else {
+                        break;
+                    };
+                    read += page.len();
+                    store.ack(last).await.expect("ack");
+                    after = last;
+                }
+                read
+            });
+            let wall = start.elapsed().as_secs_f64();
+            row(
+                "read as wire JSON + ack, pages of 1,000",
+                &[read.to_string(), f2(wall), f0(read as f64 / wall), "-".into()],
+            );
+        }
+        drop(store);
+        drop(opened.store);
+        let _ = opened.writer.join();
+    }
+    println!();
+}
+
+// ------------------------------------------------------------------ the daemon under load
+
+fn load_document(snmp_port: u16, http_port: u16) -> Value {
+    let window = json!([ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ]);
+    let template = |id: &str, kind: &str, interval: u32, params: Value| {
+        json!({ "id": id, "kind": kind, "criticality": "medium", "availability_rate": 99.0,
+                "availability_period": "24x7", "control_period": "24x7", "interval_s": interval,
+                "timeout_s": 5, "params": params })
+    };
+    let mut devices = Vec::new();
+    let mut services = Vec::new();
+    for i in 0..10_000 {
+        let id = format!("icmp-{i}");
+        devices.push(json!({ "id": id, "node": "site", "name": id,
+                             "address": format!("127.1.{}.{}", i / 250, i % 250 + 1) }));
+        services.push(json!({ "id": format!("{id}-ping"), "device": id, "template": "ping" }));
+    }
+    let oids = [
+        "1.3.6.1.2.1.1.3.0",
+        "1.3.6.1.2.1.1.5.0",
+        "1.3.6.1.2.1.1.6.0",
+        "1.3.6.1.2.1.2.1.0",
+    ];
+    for i in 0..100 {
+        let id = format!("snmp-{i}");
+        devices.push(json!({ "id": id, "node": "site", "name": id, "address": "127.0.0.1",
+            "snmp": { "version": "2c", "community": peers::COMMUNITY, "port": snmp_port } }));
+        for j in 0..50 {
+            services.push(json!({ "id": format!("{id}-{j}"), "device": id, "template": "snmp",
+                                  "params": { "oid": oids[j % oids.len()] } }));
+        }
+    }
+    for i in 0..500 {
+        let id = format!("web-{i}");
+        devices.push(json!({ "id": id, "node": "site", "name": id, "address": "127.0.0.1" }));
+        for j in 0..10 {
+            services.push(json!({ "id": format!("{id}-{j}"), "device": id, "template": "http",
+                "params": { "url": format!("http://127.0.0.1:{http_port}/health?{i}-{j}") } }));
+        }
+    }
+    json!({
+        "version": "load-20k",
+        "box": { "id": "bx-load", "node": "msp" },
+        "tree": [ { "id": "msp", "kind": "partner", "name": "MSP", "timezone": "Europe/Paris" },
+                  { "id": "client", "kind": "company", "name": "Client", "parent": "msp" },
+                  { "id": "site", "kind": "site", "name": "Site", "parent": "client" } ],
+        "time_ranges": [ { "id": "24x7", "name": "Always", "weekly": window } ],
+        "defaults": [ { "aspect": "control", "time_range": "24x7" },
+                      { "aspect": "availability", "time_range": "24x7" },
+                      { "aspect": "notification", "time_range": "24x7" } ],
+        "service_templates": [
+            template("ping", "icmp", 60, json!({ "packets": 3, "interval_ms": 200 })),
+            template("snmp", "snmp", 300, json!({})),
+            template("http", "http", 60, json!({ "expect_status": [200] })),
+        ],
+        "devices": devices,
+        "services": services,
+    })
+}
+
+struct Sample {
+    at: f64,
+    cpu_s: f64,
+    rss_mb: f64,
+}
+
+fn sample(pid: u32, start: Instant) -> Option<Sample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Some(Sample {
+        at: start.elapsed().as_secs_f64(),
+        cpu_s: ticks / 100.0,
+        rss_mb: kb("VmHWM:").max(kb("VmRSS:")) / 1024.0,
+    })
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", &format!("http://127.0.0.1:{port}{path}")])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The quantile `q` of a Prometheus histogram, as the upper bound of its bucket, in ms.
+fn histogram_quantile_ms(metrics: &str, name: &str, q: f64) -> f64 {
+    let buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{{le=\"")))
+        .filter_map(|l| {
+            let le = l.split('"').nth(1)?;
+            let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((bound, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= q * total)
+        .map_or(f64::NAN, |(bound, _)| bound * 1000.0)
+}
+
+fn metric(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn load(seconds: u64) {
+    let snmpd = peers::Snmpd::start();
+    let nginx = peers::Nginx::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = peers::free_tcp_port();
+    std::fs::write(
+        dir.path().join("doc.json"),
+        load_document(snmpd.port, nginx.port).to_string(),
+    )
+    .expect("doc");
+    std::fs::write(
+        dir.path().join("snbox.toml"),
+        format!(
+            "state_dir = \"state\"\ntimezone = \"Europe/Paris\"\n[standalone]\ndocument = \"doc.json\"\n\
+             [status]\nlisten = \"127.0.0.1:{port}\"\n[buffer]\nmax_bytes = 1073741824\n"
+        ),
+    )
+    .expect("settings");
+    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log");
+    let mut child = Command::new("timeout")
+        .args(["-s", "TERM", &(seconds + 120).to_string()])
+        .arg(env!("CARGO_BIN_EXE_snbox"))
+        .args(["run", "--config"])
+        .arg(dir.path().join("snbox.toml"))
+        .env("SNBOX_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("snbox run");
+    let start = Instant::now();
+    let pid = peers::child_of(child.id()).expect("snbox starts under timeout");
+    assert!(
+        peers::wait_tcp(port, Duration::from_secs(60)),
+        "snbox did not start: {}",
+        daemon_log(dir.path())
+    );
+    let ready = start.elapsed().as_secs_f64();
+    println!(
+        "snbox run on 20,000 services for {seconds} s (10,000 ICMP @60 s on 127.1.x.y, 5,000 SNMP @300 s on snmpd, \
+         5,000 HTTP @60 s on nginx); status endpoint up after {ready:.2} s"
+    );
+    let mut samples = Vec::new();
+    let end = start + Duration::from_secs(seconds);
+    // The buffer's size and the results made, once every service has run: the slope from
+    // there on is what a result costs on disk, without the origins and states tables.
+    let mut at_first_interval: Option<(f64, f64)> = None;
+    while Instant::now() < end {
+        if let Some(s) = sample(pid, start) {
+            if at_first_interval.is_none() && s.at >= 60.0 {
+                at_first_interval = buffer_and_results(port);
+            }
+            samples.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(5).min(end.saturating_duration_since(Instant::now())));
+    }
+    let last = sample(pid, start).expect("snbox still running");
+    let metrics = get(port, "/metrics").unwrap_or_default();
+    let at_end = buffer_and_results(port);
+    let services: Value = get(port, "/services")
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    let mut outputs = std::collections::BTreeMap::<String, usize>::new();
+    for s in services.as_array().into_iter().flatten() {
+        if s["live"]["state"] != "ok" && !s["live"]["output"].is_null() {
+            *outputs
+                .entry(s["live"]["output"].as_str().unwrap_or("").chars().take(120).collect())
+                .or_default() += 1;
+        }
+    }
+    let status: Value = get(port, "/status")
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let stop = Instant::now();
+    let exit = child.wait().ok().and_then(|s| s.code());
+    let stopped_in = stop.elapsed().as_secs_f64();
+
+    // Steady state: from the end of the first interval (every service has started) to the end.
+    let first = samples.iter().find(|s| s.at >= 60.0).unwrap_or(&samples[0]);
+    let steady_cpu = (last.cpu_s - first.cpu_s) / (last.at - first.at) * 60.0;
+    let whole_cpu = last.cpu_s / last.at * 60.0;
+    let records = status["buffer"]["records"].as_f64().unwrap_or(f64::NAN);
+    let bytes = status["buffer"]["bytes"].as_f64().unwrap_or(f64::NAN);
+    let checks: f64 = ["icmp", "snmp", "http"]
+        .iter()
+        .flat_map(|k| ["ok", "warning", "critical", "unknown"].map(|s| (k, s)))
+        .map(|(k, s)| metric(&metrics, &format!("snbox_checks_total{{kind=\"{k}\",result=\"{s}\"}}")))
+        .sum();
+    let ok: f64 = ["icmp", "snmp", "http"]
+        .iter()
+        .map(|k| metric(&metrics, &format!("snbox_checks_total{{kind=\"{k}\",result=\"ok\"}}")))
+        .sum::<f64>();
+    header(&["figure", "value", "target"]);
+    row(
+        "CPU, steady state (s per minute)",
+        &[
+            format!("{steady_cpu:.2} s = {:.1}% of one core", steady_cpu / 60.0 * 100.0),
+            "≤ 25%".into(),
+        ],
+    );
+    row(
+        "CPU, whole run incl. start-up (s per minute)",
+        &[
+            format!("{whole_cpu:.2} s = {:.1}% of one core", whole_cpu / 60.0 * 100.0),
+            "".into(),
+        ],
+    );
+    row(
+        "peak RSS (VmHWM)",
+        &[format!("{:.1} MB", last.rss_mb), "≤ 64 MB".into()],
+    );
+    row(
+        "scheduling lateness p50 / p99",
+        &[
+            format!(
+                "≤ {} ms / ≤ {} ms",
+                histogram_quantile_ms(&metrics, "snbox_scheduling_lateness_seconds", 0.5),
+                histogram_quantile_ms(&metrics, "snbox_scheduling_lateness_seconds", 0.99)
+            ),
+            "p99 ≤ 50 ms".into(),
+        ],
+    );
+    row(
+        "checks run (not ok)",
+        &[format!("{checks:.0} ({:.0})", checks - ok), "".into()],
+    );
+    row(
+        "records committed per second",
+        &[format!("{:.1}", records / last.at), "".into()],
+    );
+    row(
+        "database bytes per record (mostly results)",
+        &[
+            format!("{:.1} ({records:.0} records, {:.1} MB)", bytes / records, bytes / 1e6),
+            "≤ 80".into(),
+        ],
+    );
+    if let (Some((b0, r0)), Some((b1, r1))) = (at_first_interval, at_end) {
+        row(
+            "database bytes per result, after the first minute",
+            &[
+                format!("{:.1} ({:.0} results)", (b1 - b0) / (r1 - r0), r1 - r0),
+                "≤ 80".into(),
+            ],
+        );
+    }
+    for kind in ["icmp", "snmp", "http"] {
+        let not_ok: Vec<String> = ["warning", "critical", "unknown"]
+            .iter()
+            .map(|s| {
+                format!(
+                    "{s} {}",
+                    metric(
+                        &metrics,
+                        &format!("snbox_checks_total{{kind=\"{kind}\",result=\"{s}\"}}")
+                    )
+                )
+            })
+            .collect();
+        row(&format!("{kind} checks not ok"), &[not_ok.join(", "), "".into()]);
+    }
+    row(
+        "SIGTERM → exit",
+        &[format!("{stopped_in:.2} s, code {exit:?}"), "≤ 10 s, 0".into()],
+    );
+    println!(
+        "\nRSS over time (MB): {}",
+        samples
+            .iter()
+            .step_by((samples.len() / 12).max(1))
+            .map(|s| format!("{:.0}s {:.1}", s.at, s.rss_mb))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !outputs.is_empty() {
+        println!("\nservices not ok at the end, by output: {outputs:?}");
+    }
+    let log = daemon_log(dir.path());
+    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+    println!("\nlast lines of the daemon's log (warn and above):");
+    for line in tail.iter().rev() {
+        println!("  {}", line.chars().take(240).collect::<String>());
+    }
+    drop(nginx);
+    drop(snmpd);
+}
+
+/// The buffer's bytes and the result records made so far.
+fn buffer_and_results(port: u16) -> Option<(f64, f64)> {
+    let status: Value = serde_json::from_str(&get(port, "/status")?).ok()?;
+    let metrics = get(port, "/metrics")?;
+    Some((
+        status["buffer"]["bytes"].as_f64()?,
+        metric(&metrics, "snbox_records_produced_total{kind=\"result\"}"),
+    ))
+}
+
+fn daemon_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+}
+
+fn header(columns: &[&str]) {
+    println!("| {} |", columns.join(" | "));
+    println!("|{}|", columns.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+}
+
+fn row(label: &str, cells: &[String]) {
+    println!("| {label} | {} |", cells.join(" | "));
+}
+
+fn f0(v: f64) -> String {
+    format!("{v:.0}")
+}
+fn f1(v: f64) -> String {
+    format!("{v:.1}")
+}
+fn f2(v: f64) -> String {
+    format!("{v:.2}")
+}
