@@ -34,7 +34,7 @@ impl Runner for Script {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
         Box::pin(async move {
             let now = self.clock.now();
-            self.calls.lock().expect("lock").push((job.series.clone(), now));
+            self.calls.lock().expect("lock").push((job.series.to_string(), now));
             let status = (self.outcome)(&job.series, now);
             CheckResult::new(status, format!("scripted {status}")).took(Duration::from_millis(3))
         })

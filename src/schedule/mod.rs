@@ -131,9 +131,8 @@ struct Slot {
     id: Arc<str>,
     device_id: Arc<str>,
     kind: CheckKind,
-    address: String,
-    snmp: Option<Snmp>,
-    params: CheckParams,
+    /// The service's index in the plan, where its parameters are read: never copied.
+    service: usize,
     interval: Duration,
     retry: Duration,
     timeout: Duration,
@@ -147,8 +146,6 @@ struct Slot {
     offset: Duration,
     criticality: &'static str,
     target: f64,
-    contacts: Vec<String>,
-    contact_groups: Vec<String>,
     saved: Saved,
     /// When the current wait ends, for each kind of wake-up (stale heap entries are skipped).
     check_due: Option<Instant>,
@@ -172,7 +169,7 @@ struct Done {
     slot: usize,
     /// The plan generation the slot index belongs to; after a re-plan, `service` finds it.
     generation: u64,
-    service: String,
+    service: Arc<str>,
     result: CheckResult,
 }
 
@@ -458,10 +455,10 @@ impl Scheduler {
         let job = Job {
             slot,
             generation: self.generation,
-            series: s.origin.service.clone(),
-            address: s.address.clone(),
-            snmp: s.snmp.clone(),
-            params: s.params.clone(),
+            series: s.id.clone(),
+            plan: self.plan.clone(),
+            service: s.service,
+            device: s.device,
             timeout: s.timeout,
         };
         let probers = self.probers.clone();
@@ -501,7 +498,7 @@ impl Scheduler {
         let slot = if generation == self.generation {
             slot
         } else {
-            match self.by_id.get(&service) {
+            match self.by_id.get(&*service) {
                 Some(slot) => *slot,
                 None => return, // removed by a new plan while its check ran
             }
@@ -578,14 +575,21 @@ impl Scheduler {
 
     fn notification(&self, slot: usize, kind: crate::record::NotificationType, held_s: u64, wall: Timestamp) -> Record {
         let s = &self.slots[slot];
+        let (contacts, contact_groups) = match &self.plan.devices[s.device].outcome {
+            Ok(dev) => (
+                dev.contacts.clone(),
+                dev.contact_groups.iter().map(|g| g.id.clone()).collect(),
+            ),
+            Err(_) => (Vec::new(), Vec::new()),
+        };
         Record {
             ts: wall,
             body: Body::Notification {
                 kind,
                 status: s.saved.state.state,
                 criticality: s.criticality.to_string(),
-                contacts: s.contacts.clone(),
-                contact_groups: s.contact_groups.clone(),
+                contacts,
+                contact_groups,
                 held_s,
             },
         }
@@ -804,9 +808,7 @@ fn build_slots(
             device_id: Arc::from(sp.device_id.as_str()),
             origin,
             kind: svc.kind,
-            address: plan.devices[d].address.clone(),
-            snmp: dev.snmp.clone(),
-            params: svc.params.clone(),
+            service: index,
             interval,
             retry: Duration::from_secs(u64::from(svc.retry_interval_s.value.max(1))),
             timeout: Duration::from_secs(u64::from(svc.timeout_s.value.max(1))),
@@ -822,8 +824,6 @@ fn build_slots(
             offset,
             criticality: svc.criticality.value.as_str(),
             target: svc.availability_rate.value,
-            contacts: dev.contacts.clone(),
-            contact_groups: dev.contact_groups.iter().map(|g| g.id.clone()).collect(),
             saved: saved_state,
             check_due: None,
             release_due: None,
@@ -869,38 +869,51 @@ impl Snapshots {
     }
 }
 
-/// What a check task needs, copied out of its slot.
+/// What a check task needs: its service in the plan, which it holds while it runs.
 pub struct Job {
     slot: usize,
     generation: u64,
     /// The service's id.
-    pub series: String,
-    pub address: String,
-    pub snmp: Option<Snmp>,
-    pub params: CheckParams,
+    pub series: Arc<str>,
+    plan: Arc<Plan>,
+    service: usize,
+    device: usize,
     pub timeout: Duration,
 }
 
 impl Job {
+    pub fn address(&self) -> &str {
+        &self.plan.devices[self.device].address
+    }
+
+    fn snmp(&self) -> Option<&Snmp> {
+        self.plan.devices[self.device].outcome.as_ref().ok()?.snmp.as_ref()
+    }
+
+    fn params(&self) -> Option<&CheckParams> {
+        Some(&self.plan.services[self.service].outcome.as_ref().ok()?.params)
+    }
+
     async fn run(&self, probers: &Probers) -> CheckResult {
         // A last bound on top of each probe's own: a check never outlives twice its timeout.
         let bound = self.timeout * 2 + Duration::from_secs(1);
         let check = async {
-            match &self.params {
-                CheckParams::Icmp(p) => match resolve(&self.address).await {
+            match self.params() {
+                Some(CheckParams::Icmp(p)) => match resolve(self.address()).await {
                     Ok(ip) => probers.icmp.check(ip, p, self.timeout).await,
                     Err(e) => CheckResult::new(Status::Critical, e),
                 },
-                CheckParams::Snmp(p) => match &self.snmp {
+                Some(CheckParams::Snmp(p)) => match self.snmp() {
                     Some(snmp) => {
                         probers
                             .snmp
-                            .check(&self.series, &self.address, snmp, p, self.timeout)
+                            .check(&self.series, self.address(), snmp, p, self.timeout)
                             .await
                     }
                     None => CheckResult::unknown("the device has no snmp settings"),
                 },
-                CheckParams::Http(p) => probers.http.check(&self.address, p, self.timeout).await,
+                Some(CheckParams::Http(p)) => probers.http.check(self.address(), p, self.timeout).await,
+                None => CheckResult::unknown("the service is not in the plan"),
             }
         };
         tokio::time::timeout(bound, check).await.unwrap_or_else(|_| {
