@@ -677,3 +677,78 @@ fn a_changed_document_is_applied_live_a_bad_one_refused_and_sighup_rereads() {
     assert!(daemon.log().contains("SIGHUP"), "{}", daemon.log());
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }
+
+/// The technician's page as a real browser renders it: Debian's chromium, headless, dumps
+/// the DOM it built from `/`; every polled service is a row with its state.
+#[test]
+fn the_status_page_renders_every_service_in_headless_chromium() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("chromium is not installed: run `bash .ci/run`, or apt-get install chromium");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut doc = base_doc();
+    for (id, address) in [("d1", "127.0.0.1"), ("d2", "127.0.0.2")] {
+        push(
+            &mut doc,
+            "devices",
+            json!({ "id": id, "node": "s1", "name": id, "address": address }),
+        );
+        push(
+            &mut doc,
+            "services",
+            json!({ "id": format!("{id}-ping"), "device": id, "template": "ping" }),
+        );
+    }
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "dead", "node": "s2", "name": "Dead", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "dead-web", "device": "dead", "template": "web", "params": { "url": "http://127.0.0.1:9/" } }),
+    );
+    let daemon = Daemon::start(dir.path(), &doc, "");
+    daemon.wait_for(
+        || {
+            daemon
+                .json("/services")
+                .as_array()
+                .is_some_and(|all| all.iter().all(|s| !s["live"]["last_check"].is_null()))
+        },
+        "every service checked",
+    );
+    let out = Command::new("timeout")
+        .args(["-k", "5", "60"])
+        .arg(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        .arg(format!("--user-data-dir={}", dir.path().join("chromium").display()))
+        .arg("--dump-dom")
+        .arg(daemon.url("/"))
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("<title>snbox bx-e2e</title>"),
+        "no page: {dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |service: &str| -> Option<String> {
+        let start = dom.find(&format!("data-service=\"{service}\""))?;
+        let row_start = dom[..start].rfind("<tr")?;
+        let row_end = start + dom[start..].find("</tr>")?;
+        Some(dom[row_start..row_end].to_string())
+    };
+    for (service, state) in [("d1-ping", "ok"), ("d2-ping", "ok"), ("dead-web", "critical")] {
+        let row = row(service).unwrap_or_else(|| panic!("{service} is not on the page: {dom}"));
+        assert!(
+            row.starts_with(&format!("<tr class=\"{state}\"")),
+            "{service} should be {state}: {row}"
+        );
+        assert!(row.contains(&format!("<td>{state} ")), "{row}");
+    }
+    assert!(!dom.contains(SECRET_COMMUNITY));
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}

@@ -51,7 +51,8 @@ pub fn render(status: &Value, services: &[ServiceView], plan: &Plan) -> String {
             .map_or("–".to_string(), |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string());
         let _ = write!(
             out,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{class}\" data-service=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&v.id),
             esc(&v.id),
             esc(&v.device),
             v.kind,
