@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::central::identity::Identity;
+use crate::central::tls::Trust;
+use crate::central::{Client, Pace, SyncState, Syncer};
 use crate::planning::{self, Rejected};
 use crate::problem::Problems;
 use crate::schedule::{Clock, Metrics, Probers, Saved, Scheduler};
-use crate::settings::{Settings, Source};
+use crate::settings::{Central, Settings, Source};
 use crate::source::{self, DocumentState};
 use crate::status;
 use crate::store::Store;
@@ -33,8 +36,14 @@ pub enum AppError {
         "this box is not paired: run `snbox pair --central URL --token TOKEN`, or give the settings a [standalone] document"
     )]
     Unpaired,
-    #[error("central mode needs the sync module, which is not built yet; use [standalone] for now")]
-    CentralNotBuilt,
+    #[error(transparent)]
+    Identity(#[from] crate::central::identity::IdentityError),
+    #[error(
+        "the settings name the central server {settings} but the box is paired with {paired}: pair again with `snbox pair --force`, or fix [central] url"
+    )]
+    IdentityMismatch { settings: String, paired: String },
+    #[error("cannot set up TLS to the central server: {0}")]
+    Tls(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr} for the status endpoint: {source}")]
@@ -49,7 +58,10 @@ pub enum AppError {
 impl AppError {
     /// Bad input (exit 2) rather than a failure of the machine (exit 1).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, AppError::Document { .. } | AppError::Unpaired)
+        matches!(
+            self,
+            AppError::Document { .. } | AppError::Unpaired | AppError::IdentityMismatch { .. }
+        )
     }
 }
 
@@ -65,17 +77,18 @@ pub async fn run(settings: Settings, clock: Arc<dyn Clock>) -> Result<(), AppErr
 /// Runs the daemon until `cancel` (the tests' way in).
 pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: CancellationToken) -> Result<(), AppError> {
     let started = Instant::now();
-    let (document, mode) = match &settings.source {
-        Source::Standalone { document } => (document.clone(), "standalone"),
-        Source::Central(_) => return Err(AppError::CentralNotBuilt),
-        Source::Unpaired => return Err(AppError::Unpaired),
-    };
-    let plan = planning::plan_from_file(&document, &settings.timezone).map_err(|Rejected { problems, .. }| {
-        AppError::Document {
-            path: document.clone(),
-            problems,
+    let origin = origin_of(&settings)?;
+    let plan = match &origin {
+        Origin::Standalone(document) => {
+            planning::plan_from_file(document, &settings.timezone).map_err(|Rejected { problems, .. }| {
+                AppError::Document {
+                    path: document.clone(),
+                    problems,
+                }
+            })?
         }
-    })?;
+        Origin::Central(c) => last_good_plan(&settings, &c.1)?,
+    };
     let plan = Arc::new(plan);
     let opened = Store::open(&settings.state_dir, settings.buffer.max_bytes)?;
     let saved: HashMap<String, Saved> = opened
@@ -111,17 +124,53 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         "snbox started"
     );
     let (plans, plans_rx) = tokio::sync::watch::channel(plan.clone());
-    let (document_state, document_rx) =
-        tokio::sync::watch::channel(DocumentState::new(document.display().to_string(), &plan));
+    let (document_state, document_rx) = tokio::sync::watch::channel(DocumentState::new(origin.describe(), &plan));
     let mut scheduler = scheduler;
     scheduler.follow(plans_rx);
-    let follower = tokio::spawn(source::follow_file(
-        document.clone(),
-        settings.timezone.clone(),
-        plans,
-        document_state,
-        cancel.child_token(),
-    ));
+    let (follower, sync) = match origin {
+        Origin::Standalone(document) => (
+            tokio::spawn(source::follow_file(
+                document,
+                settings.timezone.clone(),
+                plans,
+                document_state,
+                cancel.child_token(),
+            )),
+            None,
+        ),
+        Origin::Central(c) => {
+            let (central, identity) = *c;
+            let trust = match (&identity.pin, &central.ca_file) {
+                (Some(pin), _) => Trust::Pinned(pin.sha256.clone()),
+                (None, Some(ca)) => Trust::CaFile(ca.clone()),
+                (None, None) => Trust::System,
+            };
+            let client =
+                Client::new(&identity.central_url, &trust, Some(identity.credential.clone())).map_err(AppError::Tls)?;
+            let state = Arc::new(SyncState::new(identity.central_url.as_str(), &identity.box_id));
+            let syncer = Syncer {
+                client: Arc::new(client),
+                identity,
+                store: opened.store.clone(),
+                state: state.clone(),
+                pace: Pace {
+                    config_poll: Duration::from_secs(u64::from(central.config_poll_s)),
+                    heartbeat: Duration::from_secs(u64::from(central.heartbeat_s)),
+                    retry_min: Duration::from_millis(u64::from(central.retry_min_ms)),
+                    retry_max: Duration::from_secs(u64::from(central.retry_max_s)),
+                    replay_per_s: Some(central.replay_records_per_s).filter(|r| *r > 0),
+                    timeout: Duration::from_secs(u64::from(central.timeout_s)),
+                },
+                plans,
+                document: document_state,
+                zone: settings.timezone.clone(),
+                state_dir: settings.state_dir.clone(),
+                metrics: metrics.clone(),
+                started,
+            };
+            (tokio::spawn(syncer.run(cancel.child_token())), Some(state))
+        }
+    };
     let shared = status::Shared {
         document: document_rx,
         snapshots,
@@ -130,7 +179,8 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         started,
         tokens: Arc::new(settings.status.tokens.clone()),
         no_token_from: Arc::new(settings.status.no_token_from.clone()),
-        mode,
+        mode: if sync.is_some() { "central" } else { "standalone" },
+        sync,
     };
     let stop_status = CancellationToken::new();
     let server = {
@@ -138,7 +188,10 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         tokio::spawn(async move { status::serve(listener, shared, async move { stop.cancelled().await }).await })
     };
     scheduler.run(cancel.clone(), DRAIN).await;
-    follower.abort();
+    // The syncer ends its exchange in flight (each has a deadline) before the store closes.
+    if tokio::time::timeout(Duration::from_secs(2), follower).await.is_err() {
+        tracing::warn!("the document follower or syncer did not stop in time");
+    }
     stop_status.cancel();
     match tokio::time::timeout(Duration::from_secs(1), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the status endpoint stopped with an error"),
@@ -159,6 +212,67 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     }
     tracing::info!(uptime_s = started.elapsed().as_secs(), "snbox stopped");
     Ok(())
+}
+
+/// Where this run takes its documents from.
+enum Origin {
+    Standalone(PathBuf),
+    Central(Box<(Central, Identity)>),
+}
+
+impl Origin {
+    fn describe(&self) -> String {
+        match self {
+            Origin::Standalone(path) => path.display().to_string(),
+            Origin::Central(c) => format!("central {}", c.1.central_url),
+        }
+    }
+}
+
+/// Standalone with a document; central once paired (settings without either section use the
+/// identity's server with default periods).
+fn origin_of(settings: &Settings) -> Result<Origin, AppError> {
+    let identity = match &settings.source {
+        Source::Standalone { document } => return Ok(Origin::Standalone(document.clone())),
+        _ => Identity::load(&settings.state_dir)?.ok_or(AppError::Unpaired)?,
+    };
+    let central = match &settings.source {
+        Source::Central(c) => {
+            if c.url.as_str().trim_end_matches('/') != identity.central_url.as_str().trim_end_matches('/') {
+                return Err(AppError::IdentityMismatch {
+                    settings: c.url.to_string(),
+                    paired: identity.central_url.to_string(),
+                });
+            }
+            c.clone()
+        }
+        _ => Central::defaults(identity.central_url.clone(), identity.config_poll_s),
+    };
+    Ok(Origin::Central(Box::new((central, identity))))
+}
+
+/// The last good document kept in the state directory, or an empty plan until the first pull.
+fn last_good_plan(settings: &Settings, identity: &Identity) -> Result<crate::rules::Plan, AppError> {
+    let path = settings.state_dir.join(crate::central::sync::DOCUMENT_FILE);
+    if path.exists() {
+        match planning::plan_from_file(&path, &settings.timezone) {
+            Ok(plan) => return Ok(plan),
+            Err(Rejected { problems, .. }) => {
+                tracing::error!(path = %path.display(), "the last good document no longer plans; polling nothing until the next pull:\n{problems}")
+            }
+        }
+    }
+    let empty = serde_json::json!({
+        "version": "",
+        "box": { "id": identity.box_id, "node": identity.node },
+        "tree": [ { "id": identity.node, "kind": "partner", "name": identity.node } ],
+    });
+    planning::plan_from_str(&empty.to_string(), crate::document::Format::Json, &settings.timezone).map_err(
+        |Rejected { problems, .. }| AppError::Document {
+            path: Identity::path(&settings.state_dir),
+            problems,
+        },
+    )
 }
 
 fn signals(cancel: CancellationToken) -> Result<tokio::task::JoinHandle<()>, AppError> {

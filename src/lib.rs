@@ -15,6 +15,7 @@
 //! | [`record`] | the records of protocol.md §5.3 |
 //! | [`store`] | the SQLite outbox and saved states, owned by one thread |
 //! | [`status`] | the local status endpoint (protocol.md §7) |
+//! | [`central`] | pairing, the identity, and the syncer: document pull, ingest, heartbeat |
 //! | [`app`] | `snbox run`: the tasks wired together, start-up and shutdown |
 //! | [`secret`] | a string that is never printed |
 //! | [`problem`] | one input error: code, path, message |
@@ -27,6 +28,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod central;
 pub mod document;
 pub mod explain;
 pub mod input;

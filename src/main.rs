@@ -25,6 +25,23 @@ enum Command {
         #[arg(long, env = "SNBOX_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Provision the box: trade a one-time token for its identity with the central server.
+    Pair {
+        /// The central server's base URL, e.g. https://central.example.net/api/box/v1.
+        #[arg(long)]
+        central: String,
+        /// The one-time pairing token (or env SNBOX_PAIR_TOKEN, kept out of the process list).
+        #[arg(long, env = "SNBOX_PAIR_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Trust the server on first contact only if its certificate has this hash (sha256:HEX).
+        #[arg(long)]
+        ca_cert_hash: Option<String>,
+        /// Pair again even if the box is already paired.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, env = "SNBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Ask the running daemon's status endpoint and print it.
     Status {
         #[arg(long, env = "SNBOX_CONFIG")]
@@ -100,6 +117,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => cli::config::explain(&monitoring, at.as_deref(), format, config.as_deref()),
         Command::Probe(probe) => cli::probe::run(*probe),
         Command::Run { config } => cli::run::run(config),
+        Command::Pair {
+            central,
+            token,
+            ca_cert_hash,
+            force,
+            config,
+        } => cli::pair::run(cli::pair::Args {
+            config,
+            central,
+            token,
+            ca_cert_hash,
+            force,
+        }),
         Command::Status { config, format } => cli::run::status(config, format),
     }
 }

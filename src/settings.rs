@@ -52,6 +52,31 @@ pub struct Central {
     pub ca_file: Option<PathBuf>,
     pub config_poll_s: u32,
     pub heartbeat_s: u32,
+    /// Back-off after a failed exchange: from this floor …
+    pub retry_min_ms: u32,
+    /// … doubling up to this ceiling.
+    pub retry_max_s: u32,
+    /// Records per second when catching up on a backlog; 0 is as fast as the server takes them.
+    pub replay_records_per_s: u32,
+    /// Deadline of one exchange (a document pull gets four times as long).
+    pub timeout_s: u32,
+}
+
+impl Central {
+    /// `[central]` as if only its `url` were written (a paired box whose settings have neither
+    /// section).
+    pub fn defaults(url: url::Url, config_poll_s: Option<u32>) -> Central {
+        Central {
+            url,
+            ca_file: None,
+            config_poll_s: config_poll_s.filter(|s| *s > 0).unwrap_or_else(default_config_poll_s),
+            heartbeat_s: default_heartbeat_s(),
+            retry_min_ms: default_retry_min_ms(),
+            retry_max_s: default_retry_max_s(),
+            replay_records_per_s: 0,
+            timeout_s: default_timeout_s(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +211,26 @@ struct RawCentral {
     config_poll_s: u32,
     #[serde(default = "default_heartbeat_s")]
     heartbeat_s: u32,
+    #[serde(default = "default_retry_min_ms")]
+    retry_min_ms: u32,
+    #[serde(default = "default_retry_max_s")]
+    retry_max_s: u32,
+    #[serde(default)]
+    replay_records_per_s: u32,
+    #[serde(default = "default_timeout_s")]
+    timeout_s: u32,
+}
+
+fn default_retry_min_ms() -> u32 {
+    1000
+}
+
+fn default_retry_max_s() -> u32 {
+    300
+}
+
+fn default_timeout_s() -> u32 {
+    30
 }
 
 fn default_config_poll_s() -> u32 {
@@ -375,7 +420,13 @@ fn central_of(raw: RawCentral, problems: &mut Vec<Problem>) -> Option<Central> {
             return None;
         }
     }
-    for (field, value) in [("config_poll_s", raw.config_poll_s), ("heartbeat_s", raw.heartbeat_s)] {
+    for (field, value) in [
+        ("config_poll_s", raw.config_poll_s),
+        ("heartbeat_s", raw.heartbeat_s),
+        ("retry_min_ms", raw.retry_min_ms),
+        ("retry_max_s", raw.retry_max_s),
+        ("timeout_s", raw.timeout_s),
+    ] {
         if value == 0 {
             problems.push(Problem::new(
                 "invalid_value",
@@ -389,6 +440,10 @@ fn central_of(raw: RawCentral, problems: &mut Vec<Problem>) -> Option<Central> {
         ca_file: raw.ca_file,
         config_poll_s: raw.config_poll_s,
         heartbeat_s: raw.heartbeat_s,
+        retry_min_ms: raw.retry_min_ms,
+        retry_max_s: raw.retry_max_s,
+        replay_records_per_s: raw.replay_records_per_s,
+        timeout_s: raw.timeout_s,
     })
 }
 

@@ -7,11 +7,15 @@
 mod http_server;
 #[path = "common/peers.rs"]
 mod peers;
+#[path = "common/snbox.rs"]
+mod snbox_daemon;
+
+use snbox_daemon::Daemon;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -19,125 +23,15 @@ const SECRET_COMMUNITY: &str = peers::COMMUNITY;
 const FULL_TOKEN: &str = "Full-Token-0123456789abcdef";
 const SITE2_TOKEN: &str = "Site2-Token-0123456789abcdef";
 
-struct Daemon {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, document: &Value, status_extra: &str) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
-        std::fs::write(dir.join("doc.json"), document.to_string()).expect("doc");
-        std::fs::write(
-            dir.join("snbox.toml"),
-            format!(
-                "state_dir = \"state\"\ntimezone = \"Europe/Paris\"\n[standalone]\ndocument = \"doc.json\"\n\
-                 [status]\nlisten = \"127.0.0.1:{port}\"\n{status_extra}\n"
-            ),
+/// Starts `snbox run` on `document` with a status endpoint on a free port.
+fn start(dir: &Path, document: &Value, status_extra: &str) -> Daemon {
+    std::fs::write(dir.join("doc.json"), document.to_string()).expect("doc");
+    Daemon::start(dir, |port| {
+        format!(
+            "state_dir = \"state\"\ntimezone = \"Europe/Paris\"\n[standalone]\ndocument = \"doc.json\"\n\
+             [status]\nlisten = \"127.0.0.1:{port}\"\n{status_extra}\n"
         )
-        .expect("settings");
-        let log = std::fs::File::create(dir.join("daemon.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_snbox"))
-            .args(["run", "--config"])
-            .arg(dir.join("snbox.toml"))
-            .env("SNBOX_LOG", "snbox=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("snbox run starts");
-        let daemon = Daemon {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        };
-        daemon.wait_for(
-            || daemon.get("/healthz").is_some_and(|(code, _)| code == 200),
-            "the status endpoint",
-        );
-        daemon
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// A GET from 127.0.0.1 (or from `from`, with an optional bearer token): status and body.
-    fn request(&self, path: &str, from: Option<IpAddr>, token: Option<&str>) -> Option<(u16, String)> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
-        runtime.block_on(async {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let mut client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5));
-            if let Some(ip) = from {
-                client = client.local_address(ip);
-            }
-            let mut request = client.build().ok()?.get(self.url(path));
-            if let Some(t) = token {
-                request = request.bearer_auth(t);
-            }
-            let response = request.send().await.ok()?;
-            let code = response.status().as_u16();
-            Some((code, response.text().await.ok()?))
-        })
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        self.request(path, None, None)
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let (code, body) = self.get(path).unwrap_or_else(|| panic!("no answer to {path}"));
-        assert_eq!(code, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}"))
-    }
-
-    fn wait_for(&self, mut ready: impl FnMut() -> bool, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if ready() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("{what} not ready within 30 s; log:\n{}", self.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
-    }
-
-    /// SIGTERM, and the exit code within `within`.
-    fn terminate(mut self, within: Duration) -> Option<i32> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    })
 }
 
 fn base_doc() -> Value {
@@ -286,7 +180,7 @@ async fn daemon_polls_real_peers_buffers_records_and_serves_its_status() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = tokio::task::spawn_blocking({
         let (dir, doc) = (dir.path().to_path_buf(), doc.clone());
-        move || Daemon::start(&dir, &doc, "")
+        move || start(&dir, &doc, "")
     })
     .await
     .expect("start");
@@ -456,7 +350,7 @@ fn status_needs_a_token_off_loopback_and_a_scoped_token_sees_its_subtree() {
     let extra = format!(
         "no_token_from = [\"127.0.0.1/32\"]\n[[status.tokens]]\ntoken = \"{FULL_TOKEN}\"\n[[status.tokens]]\ntoken = \"{SITE2_TOKEN}\"\nnode = \"s2\"\n"
     );
-    let daemon = Daemon::start(dir.path(), &doc, &extra);
+    let daemon = start(dir.path(), &doc, &extra);
     let remote: IpAddr = "127.0.0.2".parse().expect("ip");
     for path in ["/status", "/services", "/devices", "/metrics", "/"] {
         assert_eq!(
@@ -540,7 +434,7 @@ fn kill_9_during_a_burst_loses_no_committed_record_and_seq_continues() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut highest = 0u64;
     for round in 0..3 {
-        let daemon = Daemon::start(dir.path(), &doc, "");
+        let daemon = start(dir.path(), &doc, "");
         daemon.wait_for(
             || {
                 daemon.json("/status")["buffer"]["last_seq"]
@@ -597,7 +491,7 @@ fn a_changed_document_is_applied_live_a_bad_one_refused_and_sighup_rereads() {
         "services",
         json!({ "id": "d1-ping", "device": "d1", "template": "ping" }),
     );
-    let daemon = Daemon::start(dir.path(), &doc, "");
+    let daemon = start(dir.path(), &doc, "");
     let live = |d: &Daemon, id: &str| -> Option<Value> {
         d.json("/services")
             .as_array()?
@@ -710,7 +604,7 @@ fn the_status_page_renders_every_service_in_headless_chromium() {
         "services",
         json!({ "id": "dead-web", "device": "dead", "template": "web", "params": { "url": "http://127.0.0.1:9/" } }),
     );
-    let daemon = Daemon::start(dir.path(), &doc, "");
+    let daemon = start(dir.path(), &doc, "");
     daemon.wait_for(
         || {
             daemon

@@ -2,6 +2,7 @@
 //! to exit codes; each command lives here.
 
 pub mod config;
+pub mod pair;
 pub mod probe;
 pub mod run;
 

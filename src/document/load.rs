@@ -143,11 +143,14 @@ fn list<T: DeserializeOwned>(top: &mut HashMap<String, &RawValue>, key: &str, pr
     };
     match serde_json::from_str::<Option<Vec<&RawValue>>>(raw.get()) {
         Ok(None) => Vec::new(),
-        Ok(Some(items)) => items
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, item)| keep(typed_str(item.get(), &format!("{key}[{i}]")), problems))
-            .collect(),
+        Ok(Some(items)) => {
+            // Sized up front: growing a list of 20,000 services doubles it into a peak.
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                out.extend(keep(typed_str(item.get(), &format!("{key}[{i}]")), problems));
+            }
+            out
+        }
         Err(_) => {
             problems.push(Problem::new("invalid_field", key, "expected a list"));
             Vec::new()

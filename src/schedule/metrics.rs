@@ -61,6 +61,13 @@ pub struct Metrics {
     pub outside_control: AtomicU64,
 }
 
+impl Metrics {
+    /// Checks run so far, by kind (icmp, snmp, http), whatever their result.
+    pub fn checks_by_kind(&self) -> [u64; 3] {
+        std::array::from_fn(|k| self.checks[k].iter().map(|c| c.load(Relaxed)).sum())
+    }
+}
+
 pub fn kind_index(kind: CheckKind) -> usize {
     match kind {
         CheckKind::Icmp => 0,

@@ -29,6 +29,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::central::SyncState;
 use crate::explain::Report;
 use crate::rules::{NodeIdx, Plan};
 use crate::schedule::{Metrics, Snapshot, Snapshots};
@@ -48,6 +49,8 @@ pub struct Shared {
     /// Peers that need no token.
     pub no_token_from: Arc<Vec<Network>>,
     pub mode: &'static str,
+    /// The link to the central server, when there is one.
+    pub sync: Option<Arc<SyncState>>,
 }
 
 /// Who is asking: everyone (loopback or an unscoped token) or one node's subtree.
@@ -196,6 +199,19 @@ async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Va
         "uptime_s": shared.started.elapsed().as_secs(),
         "box": { "id": plan.box_id, "node": plan.tree.id(plan.box_node) },
         "mode": shared.mode,
+        "central": shared.sync.as_ref().map(|s| {
+            let link = s.link();
+            json!({
+                "url": link.url, "box_id": link.box_id, "state": link.state,
+                "last_sync": link.last_sync.map(crate::record::rfc3339_millis),
+                "last_error": link.last_error,
+                "last_error_at": link.last_error_at.map(crate::record::rfc3339_millis),
+                "clock_skew_s": link.clock_skew_s, "clock_warning": link.clock_warning,
+                "acked_seq": link.acked_seq,
+                "records_sent": s.records_sent.load(std::sync::atomic::Ordering::Relaxed),
+                "sync_errors": s.sync_errors.load(std::sync::atomic::Ordering::Relaxed),
+            })
+        }),
         "config": {
             "version": plan.version, "source": document.source,
             "applied_at": crate::record::rfc3339_millis(document.applied_at),
@@ -281,7 +297,12 @@ async fn devices(Caller { scope, snapshot }: Caller) -> Response {
 
 async fn metrics(AxumState(shared): AxumState<Shared>, caller: Caller) -> Response {
     let stats = shared.store.stats().await.ok();
-    let body = prometheus::render(&shared.metrics, stats.as_ref(), &caller.snapshot);
+    let body = prometheus::render(
+        &shared.metrics,
+        stats.as_ref(),
+        &caller.snapshot,
+        shared.sync.as_deref(),
+    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,

@@ -3,11 +3,12 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::central::SyncState;
 use crate::schedule::Snapshot;
 use crate::schedule::metrics::{BUCKETS_MS, Histogram, KINDS, Metrics, RECORD_KINDS, STATUSES};
 use crate::store::Stats;
 
-pub fn render(m: &Metrics, store: Option<&Stats>, snapshot: &Snapshot) -> String {
+pub fn render(m: &Metrics, store: Option<&Stats>, snapshot: &Snapshot, sync: Option<&SyncState>) -> String {
     let mut out = String::with_capacity(4096);
     header(
         &mut out,
@@ -111,14 +112,16 @@ pub fn render(m: &Metrics, store: Option<&Stats>, snapshot: &Snapshot) -> String
             "counter",
             "Records acknowledged by the central server.",
         );
-        let _ = writeln!(out, "snbox_records_sent_total 0");
+        let sent = sync.map_or(0, |s| s.records_sent.load(Relaxed));
+        let _ = writeln!(out, "snbox_records_sent_total {sent}");
         header(
             &mut out,
             "snbox_sync_errors_total",
             "counter",
             "Failed exchanges with the central server.",
         );
-        let _ = writeln!(out, "snbox_sync_errors_total 0");
+        let errors = sync.map_or(0, |s| s.sync_errors.load(Relaxed));
+        let _ = writeln!(out, "snbox_sync_errors_total {errors}");
     }
     out
 }

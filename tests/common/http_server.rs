@@ -148,6 +148,13 @@ async fn serve<S: tokio::io::AsyncRead + AsyncWrite + Unpin>(mut s: S) {
 
 /// A server configuration with a certificate from a fresh CA, and that CA's PEM.
 fn tls_config(cert: Cert) -> (rustls::ServerConfig, String) {
+    let (config, ca_pem, _) = tls_material(cert);
+    (config, ca_pem)
+}
+
+/// A server configuration with a certificate signed by a fresh CA: the configuration, the CA's
+/// PEM, and the server certificate's DER (whose hash a client may pin).
+pub fn tls_material(cert: Cert) -> (rustls::ServerConfig, String, Vec<u8>) {
     let now = time::OffsetDateTime::now_utc();
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -184,5 +191,5 @@ fn tls_config(cert: Cert) -> (rustls::ServerConfig, String) {
             rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
         )
         .expect("server config");
-    (config, ca_cert.pem())
+    (config, ca_cert.pem(), server_cert.der().to_vec())
 }

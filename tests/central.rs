@@ -1,0 +1,447 @@
+//! The box against a central server (protocol.md §5, §6): the real `snbox` binary paired with
+//! the test central (HTTPS, a CA made per test), under injected faults. Every sync test ends
+//! by comparing the central's record set with the box's outbox: no seq missing, none stored
+//! twice.
+
+#[path = "common/central.rs"]
+mod central;
+#[path = "common/http_server.rs"]
+mod http_server;
+#[path = "common/snbox.rs"]
+mod snbox_daemon;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use central::{BOX_ID, Central, Token};
+use snbox_daemon::Daemon;
+
+const TOKEN: &str = "Pair-Token-5f1c2a9e";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn settings(central: &Central, port: u16, extra: &str) -> String {
+    format!(
+        "state_dir = \"state\"\ntimezone = \"Europe/Paris\"\n[central]\nurl = \"{}\"\nca_file = \"{}\"\n\
+         config_poll_s = 1\nheartbeat_s = 1\nretry_min_ms = 100\nretry_max_s = 1\ntimeout_s = 3\n{extra}\n\
+         [status]\nlisten = \"127.0.0.1:{port}\"\n",
+        central.url(),
+        central.ca_file.display()
+    )
+}
+
+fn snbox(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_snbox"))
+        .args(args)
+        .output()
+        .expect("snbox runs")
+}
+
+fn pair(dir: &Path, central: &Central, extra: &[&str]) -> std::process::Output {
+    let config = dir.join("snbox.toml");
+    if !config.exists() {
+        std::fs::write(&config, settings(central, 0, "")).expect("settings");
+    }
+    let config = config.display().to_string();
+    let url = central.url();
+    let mut args = vec!["pair", "--central", &url, "--token", TOKEN, "--config", &config];
+    args.extend_from_slice(extra);
+    snbox(&args)
+}
+
+/// A document for the test box: `n` pings every second on loopback addresses.
+fn document(version: &str, n: usize) -> Value {
+    let devices: Vec<Value> = (0..n)
+        .map(|i| json!({ "id": format!("d{i}"), "node": "s", "name": "D", "address": format!("127.0.3.{}", i + 1) }))
+        .collect();
+    let services: Vec<Value> = (0..n)
+        .map(|i| json!({ "id": format!("d{i}-ping"), "device": format!("d{i}"), "template": "ping" }))
+        .collect();
+    json!({
+        "version": version,
+        "box": { "id": BOX_ID, "node": central::NODE },
+        "tree": [ { "id": "p", "kind": "partner", "name": "P", "timezone": "Europe/Paris" },
+                  { "id": "c", "kind": "company", "name": "C", "parent": "p" },
+                  { "id": "s", "kind": "site", "name": "S", "parent": "c" } ],
+        "time_ranges": [ { "id": "24x7", "name": "24x7", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ] } ],
+        "defaults": [ { "aspect": "control", "time_range": "24x7" }, { "aspect": "availability", "time_range": "24x7" },
+                      { "aspect": "notification", "time_range": "24x7" } ],
+        "service_templates": [ { "id": "ping", "kind": "icmp", "criticality": "high", "availability_rate": 99.0,
+            "availability_period": "24x7", "control_period": "24x7", "interval_s": 1, "timeout_s": 1,
+            "params": { "packets": 1 } } ],
+        "devices": devices, "services": services
+    })
+}
+
+/// Pairs a box in `dir` with `central`, serves it `doc`, and starts the daemon.
+fn paired_daemon(dir: &Path, central: &Central, doc: &Value, extra: &str) -> Daemon {
+    let out = pair(dir, central, &[]);
+    assert!(
+        out.status.success(),
+        "pairing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    central.set_document(doc);
+    start(dir, central, extra)
+}
+
+fn start(dir: &Path, central: &Central, extra: &str) -> Daemon {
+    Daemon::start(dir, |port| settings(central, port, extra))
+}
+
+fn buffer(daemon: &Daemon) -> Value {
+    daemon.json("/status")["buffer"].clone()
+}
+
+/// Waits until the box's outbox is empty and nothing more comes, then checks the central
+/// holds exactly seqs 1..=last_seq (nothing was dropped here), each once.
+fn assert_delivered_exactly_once(daemon: &Daemon, central: &Central) {
+    let mut settled = 0;
+    let mut last = 0;
+    daemon.wait_for(
+        || {
+            let b = buffer(daemon);
+            let seq = b["last_seq"].as_u64().unwrap_or(0);
+            if b["records"] == 0 && seq == last {
+                settled += 1;
+            } else {
+                settled = 0;
+            }
+            last = seq;
+            settled >= 3
+        },
+        "the outbox drained",
+    );
+    let b = buffer(daemon);
+    assert_eq!(b["dropped"], 0, "nothing may be dropped here: {b}");
+    let seqs = central.seqs();
+    let expected: Vec<u64> = (1..=last).collect();
+    if seqs != expected {
+        let missing: Vec<u64> = expected.iter().filter(|s| !seqs.contains(s)).copied().collect();
+        panic!(
+            "central holds {} records for last_seq {last}; missing {missing:?}",
+            seqs.len()
+        );
+    }
+    central.with(|c| assert!(c.records.keys().all(|(b, _)| b == BOX_ID)));
+}
+
+#[test]
+fn pairing_good_used_and_expired_tokens_force_and_identity_mode_0600() {
+    let rt = runtime();
+    let central = rt.block_on(central::start(&[
+        (TOKEN, Token::Valid),
+        ("Old-Token-0001", Token::Expired),
+    ]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = pair(dir.path(), &central, &[]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let identity_path = dir.path().join("state/identity.json");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&identity_path)
+        .expect("identity")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the identity is readable by its owner only");
+    let identity: Value = serde_json::from_str(&std::fs::read_to_string(&identity_path).expect("read")).expect("json");
+    assert_eq!(identity["box_id"], BOX_ID);
+    let credential = identity["credential"].as_str().expect("credential").to_string();
+    assert!(
+        !text.contains(TOKEN) && !text.contains(&credential),
+        "no secret printed: {text}"
+    );
+    central.with(|c| {
+        let facts = &c.pairings[0];
+        assert_eq!(facts["arch"], std::env::consts::ARCH);
+        assert!(facts["hostname"].is_string() && facts["agent_version"].is_string() && facts["machine_id"].is_string());
+    });
+
+    // Already paired: refused without --force, nothing changed.
+    let again = pair(dir.path(), &central, &[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    // --force with the used token: the central refuses; the old identity stays.
+    let used = pair(dir.path(), &central, &["--force"]);
+    assert_eq!(used.status.code(), Some(2), "{}", String::from_utf8_lossy(&used.stderr));
+    assert!(String::from_utf8_lossy(&used.stderr).contains("refused the pairing token"));
+    assert!(!String::from_utf8_lossy(&used.stderr).contains(TOKEN));
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&identity_path).expect("read")).expect("json");
+    assert_eq!(kept["credential"], credential.as_str());
+    // --force with a fresh token replaces the credential.
+    central.with(|c| c.tokens.insert(TOKEN.to_string(), Token::Valid));
+    let forced = pair(dir.path(), &central, &["--force"]);
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    let replaced: Value = serde_json::from_str(&std::fs::read_to_string(&identity_path).expect("read")).expect("json");
+    assert_ne!(replaced["credential"], credential.as_str());
+
+    // An expired token on a fresh box: exit 2, nothing written.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    std::fs::write(fresh.path().join("snbox.toml"), settings(&central, 0, "")).expect("settings");
+    let config = fresh.path().join("snbox.toml").display().to_string();
+    let out = snbox(&[
+        "pair",
+        "--central",
+        &central.url(),
+        "--token",
+        "Old-Token-0001",
+        "--config",
+        &config,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!fresh.path().join("state/identity.json").exists(), "nothing written");
+}
+
+#[test]
+fn pairing_pins_the_certificate_by_its_hash_and_refuses_a_wrong_one() {
+    let rt = runtime();
+    let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    // No ca_file: only the hash can make this server trusted.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("snbox.toml");
+    std::fs::write(&config, "state_dir = \"state\"\n[status]\nlisten = \"127.0.0.1:0\"\n").expect("settings");
+    let config = config.display().to_string();
+    let wrong = format!("sha256:{}", "ab".repeat(32));
+    let out = snbox(&[
+        "pair",
+        "--central",
+        &central.url(),
+        "--token",
+        TOKEN,
+        "--config",
+        &config,
+        "--ca-cert-hash",
+        &wrong,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&central.leaf_sha256),
+        "says which certificate it saw"
+    );
+    assert!(!dir.path().join("state/identity.json").exists());
+    central.with(|c| assert!(c.pairings.is_empty(), "the token never left the box"));
+    let out = snbox(&[
+        "pair",
+        "--central",
+        &central.url(),
+        "--token",
+        TOKEN,
+        "--config",
+        &config,
+        "--ca-cert-hash",
+        &central.leaf_sha256,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let identity: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state/identity.json")).expect("read"))
+            .expect("json");
+    assert_eq!(identity["pin"]["sha256"], central.leaf_sha256.as_str());
+    assert!(
+        identity["pin"]["certificate_pem"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("-----BEGIN CERTIFICATE-----"))
+    );
+}
+
+#[test]
+fn every_record_arrives_once_through_lost_acks_500s_429s_garbage_and_lies() {
+    let rt = runtime();
+    let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(pair(dir.path(), &central, &[]).status.success());
+    central.with(|c| {
+        c.faults = central::Faults {
+            fail_ingest: 3,
+            lose_ack_every: 3,
+            too_many: 2,
+            retry_after_s: 1,
+            garbage: 1,
+            oversized: 1,
+            lie: 1,
+            ..Default::default()
+        }
+    });
+    central.set_document(&document("v1", 8));
+    let daemon = start(dir.path(), &central, "");
+    daemon.wait_for(|| central.seqs().len() >= 150, "150 records at the central");
+    // Stop producing: a document without services, then let the outbox drain.
+    central.with(|c| c.faults = central::Faults::default());
+    central.set_document(&document("v2", 0));
+    daemon.wait_for(|| daemon.json("/status")["config"]["version"] == "v2", "v2 applied");
+    assert_delivered_exactly_once(&daemon, &central);
+    central.with(|c| {
+        assert!(c.duplicates > 0, "lost acks were resent");
+        assert!(c.largest_batch <= 1000);
+        assert!(c.gzipped > 0, "bodies over 1 KiB are gzipped");
+        let report = c
+            .reports
+            .iter()
+            .find(|r| r["version"] == "v2")
+            .expect("a report for v2");
+        assert_eq!(report["applied"], true);
+    });
+    let status = daemon.json("/status");
+    assert!(status["central"]["sync_errors"].as_u64().unwrap_or(0) >= 5, "{status}");
+    assert_eq!(status["central"]["state"], "ok");
+    let log = daemon.log();
+    let credential = central.with(|c| c.credentials[0].clone());
+    assert!(
+        !log.contains(&credential) && !log.contains(TOKEN),
+        "no secret in the log"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn a_down_central_is_caught_up_in_seq_order_at_a_set_replay_rate() {
+    let rt = runtime();
+    let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = pair(dir.path(), &central, &[]);
+    assert!(out.status.success());
+    central.set_document(&document("v1", 8));
+    // The box got its document once, then the central goes down while records pile up.
+    let daemon = start(dir.path(), &central, "replay_records_per_s = 400");
+    daemon.wait_for(|| daemon.json("/status")["config"]["version"] == "v1", "v1 applied");
+    central.with(|c| c.faults.down = true);
+    daemon.wait_for(|| buffer(&daemon)["records"].as_u64().unwrap_or(0) >= 100, "a backlog");
+    let status = daemon.json("/status");
+    assert_eq!(status["central"]["state"], "unreachable", "{status}");
+    central.set_document(&document("v2", 0));
+    let backlog = buffer(&daemon)["records"].as_u64().unwrap_or(0);
+    let start = Instant::now();
+    central.with(|c| c.faults.down = false);
+    assert_delivered_exactly_once(&daemon, &central);
+    let took = start.elapsed().as_secs_f64();
+    central.with(|c| {
+        assert!(c.arrival.windows(2).all(|w| w[0] < w[1]), "records arrive in seq order");
+    });
+    // 400 records/s: a backlog of N takes at least about N/400 s (one batch may go at once).
+    assert!(
+        took + 1.0 >= backlog as f64 / 400.0,
+        "{backlog} records caught up in {took:.2} s, faster than the replay rate"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn a_revoked_credential_stops_sync_while_polling_and_buffering_go_on() {
+    let rt = runtime();
+    let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = paired_daemon(dir.path(), &central, &document("v1", 4), "");
+    daemon.wait_for(|| !central.seqs().is_empty(), "records at the central");
+    central.with(|c| {
+        let k = c.credentials[0].clone();
+        c.revoked.push(k);
+    });
+    daemon.wait_for(
+        || daemon.json("/status")["central"]["state"] == "revoked",
+        "revoked on /status",
+    );
+    let status = daemon.json("/status");
+    assert!(
+        status["central"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("401")),
+        "{status}"
+    );
+    let before = buffer(&daemon)["records"].as_u64().unwrap_or(0);
+    daemon.wait_for(
+        || buffer(&daemon)["records"].as_u64().unwrap_or(0) > before + 20,
+        "records keep buffering",
+    );
+    let stored = central.seqs().len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(central.seqs().len(), stored, "nothing is sent once revoked");
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn a_bad_document_is_refused_and_reported_and_the_last_good_one_survives_a_restart() {
+    let rt = runtime();
+    let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = paired_daemon(dir.path(), &central, &document("v1", 3), "");
+    daemon.wait_for(|| daemon.json("/status")["config"]["version"] == "v1", "v1 applied");
+    let mut bad = document("v2", 3);
+    bad["service_templates"][0]["control_period"] = json!("no-such-range");
+    central.set_document(&bad);
+    daemon.wait_for(
+        || central.with(|c| c.reports.iter().any(|r| r["version"] == "v2")),
+        "a report for v2",
+    );
+    central.with(|c| {
+        let report = c.reports.iter().find(|r| r["version"] == "v2").expect("report");
+        assert_eq!(report["applied"], false);
+        assert!(report["errors"].to_string().contains("no-such-range"), "{report}");
+    });
+    let status = daemon.json("/status");
+    assert_eq!(status["config"]["version"], "v1");
+    assert!(
+        status["config"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no-such-range"))
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+
+    // The central goes away; the box restarts on its last good document and polls it.
+    central.with(|c| c.faults.down = true);
+    let daemon = start(dir.path(), &central, "");
+    assert_eq!(daemon.json("/status")["config"]["version"], "v1");
+    daemon.wait_for(
+        || {
+            daemon
+                .json("/services")
+                .as_array()
+                .is_some_and(|s| s.len() == 3 && s.iter().all(|x| !x["live"]["last_check"].is_null()))
+        },
+        "v1's services polled without the central",
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn kill_9_in_the_middle_of_batches_loses_and_duplicates_nothing() {
+    let rt = runtime();
+    let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Slow answers keep batches in flight when the kill comes.
+    central.with(|c| c.faults.slow_ms = 150);
+    let mut daemon = paired_daemon(dir.path(), &central, &document("v1", 8), "");
+    let kills: u64 = std::env::var("SNBOX_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(8);
+    for i in 0..kills {
+        std::thread::sleep(Duration::from_millis(300 + fastrand::u64(0..900)));
+        daemon.kill9();
+        if i + 1 < kills {
+            daemon = start(dir.path(), &central, "");
+        } else {
+            central.with(|c| c.faults.slow_ms = 0);
+            central.set_document(&document("v2", 0));
+            daemon = start(dir.path(), &central, "");
+        }
+    }
+    daemon.wait_for(|| daemon.json("/status")["config"]["version"] == "v2", "v2 applied");
+    assert_delivered_exactly_once(&daemon, &central);
+    let db = rusqlite::Connection::open(dir.path().join("state/snbox.db")).expect("db");
+    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+    assert_eq!(check, "ok");
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}
