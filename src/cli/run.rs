@@ -128,4 +128,23 @@ fn print_status(s: &serde_json::Value) {
         "scheduling lateness: p50 ≤ {} ms, p99 ≤ {} ms",
         s["scheduling"]["lateness_p50_ms"], s["scheduling"]["lateness_p99_ms"]
     );
+    if let Some(error) = s["config"]["last_error"].as_str() {
+        println!("document refused: {error}");
+    }
+    let c = &s["central"];
+    if c.is_object() {
+        println!(
+            "central {}: {}, last sync {}, {} records sent, {} sync errors",
+            c["url"].as_str().unwrap_or("?"),
+            c["state"].as_str().unwrap_or("?"),
+            c["last_sync"].as_str().unwrap_or("never"),
+            c["records_sent"],
+            c["sync_errors"]
+        );
+        for key in ["last_error", "clock_warning"] {
+            if let Some(text) = c[key].as_str() {
+                println!("  {}: {text}", key.replace('_', " "));
+            }
+        }
+    }
 }

@@ -78,6 +78,9 @@ pub struct Inner {
     pub faults: Faults,
     /// Added to the server's clock in heartbeat answers.
     pub clock_offset_s: i64,
+    /// The identity pairing hands out (the test box's by default).
+    pub box_id: String,
+    pub node: String,
 }
 
 pub struct Central {
@@ -118,14 +121,21 @@ impl Central {
 /// Starts a central on 127.0.0.1 (an ephemeral port) with `tokens`. Must be called inside a
 /// tokio runtime, which then serves it.
 pub async fn start(tokens: &[(&str, Token)]) -> Central {
+    start_on(0, tokens).await
+}
+
+/// [`start`] on a given port of 127.0.0.1 (0: any free one).
+pub async fn start_on(port: u16, tokens: &[(&str, Token)]) -> Central {
     let dir = tempfile::tempdir().expect("tempdir");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind loopback");
     let addr = listener.local_addr().expect("addr");
     let (config, ca_pem, leaf) = tls_material(Cert::Valid);
     let ca_file = dir.path().join("central-ca.pem");
     std::fs::write(&ca_file, ca_pem).expect("CA");
     let state = Arc::new(Mutex::new(Inner {
         tokens: tokens.iter().map(|(t, s)| (t.to_string(), *s)).collect(),
+        box_id: BOX_ID.to_string(),
+        node: NODE.to_string(),
         ..Inner::default()
     }));
     let acceptor = TlsAcceptor::from(Arc::new(config));
@@ -342,7 +352,7 @@ fn pair(c: &mut Inner, r: &Request) -> Reply {
             c.credentials.push(credential.clone());
             json_reply(
                 200,
-                json!({ "box_id": BOX_ID, "node": NODE, "credential": credential, "config_poll_s": 1 }),
+                json!({ "box_id": c.box_id, "node": c.node, "credential": credential, "config_poll_s": 1 }),
             )
         }
         Some(Token::Used) | Some(Token::Expired) => Reply::Answer(403, vec![], b"token used or expired".to_vec()),
