@@ -15,6 +15,7 @@
 //! | [`record`] | the records of protocol.md §5.3 |
 //! | [`store`] | the SQLite outbox and saved states, owned by one thread |
 //! | [`status`] | the local status endpoint (protocol.md §7) |
+//! | [`tls`] | the certificate verifier shared by the HTTP probe and the central client |
 //! | [`central`] | pairing, the identity, and the syncer: document pull, ingest, heartbeat |
 //! | [`app`] | `snbox run`: the tasks wired together, start-up and shutdown |
 //! | [`secret`] | a string that is never printed |
@@ -43,3 +44,4 @@ pub mod settings;
 pub mod source;
 pub mod status;
 pub mod store;
+pub mod tls;

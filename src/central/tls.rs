@@ -4,12 +4,13 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::tls::{Check, OnLeaf, Verifier};
 
 /// Which servers to trust.
 #[derive(Debug, Clone)]
@@ -23,12 +24,7 @@ pub enum Trust {
     Pinned(String),
 }
 
-/// `sha256:` and the lowercase hex SHA-256 of `der`.
-pub fn fingerprint(der: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, der);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
+pub use crate::tls::fingerprint;
 
 /// A `sha256:HEX` argument in canonical form, or why not.
 pub fn parse_fingerprint(text: &str) -> Result<String, String> {
@@ -51,12 +47,8 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// A client configuration for `trust`; `shown` receives the server's leaf certificate.
 pub fn client_config(trust: &Trust, shown: Shown) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
-    let verifier: Arc<dyn ServerCertVerifier> = match trust {
-        Trust::Pinned(hash) => Arc::new(PinnedVerifier {
-            hash: hash.clone(),
-            provider: provider.clone(),
-            shown,
-        }),
+    let check = match trust {
+        Trust::Pinned(hash) => Check::Pinned(hash.clone()),
         Trust::System | Trust::CaFile(_) => {
             let roots = match trust {
                 Trust::CaFile(path) => roots_from_file(path)?,
@@ -65,9 +57,15 @@ pub fn client_config(trust: &Trust, shown: Shown) -> Result<rustls::ClientConfig
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
                 .map_err(|e| format!("cannot build the TLS verifier: {e}"))?;
-            Arc::new(Showing { inner, shown })
+            Check::WebPki(inner)
         }
     };
+    let on_leaf: OnLeaf = Box::new(move |leaf, _| {
+        if let Ok(mut shown) = shown.lock() {
+            *shown = Some(leaf.clone().into_owned());
+        }
+    });
+    let verifier = Arc::new(Verifier::new(check, provider.clone(), on_leaf));
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS configuration: {e}"))?
@@ -103,105 +101,4 @@ fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
         ));
     }
     Ok(roots)
-}
-
-/// WebPKI verification that also keeps the leaf it was shown.
-#[derive(Debug)]
-struct Showing {
-    inner: Arc<WebPkiServerVerifier>,
-    shown: Shown,
-}
-
-impl ServerCertVerifier for Showing {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut shown) = self.shown.lock() {
-            *shown = Some(end_entity.clone().into_owned());
-        }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Accepts exactly the server whose leaf has the pinned hash; the handshake signatures are
-/// still verified, so the server must hold the certificate's key.
-#[derive(Debug)]
-struct PinnedVerifier {
-    hash: String,
-    provider: Arc<CryptoProvider>,
-    shown: Shown,
-}
-
-impl ServerCertVerifier for PinnedVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut shown) = self.shown.lock() {
-            *shown = Some(end_entity.clone().into_owned());
-        }
-        let seen = fingerprint(end_entity.as_ref());
-        if seen == self.hash {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "the server's certificate is {seen}, not the pinned {}",
-                self.hash
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
 }

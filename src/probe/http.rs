@@ -11,15 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::{CheckResult, Status, Thresholds, ms};
 use crate::document::params::HttpParams;
+use crate::tls::{Check, OnLeaf, Verifier};
 
 /// Bodies are read only when a body check asks for it, and never past this size.
 const MAX_BODY: usize = 1024 * 1024;
@@ -206,11 +206,19 @@ impl HttpProber {
                     .map_err(|e| format!("cannot build the TLS verifier: {e}"))?,
             )
         };
-        let verifier = Arc::new(RecordingVerifier {
-            inner,
-            provider: self.provider.clone(),
-            seen: seen.clone(),
+        let recorded = seen.clone();
+        let on_leaf: OnLeaf = Box::new(move |leaf, server_name| {
+            if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) {
+                let name = server_name.to_str().trim_matches(['[', ']']).to_string();
+                let not_after = cert.validity().not_after.timestamp();
+                recorded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name, not_after);
+            }
         });
+        let check = inner.map_or(Check::Anything, Check::WebPki);
+        let verifier = Arc::new(Verifier::new(check, self.provider.clone(), on_leaf));
         let mut tls = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS configuration: {e}"))?
@@ -406,59 +414,4 @@ fn now_s() -> i64 {
 fn date(unix_s: i64) -> String {
     jiff::Timestamp::from_second(unix_s)
         .map_or_else(|_| unix_s.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
-}
-
-/// Verifies with rustls' WebPKI verifier (or accepts anything when `insecure_tls`), after
-/// recording the end-entity certificate's expiry under the server name.
-#[derive(Debug)]
-struct RecordingVerifier {
-    inner: Option<Arc<WebPkiServerVerifier>>,
-    provider: Arc<CryptoProvider>,
-    seen: Seen,
-}
-
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) {
-            let name = server_name.to_str().trim_matches(['[', ']']).to_string();
-            let not_after = cert.validity().not_after.timestamp();
-            self.seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(name, not_after);
-        }
-        match &self.inner {
-            Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
-            None => Ok(ServerCertVerified::assertion()),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
 }

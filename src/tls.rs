@@ -1,0 +1,108 @@
+//! The one certificate verifier of the box's TLS clients (the HTTP probe, the central
+//! server): it shows each server's leaf certificate to its owner, then checks it by WebPKI,
+//! by a pinned SHA-256, or not at all (`insecure_tls` checks). The handshake's signatures are
+//! always verified, so the server holds the certificate's key.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// How a server's certificate is judged.
+pub enum Check {
+    WebPki(Arc<WebPkiServerVerifier>),
+    /// Only a leaf whose DER has this SHA-256 (`sha256:HEX`); names and dates are not looked at.
+    Pinned(String),
+    /// Any certificate (the check asked for `insecure_tls`).
+    Anything,
+}
+
+/// Called with each leaf certificate a server shows, before it is judged.
+pub type OnLeaf = Box<dyn Fn(&CertificateDer<'_>, &ServerName<'_>) + Send + Sync>;
+
+pub struct Verifier {
+    check: Check,
+    provider: Arc<CryptoProvider>,
+    on_leaf: OnLeaf,
+}
+
+impl Verifier {
+    pub fn new(check: Check, provider: Arc<CryptoProvider>, on_leaf: OnLeaf) -> Verifier {
+        Verifier {
+            check,
+            provider,
+            on_leaf,
+        }
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let check = match &self.check {
+            Check::WebPki(_) => "webpki",
+            Check::Pinned(_) => "pinned",
+            Check::Anything => "anything",
+        };
+        f.debug_struct("Verifier").field("check", &check).finish()
+    }
+}
+
+/// `sha256:` and the lowercase hex SHA-256 of `der`.
+pub fn fingerprint(der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        (self.on_leaf)(end_entity, server_name);
+        match &self.check {
+            Check::WebPki(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            Check::Pinned(hash) => {
+                let seen = fingerprint(end_entity.as_ref());
+                if &seen == hash {
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(rustls::Error::General(format!(
+                        "the server's certificate is {seen}, not the pinned {hash}"
+                    )))
+                }
+            }
+            Check::Anything => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
