@@ -386,6 +386,22 @@ fn section<T: DeserializeOwned>(top: &mut Map<String, Value>, key: &str, problem
     typed(value, key).map_err(|p| problems.push(p)).ok()
 }
 
+/// `https://`, or `http://` to a loopback host (tests, the development central) only.
+pub fn check_central_url(url: &url::Url) -> Result<(), String> {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err("http:// is allowed only to a loopback address; use https://".into()),
+        other => Err(format!("unsupported scheme {other:?}")),
+    }
+}
+
 fn central_of(raw: RawCentral, problems: &mut Vec<Problem>) -> Option<Central> {
     let url = match url::Url::parse(&raw.url) {
         Ok(u) => u,
@@ -394,31 +410,9 @@ fn central_of(raw: RawCentral, problems: &mut Vec<Problem>) -> Option<Central> {
             return None;
         }
     };
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            problems.push(Problem::new(
-                "invalid_value",
-                "central.url",
-                "http:// is allowed only to a loopback address; use https://",
-            ));
-            return None;
-        }
-        other => {
-            problems.push(Problem::new(
-                "invalid_value",
-                "central.url",
-                format!("unsupported scheme {other:?}"),
-            ));
-            return None;
-        }
+    if let Err(why) = check_central_url(&url) {
+        problems.push(Problem::new("invalid_value", "central.url", why));
+        return None;
     }
     for (field, value) in [
         ("config_poll_s", raw.config_poll_s),

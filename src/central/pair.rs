@@ -71,20 +71,8 @@ struct Answer {
 /// An `https://` URL, or `http://` to a loopback host (tests, the development central).
 pub fn central_url(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if loopback => Ok(url),
-        "http" => Err(format!(
-            "{text}: http:// is allowed only to a loopback address; use https://"
-        )),
-        other => Err(format!("{text}: unsupported scheme {other:?}")),
-    }
+    crate::settings::check_central_url(&url).map_err(|why| format!("{text}: {why}"))?;
+    Ok(url)
 }
 
 pub async fn pair(state_dir: &Path, request: Request) -> Result<Identity, PairError> {

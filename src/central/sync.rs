@@ -213,8 +213,10 @@ impl Syncer {
         let mut after = 0u64;
         // Replay pacing: when the next batch may go.
         let mut next_slot = tokio::time::Instant::now();
+        // With a replay rate, batches hold at most a second's worth, so that pacing applies.
+        let batch = self.pace.replay_per_s.map_or(BATCH, |r| (r as usize).clamp(1, BATCH));
         while !cancel.is_cancelled() && !self.state.is_revoked() {
-            let page = match self.store.pending(after, BATCH).await {
+            let page = match self.store.pending(after, batch).await {
                 Ok(page) => page,
                 Err(_) => return, // the store is closed: the daemon is stopping
             };
