@@ -13,8 +13,13 @@
 
 #[path = "../tests/common/peers.rs"]
 mod peers;
+#[path = "../tests/common/records.rs"]
+mod records;
+#[path = "table.rs"]
+mod table;
 
-use std::borrow::Cow;
+use table::{f0, f1, f2, header, row};
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -23,7 +28,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use snbox::record::{Body, Origin, Record, State, StateType};
+use snbox::record::{Origin, Record};
 use snbox::store::Store;
 
 const OUTBOX_RECORDS: u64 = 1_000_000;
@@ -42,30 +47,6 @@ fn main() {
 }
 
 // ------------------------------------------------------------------ the outbox alone
-
-fn icmp_result(k: u64) -> Body {
-    let rtt = |base: u64| (base + k % 97) as f64 / 1000.0;
-    let metrics = [
-        ("rtt_min_ms", rtt(40)),
-        ("rtt_avg_ms", rtt(60)),
-        ("rtt_max_ms", rtt(90)),
-        ("loss_pct", 0.0),
-        ("packets_sent", 3.0),
-        ("packets_received", 3.0),
-    ]
-    .into_iter()
-    .map(|(name, v)| (Cow::Borrowed(name), v))
-    .collect();
-    Body::Result {
-        status: State::Ok,
-        state_type: StateType::Hard,
-        attempt: 1,
-        duration_ms: 400 + k % 13,
-        output: format!("3/3 replies, rtt {:.3} ms", rtt(60)),
-        metrics,
-        in_availability_period: true,
-    }
-}
 
 fn outbox() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -88,7 +69,7 @@ fn outbox() {
             origins[(k % 10_000) as usize].clone(),
             Record {
                 ts,
-                body: icmp_result(k),
+                body: records::icmp_result(k),
             },
         )
     };
@@ -469,23 +450,4 @@ fn buffer_and_results(port: u16) -> Option<(f64, f64)> {
 
 fn daemon_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
-}
-
-fn header(columns: &[&str]) {
-    println!("| {} |", columns.join(" | "));
-    println!("|{}|", columns.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
-}
-
-fn row(label: &str, cells: &[String]) {
-    println!("| {label} | {} |", cells.join(" | "));
-}
-
-fn f0(v: f64) -> String {
-    format!("{v:.0}")
-}
-fn f1(v: f64) -> String {
-    format!("{v:.1}")
-}
-fn f2(v: f64) -> String {
-    format!("{v:.2}")
 }

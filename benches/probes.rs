@@ -13,6 +13,10 @@
 
 #[path = "../tests/common/peers.rs"]
 mod peers;
+#[path = "table.rs"]
+mod table;
+
+use table::{f0, f1, f2, f3, header, row};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -274,21 +278,6 @@ fn number_after(text: &str, label: &str) -> f64 {
 
 // ------------------------------------------------------------------ the benchmarks
 
-fn header(columns: &[&str]) {
-    println!(
-        "{:<44}{}",
-        columns[0],
-        columns[1..].iter().map(|c| format!("{c:>13}")).collect::<String>()
-    );
-}
-
-fn row(label: &str, cells: &[String]) {
-    println!(
-        "{label:<44}{}",
-        cells.iter().map(|c| format!("{c:>13}")).collect::<String>()
-    );
-}
-
 fn bench_icmp() {
     require("fping");
     let n = ICMP_TARGETS;
@@ -542,17 +531,4 @@ fn which(binary: &str) -> PathBuf {
     std::env::var_os("PATH")
         .and_then(|p| std::env::split_paths(&p).map(|d| d.join(binary)).find(|p| p.exists()))
         .unwrap_or_else(|| panic!("{binary} not found"))
-}
-
-fn f0(v: f64) -> String {
-    format!("{v:.0}")
-}
-fn f1(v: f64) -> String {
-    format!("{v:.1}")
-}
-fn f2(v: f64) -> String {
-    format!("{v:.2}")
-}
-fn f3(v: f64) -> String {
-    format!("{v:.3}")
 }

@@ -216,17 +216,21 @@ fn pairing_pins_the_certificate_by_its_hash_and_refuses_a_wrong_one() {
     std::fs::write(&config, "state_dir = \"state\"\n[status]\nlisten = \"127.0.0.1:0\"\n").expect("settings");
     let config = config.display().to_string();
     let wrong = format!("sha256:{}", "ab".repeat(32));
-    let out = snbox(&[
-        "pair",
-        "--central",
-        &central.url(),
-        "--token",
-        TOKEN,
-        "--config",
-        &config,
-        "--ca-cert-hash",
-        &wrong,
-    ]);
+    let url = central.url();
+    let pair_pinned = |hash: &str| {
+        snbox(&[
+            "pair",
+            "--central",
+            &url,
+            "--token",
+            TOKEN,
+            "--config",
+            &config,
+            "--ca-cert-hash",
+            hash,
+        ])
+    };
+    let out = pair_pinned(&wrong);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&central.leaf_sha256),
@@ -234,17 +238,7 @@ fn pairing_pins_the_certificate_by_its_hash_and_refuses_a_wrong_one() {
     );
     assert!(!dir.path().join("state/identity.json").exists());
     central.with(|c| assert!(c.pairings.is_empty(), "the token never left the box"));
-    let out = snbox(&[
-        "pair",
-        "--central",
-        &central.url(),
-        "--token",
-        TOKEN,
-        "--config",
-        &config,
-        "--ca-cert-hash",
-        &central.leaf_sha256,
-    ]);
+    let out = pair_pinned(&central.leaf_sha256);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let identity: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("state/identity.json")).expect("read"))

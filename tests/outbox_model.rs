@@ -8,6 +8,9 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use proptest::prelude::*;
 
+#[path = "common/records.rs"]
+mod records;
+
 use snbox::record::{Body, NotificationType, Origin, Record, State, StateType};
 use snbox::store::Store;
 
@@ -183,28 +186,8 @@ async fn outbox_holds_an_icmp_result_in_80_bytes_or_less() {
         let items = (0..1000u64)
             .map(|i| {
                 let k = batch * 1000 + i;
-                let rtt = |base: u64| (base + k % 97) as f64 / 1000.0;
-                let metrics = [
-                    ("rtt_min_ms", rtt(40)),
-                    ("rtt_avg_ms", rtt(60)),
-                    ("rtt_max_ms", rtt(90)),
-                    ("loss_pct", 0.0),
-                    ("packets_sent", 3.0),
-                    ("packets_received", 3.0),
-                ]
-                .into_iter()
-                .map(|(name, v)| (std::borrow::Cow::Borrowed(name), v))
-                .collect();
                 let ts = Timestamp::from_millisecond(1_800_000_000_000 + k as i64 * 60).expect("ts");
-                let body = Body::Result {
-                    status: State::Ok,
-                    state_type: StateType::Hard,
-                    attempt: 1,
-                    duration_ms: 400 + k % 13,
-                    output: format!("3/3 replies, rtt {:.3} ms", rtt(60)),
-                    metrics,
-                    in_availability_period: true,
-                };
+                let body = records::icmp_result(k);
                 (origins[(k % 1000) as usize].clone(), Record { ts, body })
             })
             .collect();
