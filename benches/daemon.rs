@@ -8,9 +8,17 @@
 //!   at 60 s against nginx. CPU per minute, peak RSS, scheduling lateness p50/p99 (from its
 //!   own `/metrics`), records committed per second and database bytes per result record.
 //!
-//! `cargo bench --bench daemon [-- outbox|load [SECONDS]]`. `load` needs root (RAW ICMP) and
+//! - `replay`: 1,000,000 records buffered while the central server was away, sent by the real
+//!   `snbox run` to the test central (tests/common/central.rs) over loopback HTTPS with gzip:
+//!   records per second, the daemon's CPU and peak RSS.
+//!
+//! `cargo bench --bench daemon [-- outbox|load [SECONDS]|replay [RECORDS]]`. `load` needs root (RAW ICMP) and
 //! `apt-get install snmpd snmp nginx-light`. Loopback only; every loop is bounded.
 
+#[path = "../tests/common/central.rs"]
+mod central;
+#[path = "../tests/common/http_server.rs"]
+mod http_server;
 #[path = "../tests/common/peers.rs"]
 mod peers;
 #[path = "../tests/common/records.rs"]
@@ -39,9 +47,11 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("outbox") => outbox(),
         Some("load") => load(seconds),
+        Some("replay") => replay(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(REPLAY_RECORDS)),
         _ => {
             outbox();
             load(seconds);
+            replay(REPLAY_RECORDS);
         }
     }
 }
@@ -436,6 +446,129 @@ fn load(seconds: u64) {
     }
     drop(nginx);
     drop(snmpd);
+}
+
+const REPLAY_RECORDS: u64 = 1_000_000;
+
+fn replay(count: u64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let token = "Bench-Token-00000001";
+    let central = runtime.block_on(central::start(&[(token, central::Token::Valid)]));
+    central.with(|c| c.lean = true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = peers::free_tcp_port();
+    let settings = dir.path().join("snbox.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "state_dir = \"state\"\n[central]\nurl = \"{}\"\nca_file = \"{}\"\nconfig_poll_s = 3600\n\
+             [status]\nlisten = \"127.0.0.1:{port}\"\n[buffer]\nmax_bytes = 4294967296\n",
+            central.url(),
+            central.ca_file.display()
+        ),
+    )
+    .expect("settings");
+    let paired = Command::new(env!("CARGO_BIN_EXE_snbox"))
+        .args(["pair", "--central", &central.url(), "--token", token, "--config"])
+        .arg(&settings)
+        .output()
+        .expect("snbox pair");
+    assert!(paired.status.success(), "{}", String::from_utf8_lossy(&paired.stderr));
+    // The backlog, written through the store as the scheduler would have.
+    let filled = Instant::now();
+    {
+        let opened = Store::open(&dir.path().join("state"), 1 << 34).expect("store");
+        let origins: Vec<Arc<Origin>> = (0..10_000)
+            .map(|i| {
+                Arc::new(Origin {
+                    service: format!("dev-{i}-ping"),
+                    device: format!("dev-{i}"),
+                    node: "site".into(),
+                    company: Some("client".into()),
+                })
+            })
+            .collect();
+        runtime.block_on(async {
+            for k0 in (0..count).step_by(100) {
+                let items = (k0..k0 + 100)
+                    .map(|k| {
+                        let ts = Timestamp::from_millisecond(1_800_000_000_000 + k as i64 * 6).expect("ts");
+                        (
+                            origins[(k % 10_000) as usize].clone(),
+                            Record {
+                                ts,
+                                body: records::icmp_result(k),
+                            },
+                        )
+                    })
+                    .collect();
+                opened.store.append(items, Vec::new()).await.expect("append");
+            }
+            opened
+                .store
+                .append_committed(Vec::new(), Vec::new())
+                .await
+                .expect("commit");
+        });
+        drop(opened.store);
+        let _ = opened.writer.join();
+    }
+    let db_mb = std::fs::metadata(dir.path().join("state/snbox.db")).map_or(0.0, |m| m.len() as f64 / 1e6);
+    println!(
+        "replay: {count} buffered results ({db_mb:.0} MB database, filled in {:.1} s) to the test central over loopback HTTPS",
+        filled.elapsed().as_secs_f64()
+    );
+    let empty = json!({
+        "version": "replay", "box": { "id": central::BOX_ID, "node": central::NODE },
+        "tree": [ { "id": central::NODE, "kind": "partner", "name": "P" } ],
+    });
+    central.set_document(&empty);
+    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log");
+    let mut child = Command::new("timeout")
+        .args(["-s", "TERM", "600"])
+        .arg(env!("CARGO_BIN_EXE_snbox"))
+        .args(["run", "--config"])
+        .arg(&settings)
+        .env("SNBOX_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("snbox run");
+    let start = Instant::now();
+    let me = sample(std::process::id(), start).map_or(0.0, |s| s.cpu_s);
+    let pid = peers::child_of(child.id()).expect("snbox starts under timeout");
+    let mut last = sample(pid, start);
+    let deadline = start + Duration::from_secs(300);
+    while central.with(|c| c.records.len() as u64) < count && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        last = sample(pid, start).or(last);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let central_cpu = sample(std::process::id(), start).map_or(0.0, |s| s.cpu_s) - me;
+    let (stored, duplicates, batches, gzipped) =
+        central.with(|c| (c.records.len(), c.duplicates, c.ingests, c.gzipped));
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = child.wait();
+    let last = last.expect("samples");
+    header(&["figure", "value"]);
+    row(
+        "records stored by the central",
+        &[format!("{stored} ({duplicates} resent)")],
+    );
+    row("wall s (start of snbox run → last record stored)", &[f2(wall)]);
+    row("records per second", &[f0(stored as f64 / wall)]);
+    row("requests (gzipped)", &[format!("{batches} ({gzipped})")]);
+    row("snbox CPU s", &[f2(last.cpu_s)]);
+    row("snbox peak RSS MB", &[f1(last.rss_mb)]);
+    row(
+        "test central CPU s (this process: TLS, gunzip, JSON, storing)",
+        &[f2(central_cpu)],
+    );
+    println!();
 }
 
 /// The buffer's bytes and the result records made so far.

@@ -207,19 +207,40 @@ impl Kind {
     }
 }
 
-/// The wire form of protocol.md §5.3: `seq`, `kind`, `ts`, `device`, `node`, `company`,
-/// `service`, then the kind's own fields.
-pub fn to_wire(seq: u64, ts: Timestamp, origin: &Origin, body: &Body) -> serde_json::Value {
-    let mut v = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("seq".into(), seq.into());
-        o.insert("ts".into(), rfc3339_millis(ts).into());
-        o.insert("device".into(), origin.device.clone().into());
-        o.insert("node".into(), origin.node.clone().into());
-        o.insert("company".into(), origin.company.clone().into());
-        o.insert("service".into(), origin.service.clone().into());
+/// Appends the wire form of protocol.md §5.3 to `out` as JSON text: `seq`, `ts`, `device`,
+/// `node`, `company`, `service`, then `kind` and the kind's own fields. Written straight as
+/// text: a million records are replayed without building a JSON tree for each.
+pub fn write_wire(out: &mut Vec<u8>, seq: u64, ts: Timestamp, origin: &Origin, body: &Body) {
+    use std::io::Write as _;
+    let _ = write!(out, "{{\"seq\":{seq},\"ts\":\"{}\"", rfc3339_millis(ts));
+    for (key, value) in [
+        ("device", Some(&origin.device)),
+        ("node", Some(&origin.node)),
+        ("company", origin.company.as_ref()),
+        ("service", Some(&origin.service)),
+    ] {
+        let _ = write!(out, ",\"{key}\":");
+        match value {
+            Some(text) => {
+                let _ = serde_json::to_writer(&mut *out, text);
+            }
+            None => out.extend_from_slice(b"null"),
+        }
     }
-    v
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, body).is_ok() && out.get(start) == Some(&b'{') {
+        out[start] = b','; // the body's fields continue this object
+    } else {
+        out.truncate(start);
+        out.push(b'}');
+    }
+}
+
+/// The wire form as a JSON value (tests and diagnostics; the syncer sends [`write_wire`]'s text).
+pub fn to_wire(seq: u64, ts: Timestamp, origin: &Origin, body: &Body) -> serde_json::Value {
+    let mut text = Vec::new();
+    write_wire(&mut text, seq, ts, origin, body);
+    serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null)
 }
 
 /// RFC 3339 in UTC with milliseconds, as records carry time.

@@ -92,6 +92,17 @@ impl Client {
         timeout: Duration,
     ) -> Result<Answer, CentralError> {
         let json = serde_json::to_vec(body).map_err(|e| CentralError::Answer(e.to_string()))?;
+        self.post_json_text(path, json, limit, timeout).await
+    }
+
+    /// POSTs a body that is already JSON text.
+    pub async fn post_json_text(
+        &self,
+        path: &str,
+        json: Vec<u8>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Answer, CentralError> {
         let mut request = self
             .request(reqwest::Method::POST, path)
             .header(reqwest::header::CONTENT_TYPE, "application/json");

@@ -33,7 +33,7 @@ use crate::planning::{self, Rejected};
 use crate::rules::Plan;
 use crate::schedule::Metrics;
 use crate::source::DocumentState;
-use crate::store::Store;
+use crate::store::{Batch, Store};
 
 /// Records per `POST /ingest`, at most (protocol.md §5.3).
 pub const BATCH: usize = 1000;
@@ -215,12 +215,18 @@ impl Syncer {
         let mut next_slot = tokio::time::Instant::now();
         // With a replay rate, batches hold at most a second's worth, so that pacing applies.
         let batch = self.pace.replay_per_s.map_or(BATCH, |r| (r as usize).clamp(1, BATCH));
+        let box_id = serde_json::to_string(&self.identity.box_id).unwrap_or_default();
+        // The next batch, read from the store while the previous one was on the wire.
+        let mut prefetched: Option<Batch> = None;
         while !cancel.is_cancelled() && !self.state.is_revoked() {
-            let page = match self.store.pending(after, batch).await {
-                Ok(page) => page,
-                Err(_) => return, // the store is closed: the daemon is stopping
+            let page = match prefetched.take() {
+                Some(page) => page,
+                None => match self.store.pending_batch(after, batch).await {
+                    Ok(page) => page,
+                    Err(_) => return, // the store is closed: the daemon is stopping
+                },
             };
-            let (Some(first), Some(last)) = (seq_of(page.first()), seq_of(page.last())) else {
+            let (Some(&first), Some(&last)) = (page.seqs.first(), page.seqs.last()) else {
                 if !self.pause(&cancel, IDLE).await {
                     return;
                 }
@@ -231,15 +237,19 @@ impl Syncer {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep_until(next_slot) => {}
                 }
-                let spacing = Duration::from_secs_f64(page.len() as f64 / f64::from(rate));
+                let spacing = Duration::from_secs_f64(page.seqs.len() as f64 / f64::from(rate));
                 next_slot = tokio::time::Instant::now().max(next_slot) + spacing;
             }
-            let count = page.len();
-            let body = json!({ "box_id": self.identity.box_id, "records": page });
-            let sent = self
+            let mut body = Vec::with_capacity(page.json.len() + box_id.len() + 24);
+            body.extend_from_slice(b"{\"box_id\":");
+            body.extend_from_slice(box_id.as_bytes());
+            body.extend_from_slice(b",\"records\":");
+            body.extend_from_slice(&page.json);
+            body.push(b'}');
+            let post = self
                 .client
-                .post("/ingest", &body, SMALL_ANSWER, self.pace.timeout)
-                .await;
+                .post_json_text("/ingest", body, SMALL_ANSWER, self.pace.timeout);
+            let (sent, next) = tokio::join!(post, self.store.pending_batch(last, batch));
             let acked = sent.and_then(|a| a.json::<Acked>()).and_then(|a| {
                 // Only what this batch holds may be acknowledged by its answer.
                 if a.acked_seq + 1 < first || a.acked_seq > last {
@@ -258,13 +268,12 @@ impl Syncer {
                         if let Err(e) = self.store.ack(acked_seq).await {
                             tracing::error!(error = %e, "acknowledged records could not be deleted");
                         }
-                        let sent = if acked_seq == last {
-                            count
-                        } else {
-                            count_upto(&body, acked_seq)
-                        };
+                        let sent = page.seqs.iter().filter(|s| **s <= acked_seq).count();
                         self.state.records_sent.fetch_add(sent as u64, Relaxed);
                         after = acked_seq;
+                    }
+                    if acked_seq == last {
+                        prefetched = next.ok();
                     }
                     self.state.update(|l| l.acked_seq = acked_seq.max(l.acked_seq));
                     self.state.succeeded();
@@ -453,19 +462,6 @@ impl Syncer {
             }
         }
     }
-}
-
-fn seq_of(record: Option<&Value>) -> Option<u64> {
-    record?.get("seq")?.as_u64()
-}
-
-/// How many records of a sent batch have a seq up to `acked`.
-fn count_upto(body: &Value, acked: u64) -> usize {
-    body["records"].as_array().map_or(0, |r| {
-        r.iter()
-            .filter(|x| x["seq"].as_u64().is_some_and(|s| s <= acked))
-            .count()
-    })
 }
 
 fn rejected_devices(plan: &Plan) -> Vec<Value> {

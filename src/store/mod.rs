@@ -55,6 +55,13 @@ pub enum StoreError {
     Dir { path: PathBuf, source: std::io::Error },
 }
 
+/// Records ready to send: the JSON array text and the seqs it holds, in order.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub json: Vec<u8>,
+    pub seqs: Vec<u64>,
+}
+
 /// One record with the service it is about.
 pub type Item = (Arc<Origin>, Record);
 
@@ -71,6 +78,11 @@ enum Op {
         after: u64,
         limit: usize,
         reply: oneshot::Sender<Result<Vec<serde_json::Value>, String>>,
+    },
+    PendingBatch {
+        after: u64,
+        limit: usize,
+        reply: oneshot::Sender<Result<Batch, String>>,
     },
     Ack {
         upto: u64,
@@ -155,6 +167,14 @@ impl Store {
     /// Up to `limit` records after `after`, oldest first, in their wire form.
     pub async fn pending(&self, after: u64, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
         self.ask(|reply| Op::Pending { after, limit, reply })
+            .await?
+            .map_err(StoreError::Failed)
+    }
+
+    /// Up to `limit` records after `after`, oldest first, as one JSON array of their wire
+    /// form, ready to send.
+    pub async fn pending_batch(&self, after: u64, limit: usize) -> Result<Batch, StoreError> {
+        self.ask(|reply| Op::PendingBatch { after, limit, reply })
             .await?
             .map_err(StoreError::Failed)
     }

@@ -8,7 +8,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
-use super::{Op, StoreError, codec};
+use super::{Batch, Op, StoreError, codec};
 use crate::record::{self, Kind, Origin};
 
 /// Requests committed in one transaction, at most.
@@ -47,6 +47,7 @@ pub(super) struct Writer {
     conn: Connection,
     max_bytes: u64,
     origins: HashMap<Origin, i64>,
+    origin_names: HashMap<i64, Arc<Origin>>,
     commits: u64,
     errors: u64,
 }
@@ -65,6 +66,7 @@ impl Writer {
             conn,
             max_bytes,
             origins: HashMap::new(),
+            origin_names: HashMap::new(),
             commits: 0,
             errors: 0,
         };
@@ -132,6 +134,9 @@ impl Writer {
                 Op::Pending { after, limit, reply } => {
                     let _ = reply.send(self.pending(after, limit).map_err(|e| e.to_string()));
                 }
+                Op::PendingBatch { after, limit, reply } => {
+                    let _ = reply.send(self.pending_batch(after, limit).map_err(|e| e.to_string()));
+                }
                 Op::Ack { upto, reply } => {
                     let _ = reply.send(self.ack(upto).map_err(|e| e.to_string()));
                 }
@@ -189,42 +194,74 @@ impl Writer {
         tx.commit()
     }
 
-    fn pending(&mut self, after: u64, limit: usize) -> rusqlite::Result<Vec<serde_json::Value>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT o.seq, o.ts, o.body, g.service, g.device, g.node, g.company
-             FROM outbox o JOIN origins g ON g.id = o.origin WHERE o.seq > ?1 ORDER BY o.seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
-            let seq: i64 = r.get(0)?;
-            let ts: i64 = r.get(1)?;
-            let body: Value = r.get(2)?;
-            let origin = Origin {
-                service: r.get(3)?,
-                device: r.get(4)?,
-                node: r.get(5)?,
-                company: r.get(6)?,
-            };
-            Ok((seq, ts, body, origin))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, ts, body, origin) = row?;
+    /// Up to `limit` records after `after`, oldest first, as one JSON array in the wire form.
+    fn pending_batch(&mut self, after: u64, limit: usize) -> rusqlite::Result<Batch> {
+        let rows: Vec<(i64, i64, i64, Value)> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT seq, ts, origin, body FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+            stmt.query_map(params![after as i64, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        let mut batch = Batch {
+            json: Vec::with_capacity(rows.len() * 256 + 2),
+            seqs: Vec::with_capacity(rows.len()),
+        };
+        batch.json.push(b'[');
+        for (seq, ts, origin, body) in rows {
             let body = match body {
                 Value::Blob(b) => codec::decode_result(&b).map_err(|e| e.to_string()),
                 Value::Text(t) => serde_json::from_str::<record::Body>(&t).map_err(|e| e.to_string()),
                 _ => Err("neither a BLOB nor a text".to_string()),
             };
-            let body = match body {
-                Ok(body) => body,
-                Err(error) => {
+            let (body, origin) = match (body, self.origin_named(origin)) {
+                (Ok(body), Ok(origin)) => (body, origin),
+                (Err(error), _) => {
                     tracing::error!(seq, %error, "an outbox record cannot be read back; it is skipped");
                     continue;
                 }
+                (_, Err(error)) => {
+                    tracing::error!(seq, %error, "an outbox record's origin is missing; it is skipped");
+                    continue;
+                }
             };
+            if !batch.seqs.is_empty() {
+                batch.json.push(b',');
+            }
             let ts = jiff::Timestamp::from_millisecond(ts).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-            out.push(record::to_wire(seq as u64, ts, &origin, &body));
+            record::write_wire(&mut batch.json, seq as u64, ts, &origin, &body);
+            batch.seqs.push(seq as u64);
         }
-        Ok(out)
+        batch.json.push(b']');
+        Ok(batch)
+    }
+
+    fn pending(&mut self, after: u64, limit: usize) -> rusqlite::Result<Vec<serde_json::Value>> {
+        let batch = self.pending_batch(after, limit)?;
+        Ok(serde_json::from_slice(&batch.json).unwrap_or_default())
+    }
+
+    /// An origin by its row id, from a cache filled on first use.
+    fn origin_named(&mut self, id: i64) -> rusqlite::Result<Arc<Origin>> {
+        if let Some(origin) = self.origin_names.get(&id) {
+            return Ok(origin.clone());
+        }
+        let origin = Arc::new(self.conn.query_row(
+            "SELECT service, device, node, company FROM origins WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(Origin {
+                    service: r.get(0)?,
+                    device: r.get(1)?,
+                    node: r.get(2)?,
+                    company: r.get(3)?,
+                })
+            },
+        )?);
+        self.origin_names.insert(id, origin.clone());
+        Ok(origin)
     }
 
     fn ack(&mut self, upto: u64) -> rusqlite::Result<usize> {

@@ -81,6 +81,8 @@ pub struct Inner {
     /// The identity pairing hands out (the test box's by default).
     pub box_id: String,
     pub node: String,
+    /// Keep seqs only, not record bodies nor request bodies (benchmarks of a million records).
+    pub lean: bool,
 }
 
 pub struct Central {
@@ -294,7 +296,9 @@ fn handle(c: &mut Inner, r: &Request) -> Reply {
     if r.header("content-encoding").is_some() || r.body.len() >= 1024 {
         c.gzipped += u64::from(r.header("content-encoding") == Some("gzip"));
     }
-    c.bodies.push(String::from_utf8_lossy(&r.body).to_string());
+    if !c.lean {
+        c.bodies.push(String::from_utf8_lossy(&r.body).to_string());
+    }
     if c.faults.too_many > 0 {
         c.faults.too_many -= 1;
         return Reply::Answer(
@@ -375,9 +379,28 @@ fn ingest(c: &mut Inner, r: &Request) -> Reply {
         f.oversized -= 1;
         return Reply::Answer(200, vec![], vec![b' '; 1 << 20]);
     }
-    let body: Value = match serde_json::from_slice(&r.body) {
-        Ok(v) => v,
-        Err(_) => return Reply::Answer(400, vec![], b"bad json".to_vec()),
+    let body: Value = if c.lean {
+        // Seqs only: a benchmark measures the box, not this server's JSON trees.
+        #[derive(serde::Deserialize)]
+        struct Seq {
+            seq: u64,
+        }
+        #[derive(serde::Deserialize)]
+        struct Lean {
+            box_id: String,
+            records: Vec<Seq>,
+        }
+        match serde_json::from_slice::<Lean>(&r.body) {
+            Ok(l) => {
+                json!({ "box_id": l.box_id, "records": l.records.iter().map(|s| json!({ "seq": s.seq })).collect::<Vec<_>>() })
+            }
+            Err(_) => return Reply::Answer(400, vec![], b"bad json".to_vec()),
+        }
+    } else {
+        match serde_json::from_slice(&r.body) {
+            Ok(v) => v,
+            Err(_) => return Reply::Answer(400, vec![], b"bad json".to_vec()),
+        }
     };
     let records = body["records"].as_array().cloned().unwrap_or_default();
     let box_id = body["box_id"].as_str().unwrap_or("").to_string();
@@ -392,7 +415,7 @@ fn ingest(c: &mut Inner, r: &Request) -> Reply {
         match c.records.entry((box_id.clone(), seq)) {
             std::collections::btree_map::Entry::Occupied(_) => c.duplicates += 1,
             std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(record);
+                v.insert(if c.lean { Value::Null } else { record });
                 c.arrival.push(seq);
             }
         }
