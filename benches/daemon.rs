@@ -279,19 +279,8 @@ fn load(seconds: u64) {
         ),
     )
     .expect("settings");
-    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log");
-    let mut child = Command::new("timeout")
-        .args(["-s", "TERM", &(seconds + 120).to_string()])
-        .arg(env!("CARGO_BIN_EXE_snbox"))
-        .args(["run", "--config"])
-        .arg(dir.path().join("snbox.toml"))
-        .env("SNBOX_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("snbox run");
+    let (mut child, pid) = spawn_snbox(dir.path(), &dir.path().join("snbox.toml"), seconds + 120);
     let start = Instant::now();
-    let pid = peers::child_of(child.id()).expect("snbox starts under timeout");
     assert!(
         peers::wait_tcp(port, Duration::from_secs(60)),
         "snbox did not start: {}",
@@ -527,20 +516,9 @@ fn replay(count: u64) {
         "tree": [ { "id": central::NODE, "kind": "partner", "name": "P" } ],
     });
     central.set_document(&empty);
-    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log");
-    let mut child = Command::new("timeout")
-        .args(["-s", "TERM", "600"])
-        .arg(env!("CARGO_BIN_EXE_snbox"))
-        .args(["run", "--config"])
-        .arg(&settings)
-        .env("SNBOX_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("snbox run");
+    let me = sample(std::process::id(), Instant::now()).map_or(0.0, |s| s.cpu_s);
+    let (mut child, pid) = spawn_snbox(dir.path(), &settings, 600);
     let start = Instant::now();
-    let me = sample(std::process::id(), start).map_or(0.0, |s| s.cpu_s);
-    let pid = peers::child_of(child.id()).expect("snbox starts under timeout");
     let mut last = sample(pid, start);
     let deadline = start + Duration::from_secs(300);
     while central.with(|c| c.records.len() as u64) < count && Instant::now() < deadline {
@@ -569,6 +547,24 @@ fn replay(count: u64) {
         &[f2(central_cpu)],
     );
     println!();
+}
+
+/// `snbox run` on `settings` under `timeout` (so it never outlives the bench), logging
+/// warnings to `dir/daemon.log`: the wrapper and snbox's own pid.
+fn spawn_snbox(dir: &Path, settings: &Path, seconds: u64) -> (std::process::Child, u32) {
+    let log = std::fs::File::create(dir.join("daemon.log")).expect("log");
+    let child = Command::new("timeout")
+        .args(["-s", "TERM", &seconds.to_string()])
+        .arg(env!("CARGO_BIN_EXE_snbox"))
+        .args(["run", "--config"])
+        .arg(settings)
+        .env("SNBOX_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("snbox run");
+    let pid = peers::child_of(child.id()).expect("snbox starts under timeout");
+    (child, pid)
 }
 
 /// The buffer's bytes and the result records made so far.
