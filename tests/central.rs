@@ -291,6 +291,25 @@ fn every_record_arrives_once_through_lost_acks_500s_429s_garbage_and_lies() {
     let status = daemon.json("/status");
     assert!(status["central"]["sync_errors"].as_u64().unwrap_or(0) >= 5, "{status}");
     assert_eq!(status["central"]["state"], "ok");
+    // Heartbeats (§5.4): buffer figures and check rates; a clock 60 s off is a warning.
+    central.with(|c| {
+        let h = c.heartbeats.last().expect("heartbeats");
+        assert_eq!(h["box_id"], BOX_ID);
+        assert!(h["buffer"]["records"].is_u64() && h["buffer"]["dropped"] == 0, "{h}");
+        assert!(h["checks"]["icmp"]["per_min"].is_number(), "{h}");
+        c.clock_offset_s = 60;
+    });
+    daemon.wait_for(
+        || daemon.json("/status")["central"]["clock_warning"].is_string(),
+        "a clock warning",
+    );
+    let skew = daemon.json("/status")["central"]["clock_skew_s"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        (-61.0..=-59.0).contains(&skew),
+        "the box is 60 s behind the central: {skew}"
+    );
     let log = daemon.log();
     let credential = central.with(|c| c.credentials[0].clone());
     assert!(
@@ -422,7 +441,7 @@ fn kill_9_in_the_middle_of_batches_loses_and_duplicates_nothing() {
     let kills: u64 = std::env::var("SNBOX_KILLS")
         .ok()
         .and_then(|k| k.parse().ok())
-        .unwrap_or(8);
+        .unwrap_or(20);
     for i in 0..kills {
         std::thread::sleep(Duration::from_millis(300 + fastrand::u64(0..900)));
         daemon.kill9();
