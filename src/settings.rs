@@ -403,17 +403,20 @@ pub fn check_central_url(url: &url::Url) -> Result<(), String> {
 }
 
 fn central_of(raw: RawCentral, problems: &mut Vec<Problem>) -> Option<Central> {
+    // Every problem of the section is listed, not only the first.
     let url = match url::Url::parse(&raw.url) {
-        Ok(u) => u,
+        Ok(u) => match check_central_url(&u) {
+            Ok(()) => Some(u),
+            Err(why) => {
+                problems.push(Problem::new("invalid_value", "central.url", why));
+                None
+            }
+        },
         Err(e) => {
             problems.push(Problem::new("invalid_value", "central.url", format!("not a URL ({e})")));
-            return None;
+            None
         }
     };
-    if let Err(why) = check_central_url(&url) {
-        problems.push(Problem::new("invalid_value", "central.url", why));
-        return None;
-    }
     for (field, value) in [
         ("config_poll_s", raw.config_poll_s),
         ("heartbeat_s", raw.heartbeat_s),
@@ -430,7 +433,7 @@ fn central_of(raw: RawCentral, problems: &mut Vec<Problem>) -> Option<Central> {
         }
     }
     Some(Central {
-        url,
+        url: url?,
         ca_file: raw.ca_file,
         config_poll_s: raw.config_poll_s,
         heartbeat_s: raw.heartbeat_s,
