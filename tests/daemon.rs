@@ -618,6 +618,14 @@ fn the_status_page_renders_every_service_in_headless_chromium() {
         .args(["-k", "5", "60"])
         .arg(chromium)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        // No reaching out: the machine's network is closed, and the test wants only our page.
+        .args([
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
         .arg(format!("--user-data-dir={}", dir.path().join("chromium").display()))
         .arg("--dump-dom")
         .arg(daemon.url("/"))
