@@ -123,6 +123,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         state_dir = %settings.state_dir.display(),
         "snbox started"
     );
+    crate::systemd::ready(plan.accepted_services().count());
     let (plans, plans_rx) = tokio::sync::watch::channel(plan.clone());
     let (document_state, document_rx) = tokio::sync::watch::channel(DocumentState::new(origin.describe(), &plan));
     let mut scheduler = scheduler;
@@ -171,6 +172,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
             (tokio::spawn(syncer.run(cancel.child_token())), Some(state))
         }
     };
+    let snapshots_for_watchdog = snapshots.clone();
     let shared = status::Shared {
         document: document_rx,
         snapshots,
@@ -187,7 +189,14 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         let stop = stop_status.clone();
         tokio::spawn(async move { status::serve(listener, shared, async move { stop.cancelled().await }).await })
     };
+    let watchdog = tokio::spawn(crate::systemd::watchdog(
+        snapshots_for_watchdog,
+        opened.store.clone(),
+        cancel.child_token(),
+    ));
     scheduler.run(cancel.clone(), DRAIN).await;
+    crate::systemd::stopping();
+    watchdog.abort();
     // The syncer ends its exchange in flight (each has a deadline) before the store closes.
     if tokio::time::timeout(Duration::from_secs(2), follower).await.is_err() {
         tracing::warn!("the document follower or syncer did not stop in time");

@@ -17,6 +17,7 @@
 //! | [`status`] | the local status endpoint (protocol.md §7) |
 //! | [`tls`] | the certificate verifier shared by the HTTP probe and the central client |
 //! | [`central`] | pairing, the identity, and the syncer: document pull, ingest, heartbeat |
+//! | [`systemd`] | READY=1, the watchdog, whether stderr is the journal |
 //! | [`app`] | `snbox run`: the tasks wired together, start-up and shutdown |
 //! | [`secret`] | a string that is never printed |
 //! | [`problem`] | one input error: code, path, message |
@@ -44,4 +45,5 @@ pub mod settings;
 pub mod source;
 pub mod status;
 pub mod store;
+pub mod systemd;
 pub mod tls;

@@ -23,17 +23,39 @@ fn settings_from(config: Option<PathBuf>) -> anyhow::Result<Settings> {
     })
 }
 
-/// Logs to stderr (the journal keeps it under systemd); `SNBOX_LOG` overrides the settings' level.
+/// Logs to the journal, with structured fields, when stderr is the journal's stream; to
+/// stderr otherwise (colour only on a terminal). `SNBOX_LOG` overrides the settings' level.
+/// tracing-journald rather than systemd-journal-logger: the latter is a `log` backend, and
+/// through tracing's `log` bridge fields were flattened into the message and spans lost.
 fn init_logging(level: &str) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = std::env::var("SNBOX_LOG").unwrap_or_else(|_| format!("snbox={level},warn"));
     let filter =
         tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
+    let journal = if snbox::systemd::stderr_is_journal() {
+        match tracing_journald::layer() {
+            Ok(layer) => Some(layer.with_syslog_identifier("snbox".into())),
+            Err(e) => {
+                // No journald socket (a container, qemu): the stream still reaches a reader.
+                eprintln!("snbox: the journal is not reachable ({e}); logging to stderr");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match journal {
+        Some(layer) => registry.with(layer).try_init(),
+        None => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let stderr = tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi);
+            registry.with(stderr).try_init()
+        }
+    };
 }
 
 pub fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
