@@ -40,6 +40,9 @@ for doc in DAEMON CENTRAL SYSTEMD PROBES RULES; do
   install -m 0644 "$repo/docs/$doc.md" "$root/usr/share/doc/snbox/$doc.md"
 done
 install -m 0644 "$here/debian/copyright" "$root/usr/share/doc/snbox/copyright"
+gzip -9n < "$here/debian/changelog" > "$root/usr/share/doc/snbox/changelog.gz"
+chmod 0644 "$root/usr/share/doc/snbox/changelog.gz"
+install -D -m 0644 "$here/debian/lintian-overrides" "$root/usr/share/lintian/overrides/snbox"
 
 install -d -m 0755 "$root/DEBIAN"
 size_kb="$(du -sk "$root" | cut -f1)"
