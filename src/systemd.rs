@@ -33,7 +33,7 @@ pub async fn watchdog(snapshots: Snapshots, store: Store, cancel: CancellationTo
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let alive = async { snapshots.get().await.is_some() && store.stats().await.is_ok() };
+        let alive = async { snapshots.alive().await && store.stats().await.is_ok() };
         if tokio::time::timeout(every, alive).await == Ok(true) {
             let _ = sd_notify::notify(&[NotifyState::Watchdog]);
         } else {

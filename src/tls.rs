@@ -1,16 +1,20 @@
-//! The one certificate verifier of the box's TLS clients (the HTTP probe, the central
-//! server): it shows each server's leaf certificate to its owner, then checks it by WebPKI,
+//! What the box's HTTPS clients (the HTTP probe, the central server) share: the one
+//! certificate verifier, trust roots, and error texts.
+//!
+//! The verifier shows each server's leaf certificate to its owner, then checks it by WebPKI,
 //! by a pinned SHA-256, or not at all (`insecure_tls` checks). The handshake's signatures are
 //! always verified, so the server holds the certificate's key.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// How a server's certificate is judged.
 pub enum Check {
@@ -49,6 +53,47 @@ impl fmt::Debug for Verifier {
         };
         f.debug_struct("Verifier").field("check", &check).finish()
     }
+}
+
+/// The system's trusted roots (rustls-native-certs); empty when the system has none.
+pub fn system_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots
+}
+
+/// The certificates of a PEM file, at least one; errors start with the file's path.
+pub fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .collect();
+    let certs = certs.map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", path.display()));
+    }
+    Ok(certs)
+}
+
+/// An HTTP client error's causes on one line, most specific last. reqwest's own top line
+/// ("error sending request for url (…)") is left out: it repeats the URL, which may carry
+/// credentials.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let skip = err
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.url().is_some() && err.source().is_some());
+        let text = err.to_string();
+        if !skip && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    if parts.is_empty() {
+        return "request failed".to_string();
+    }
+    parts.join(": ")
 }
 
 /// `sha256:` and the lowercase hex SHA-256 of `der`.

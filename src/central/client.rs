@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::tls::{self, Shown, Trust};
 use crate::secret::Secret;
+use crate::tls::error_text;
 
 /// Bodies this size and above are sent gzipped (protocol.md §5).
 const GZIP_FROM: usize = 1024;
@@ -149,12 +150,19 @@ impl Client {
         timeout: Duration,
     ) -> Result<Answer, CentralError> {
         let exchange = async {
-            let mut response = request.send().await.map_err(|e| CentralError::Transport(chain(&e)))?;
+            let mut response = request
+                .send()
+                .await
+                .map_err(|e| CentralError::Transport(error_text(&e)))?;
             let status = response.status().as_u16();
             let etag = header(&response, reqwest::header::ETAG);
             let retry_after = header(&response, reqwest::header::RETRY_AFTER);
             let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| CentralError::Transport(chain(&e)))? {
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| CentralError::Transport(error_text(&e)))?
+            {
                 if body.len() + chunk.len() > limit {
                     return Err(CentralError::Answer(format!("an answer over {limit} bytes")));
                 }
@@ -211,16 +219,4 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         }
     };
     Some(wait.min(MAX_RETRY_AFTER))
-}
-
-/// An error and its causes, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

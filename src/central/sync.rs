@@ -162,6 +162,14 @@ impl Backoff {
     fn reset(&mut self) {
         self.failures = 0;
     }
+
+    /// What the server asked (`Retry-After`), or the next back-off.
+    fn wait_after(&mut self, e: &CentralError) -> Duration {
+        match e {
+            CentralError::RetryAfter { after, .. } => *after,
+            _ => self.next(),
+        }
+    }
 }
 
 /// Everything the loops need.
@@ -278,16 +286,9 @@ impl Syncer {
                     self.state.update(|l| l.acked_seq = acked_seq.max(l.acked_seq));
                     self.state.succeeded();
                 }
-                Err(CentralError::RetryAfter { after: wait, status }) => {
-                    self.state
-                        .failed("ingest", &CentralError::RetryAfter { status, after: wait });
-                    if !self.pause(&cancel, wait).await {
-                        return;
-                    }
-                }
                 Err(e) => {
                     self.state.failed("ingest", &e);
-                    if !self.pause(&cancel, backoff.next()).await {
+                    if !self.pause(&cancel, backoff.wait_after(&e)).await {
                         return;
                     }
                 }
@@ -324,14 +325,9 @@ impl Syncer {
                     }
                     self.pace.config_poll
                 }
-                Err(CentralError::RetryAfter { after, status }) => {
-                    self.state
-                        .failed("document pull", &CentralError::RetryAfter { status, after });
-                    after
-                }
                 Err(e) => {
                     self.state.failed("document pull", &e);
-                    backoff.next()
+                    backoff.wait_after(&e)
                 }
             };
             if !self.pause(&cancel, wait).await {

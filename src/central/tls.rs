@@ -8,7 +8,6 @@ use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use crate::tls::{Check, OnLeaf, Verifier};
 
@@ -52,7 +51,13 @@ pub fn client_config(trust: &Trust, shown: Shown) -> Result<rustls::ClientConfig
         Trust::System | Trust::CaFile(_) => {
             let roots = match trust {
                 Trust::CaFile(path) => roots_from_file(path)?,
-                _ => system_roots()?,
+                _ => {
+                    let roots = crate::tls::system_roots();
+                    if roots.is_empty() {
+                        return Err("no trusted CA certificates on this system (install ca-certificates, or set central.ca_file)".into());
+                    }
+                    roots
+                }
             };
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
@@ -75,24 +80,9 @@ pub fn client_config(trust: &Trust, shown: Shown) -> Result<rustls::ClientConfig
     Ok(config)
 }
 
-fn system_roots() -> Result<RootCertStore, String> {
-    let loaded = rustls_native_certs::load_native_certs();
-    let mut roots = RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(loaded.certs);
-    if added == 0 {
-        return Err(
-            "no trusted CA certificates on this system (install ca-certificates, or set central.ca_file)".into(),
-        );
-    }
-    Ok(roots)
-}
-
 fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("central.ca_file {}: {e}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("central.ca_file {}: {e}", path.display()))?;
     let mut roots = RootCertStore::empty();
+    let certs = crate::tls::pem_certificates(path).map_err(|e| format!("central.ca_file {e}"))?;
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
         return Err(format!(

@@ -7,19 +7,17 @@
 //! connection could hide a dead listener and would skip the certificate.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use super::{CheckResult, Status, Thresholds, ms};
 use crate::document::params::HttpParams;
-use crate::tls::{Check, OnLeaf, Verifier};
+use crate::tls::{Check, OnLeaf, Verifier, error_text, pem_certificates, system_roots};
 
 /// Bodies are read only when a body check asks for it, and never past this size.
 const MAX_BODY: usize = 1024 * 1024;
@@ -56,10 +54,8 @@ impl HttpProber {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         // reqwest's own parts look for a process default; ours is passed explicitly.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let loaded = rustls_native_certs::load_native_certs();
-        let mut roots = RootCertStore::empty();
-        let (added, _) = roots.add_parsable_certificates(loaded.certs);
-        let problem = (added == 0).then(|| {
+        let roots = system_roots();
+        let problem = roots.is_empty().then(|| {
             "no trusted CA certificates on this system (install the ca-certificates package, or set \
              the check's ca_file)"
                 .to_string()
@@ -138,7 +134,7 @@ impl HttpProber {
                 Ok(Err(e)) => {
                     result = CheckResult::new(
                         Status::Critical,
-                        format!("HTTP {code}: reading the body failed: {}", chain(&e)),
+                        format!("HTTP {code}: reading the body failed: {}", error_text(&e)),
                     );
                 }
                 Ok(Ok(body)) => {
@@ -189,7 +185,7 @@ impl HttpProber {
             None => self.system_roots.clone(),
             Some(path) => {
                 let mut roots = (*self.system_roots).clone();
-                for cert in read_ca_file(path)? {
+                for cert in pem_certificates(path).map_err(|e| format!("ca_file {e}"))? {
                     roots
                         .add(cert)
                         .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
@@ -238,7 +234,7 @@ impl HttpProber {
             .no_proxy()
             .user_agent(concat!("snbox/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))?;
+            .map_err(|e| format!("cannot build the HTTP client: {}", error_text(&e)))?;
         clients.insert(key.clone(), (client.clone(), seen.clone()));
         Ok((client, seen))
     }
@@ -255,17 +251,6 @@ fn target_url(address: &str, params: &HttpParams) -> Result<reqwest::Url, String
         "http" | "https" => Ok(url),
         other => Err(format!("unsupported url scheme {other:?}: expected http or https")),
     }
-}
-
-fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("ca_file {}: {e}", path.display()))?
-        .collect();
-    let certs = certs.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("ca_file {}: no PEM certificate in it", path.display()));
-    }
-    Ok(certs)
 }
 
 fn judge_status(code: u16, params: &HttpParams) -> CheckResult {
@@ -369,28 +354,7 @@ fn failure(e: &reqwest::Error, not_after: Option<i64>, params: &HttpParams) -> C
     } else {
         "request failed"
     };
-    CheckResult::new(Status::Critical, format!("{what}: {}", chain(e)))
-}
-
-/// An error's causes, most specific last. reqwest's own top line ("error sending request for
-/// url (…)") is left out: it repeats the URL, which may carry credentials.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        let skip = err
-            .downcast_ref::<reqwest::Error>()
-            .is_some_and(|r| r.url().is_some() && err.source().is_some());
-        let text = err.to_string();
-        if !skip && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = err.source();
-    }
-    if parts.is_empty() {
-        return "request failed".to_string();
-    }
-    parts.join(": ")
+    CheckResult::new(Status::Critical, format!("{what}: {}", error_text(e)))
 }
 
 /// A URL without its user and password.

@@ -120,7 +120,7 @@ pub struct Snapshot {
     /// The plan these services come from: views and plan always match.
     #[serde(skip)]
     pub plan: Arc<Plan>,
-    pub at: Option<Timestamp>,
+    pub at: Timestamp,
     pub services: Vec<ServiceView>,
     /// Checks running now.
     pub running: usize,
@@ -190,7 +190,7 @@ pub struct Scheduler {
     per_device_limit: usize,
     results_tx: mpsc::UnboundedSender<Done>,
     results_rx: mpsc::UnboundedReceiver<Done>,
-    snapshot_requests: mpsc::Receiver<oneshot::Sender<Arc<Snapshot>>>,
+    snapshot_requests: mpsc::Receiver<Ask>,
     last_snapshot: Option<(Instant, std::sync::Weak<Snapshot>)>,
     metrics: Arc<Metrics>,
     tracker: TaskTracker,
@@ -353,9 +353,14 @@ impl Scheduler {
                     self.on_due();
                     self.flush().await;
                 }
-                Some(reply) = self.snapshot_requests.recv() => {
-                    let _ = reply.send(self.snapshot());
-                }
+                Some(ask) = self.snapshot_requests.recv() => match ask {
+                    Ask::Snapshot(reply) => {
+                        let _ = reply.send(self.snapshot());
+                    }
+                    Ask::Ping(reply) => {
+                        let _ = reply.send(());
+                    }
+                },
                 _ = save_tick.tick() => self.save_all(false).await,
             }
         }
@@ -758,15 +763,10 @@ impl Scheduler {
         let running = self.slots.iter().filter(|s| s.running).count();
         Snapshot {
             plan: self.plan.clone(),
-            at: Some(wall),
+            at: wall,
             services,
             running,
         }
-    }
-
-    /// The plan this scheduler runs.
-    pub fn plan(&self) -> &Arc<Plan> {
-        &self.plan
     }
 }
 
@@ -850,19 +850,35 @@ fn index_by_id(slots: &[Slot]) -> HashMap<String, usize> {
         .collect()
 }
 
+/// What the status endpoint and the watchdog ask the running scheduler.
+enum Ask {
+    Snapshot(oneshot::Sender<Arc<Snapshot>>),
+    /// Only whether its loop answers: liveness without building 20,000 views.
+    Ping(oneshot::Sender<()>),
+}
+
 /// Asks the running scheduler for its live state; cheap to clone.
 #[derive(Clone)]
 pub struct Snapshots {
-    requests: mpsc::Sender<oneshot::Sender<Arc<Snapshot>>>,
+    requests: mpsc::Sender<Ask>,
 }
 
 impl Snapshots {
     /// The live state, or `None` when the scheduler does not answer within two seconds
     /// (stopped, or stuck: `/healthz` says so).
     pub async fn get(&self) -> Option<Arc<Snapshot>> {
+        self.ask(Ask::Snapshot).await
+    }
+
+    /// Whether the scheduler's loop answers within two seconds.
+    pub async fn alive(&self) -> bool {
+        self.ask(Ask::Ping).await.is_some()
+    }
+
+    async fn ask<T>(&self, ask: impl FnOnce(oneshot::Sender<T>) -> Ask) -> Option<T> {
         let (reply, answer) = oneshot::channel();
         let asked = async {
-            self.requests.send(reply).await.ok()?;
+            self.requests.send(ask(reply)).await.ok()?;
             answer.await.ok()
         };
         tokio::time::timeout(SNAPSHOT_WAIT, asked).await.ok().flatten()

@@ -170,7 +170,7 @@ fn sees(plan: &Plan, scope: Scope, node: Option<NodeIdx>) -> bool {
 }
 
 async fn healthz(AxumState(shared): AxumState<Shared>) -> Response {
-    let fresh = shared.snapshots.get().await.is_some();
+    let fresh = shared.snapshots.alive().await;
     let store_ok = tokio::time::timeout(Duration::from_secs(2), shared.store.stats())
         .await
         .is_ok_and(|r| r.is_ok());
@@ -250,7 +250,7 @@ fn services_json(Caller { scope, snapshot }: &Caller) -> Value {
     let (plan, scope) = (&snapshot.plan, *scope);
     let live: std::collections::HashMap<&str, &crate::schedule::ServiceView> =
         snapshot.services.iter().map(|v| (&*v.id, v)).collect();
-    let report = Report::of_plan(plan, snapshot.at);
+    let report = Report::of_plan(plan, Some(snapshot.at));
     let Report::Plan(r) = &report else { return json!([]) };
     let mut out = Vec::new();
     for s in &plan.services {
@@ -276,7 +276,7 @@ async fn devices(Caller { scope, snapshot }: Caller) -> Response {
             .or_default()
             .push(json!({ "service": v.id, "state": v.state, "state_type": v.state_type }));
     }
-    let report = Report::of_plan(plan, snapshot.at);
+    let report = Report::of_plan(plan, Some(snapshot.at));
     let Report::Plan(r) = &report else {
         return axum::Json(json!([])).into_response();
     };
