@@ -50,58 +50,110 @@ fn the_unit_verifies_and_its_exposure_is_at_most_2_5() {
 }
 
 fn settings(dir: &Path) -> std::path::PathBuf {
+    let example = std::fs::canonicalize("config/standalone.json").expect("example");
+    settings_for(dir, &example)
+}
+
+fn settings_for(dir: &Path, document: &Path) -> std::path::PathBuf {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("port");
     let path = dir.join("snbox.toml");
-    let example = std::fs::canonicalize("config/standalone.json").expect("example");
     std::fs::write(
         &path,
         format!(
-            "state_dir = \"state\"\n[standalone]\ndocument = \"{}\"\n[status]\nlisten = \"127.0.0.1:{port}\"\n",
-            example.display()
+            "state_dir = \"{}\"\n[standalone]\ndocument = \"{}\"\n[status]\nlisten = \"127.0.0.1:{port}\"\n",
+            dir.join("state").display(),
+            document.display()
         ),
     )
     .expect("settings");
     path
 }
 
+/// A notify socket the test reads, as systemd would.
+struct Notify {
+    socket: UnixDatagram,
+    said: Vec<String>,
+}
+
+impl Notify {
+    fn bind(path: &Path) -> Notify {
+        let socket = UnixDatagram::bind(path).expect("notify socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        Notify {
+            socket,
+            said: Vec::new(),
+        }
+    }
+
+    /// Reads messages for `within`; returns those received.
+    fn read_for(&mut self, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        self.said.extend(got.iter().cloned());
+        got
+    }
+
+    /// Reads until a message holds the line `what` (true) or `within` passes (false).
+    fn read_until(&mut self, what: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline && !self.said.iter().any(|m| m.lines().any(|l| l == what)) {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                self.said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        self.said.iter().any(|m| m.lines().any(|l| l == what))
+    }
+}
+
+fn run_under_notify(settings: &Path, socket: &Path, stderr: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_snbox"))
+        .args(["run", "--config"])
+        .arg(settings)
+        .env("NOTIFY_SOCKET", socket)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("snbox run")
+}
+
 #[test]
 fn ready_watchdog_and_stopping_reach_the_notify_socket() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_snbox"))
-        .args(["run", "--config"])
-        .arg(settings(dir.path()))
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "1000000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("snbox run");
-    let mut said: Vec<String> = Vec::new();
-    let mut buf = [0u8; 4096];
-    let mut read_until = |said: &mut Vec<String>, what: &str, within: Duration| {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline && !said.iter().any(|m| m.lines().any(|l| l == what)) {
-            if let Ok(n) = socket.recv(&mut buf) {
-                said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-            }
-        }
-        said.iter().any(|m| m.lines().any(|l| l == what))
-    };
-    assert!(read_until(&mut said, "READY=1", Duration::from_secs(20)), "{said:?}");
-    assert!(read_until(&mut said, "WATCHDOG=1", Duration::from_secs(5)), "{said:?}");
+    let mut notify = Notify::bind(&socket_path);
+    let mut child = run_under_notify(&settings(dir.path()), &socket_path, Stdio::null());
+    assert!(
+        notify.read_until("READY=1", Duration::from_secs(20)),
+        "{:?}",
+        notify.said
+    );
+    assert!(
+        notify.read_until("WATCHDOG=1", Duration::from_secs(5)),
+        "{:?}",
+        notify.said
+    );
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    assert!(read_until(&mut said, "STOPPING=1", Duration::from_secs(10)), "{said:?}");
+    assert!(
+        notify.read_until("STOPPING=1", Duration::from_secs(10)),
+        "{:?}",
+        notify.said
+    );
     let status = child.wait().expect("exit");
     assert_eq!(status.code(), Some(0));
-    let ready = said.iter().find(|m| m.contains("READY=1")).expect("ready");
+    let ready = notify.said.iter().find(|m| m.contains("READY=1")).expect("ready");
     assert!(ready.contains("STATUS=polling 6 services"), "{ready}");
 }
 
@@ -139,4 +191,53 @@ fn with_stderr_as_the_journal_stream_but_no_journald_it_logs_to_stderr() {
         assert!(text.contains("the journal is not reachable"), "{text}");
         assert!(text.contains("snbox started"), "{text}");
     }
+}
+
+/// The example with every service checked each second, so that the store commits all the time.
+fn busy_document(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string("config/standalone.json").expect("example");
+    let mut doc: serde_json::Value = serde_json::from_str(&text).expect("example JSON");
+    for template in doc["service_templates"].as_array_mut().expect("templates") {
+        template["interval_s"] = serde_json::json!(1);
+    }
+    let path = dir.join("busy.json");
+    std::fs::write(&path, doc.to_string()).expect("document");
+    path
+}
+
+#[test]
+fn the_watchdog_is_withheld_while_the_store_is_stuck_and_resumes_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("notify.sock");
+    let mut notify = Notify::bind(&socket_path);
+    let settings = settings_for(dir.path(), &busy_document(dir.path()));
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut child = run_under_notify(&settings, &socket_path, Stdio::from(log));
+    assert!(
+        notify.read_until("WATCHDOG=1", Duration::from_secs(20)),
+        "{:?}",
+        notify.said
+    );
+
+    // Another process holds the database's write lock: the writer thread waits on it, and so
+    // does every request queued behind its commit.
+    let db = rusqlite::Connection::open(dir.path().join("state/snbox.db")).expect("db");
+    db.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    notify.read_for(Duration::from_millis(1500)); // what was already on its way
+    let while_stuck = notify.read_for(Duration::from_millis(2500));
+    db.execute_batch("COMMIT").expect("unlock");
+    assert!(
+        !while_stuck.iter().any(|m| m.lines().any(|l| l == "WATCHDOG=1")),
+        "WATCHDOG=1 sent while the store could not commit: {while_stuck:?}"
+    );
+    let after = notify.read_for(Duration::from_secs(8));
+    assert!(
+        after.iter().any(|m| m.lines().any(|l| l == "WATCHDOG=1")),
+        "the watchdog resumes once the store commits again: {after:?}"
+    );
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert_eq!(child.wait().expect("exit").code(), Some(0));
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(text.contains("WATCHDOG=1 withheld"), "{text}");
 }
