@@ -460,3 +460,175 @@ fn kill_9_in_the_middle_of_batches_loses_and_duplicates_nothing() {
     assert_eq!(check, "ok");
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }
+
+/// A tmpfs of `size` mounted on `path` for the test's life (needs root, as CI runs).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mounting a tmpfs needs root (CI runs as root)");
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes to `path` until the filesystem refuses more.
+fn fill(path: &Path) -> u64 {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).expect("ballast");
+    let chunk = vec![0x5au8; 64 << 10];
+    let mut written = 0u64;
+    while file.write_all(&chunk).and_then(|_| file.sync_data()).is_ok() {
+        written += chunk.len() as u64;
+    }
+    // The last partial chunk may hold a few KiB more; the point is that nothing is left.
+    written
+}
+
+/// The central's state changes of `service`, in seq order, as (from, to).
+fn state_changes(central: &Central, service: &str) -> Vec<(String, String)> {
+    central.with(|c| {
+        c.records
+            .values()
+            .filter(|r| r["kind"] == "state_change" && r["service"] == service)
+            .map(|r| {
+                (
+                    r["from"].as_str().unwrap_or("").to_string(),
+                    r["to"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn full_disk_drops_the_oldest_results_keeps_state_changes_says_so_and_recovers() {
+    let rt = runtime();
+    let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let web = rt.block_on(http_server::start(None));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _tmpfs = Tmpfs::mount(&dir.path().join("state"), "24m");
+    // Nothing is acknowledged while the disk fills: the outbox only grows.
+    central.with(|c| c.faults.fail_ingest = u32::MAX);
+    let mut doc = document("v1", 300);
+    doc["service_templates"].as_array_mut().expect("templates").push(json!({
+        "id": "web", "kind": "http", "criticality": "medium", "availability_rate": 99.0,
+        "availability_period": "24x7", "control_period": "24x7", "interval_s": 1, "timeout_s": 1,
+        "max_attempts": 1 }));
+    doc["services"]
+        .as_array_mut()
+        .expect("services")
+        .push(json!({ "id": "web-check", "device": "d0", "template": "web", "params": { "url": web.url("/ok") } }));
+    let daemon = paired_daemon(dir.path(), &central, &doc, "");
+    let db_bytes = || std::fs::metadata(dir.path().join("state/snbox.db")).map_or(0, |m| m.len());
+    daemon.wait_for(|| db_bytes() > 512 << 10, "half a MiB of outbox");
+
+    let ballast = dir.path().join("state/ballast");
+    let filled = fill(&ballast);
+    eprintln!("ballast {filled} bytes; database {} bytes", db_bytes());
+    daemon.wait_for(|| buffer(&daemon)["disk_full"] == true, "/status says the disk is full");
+    daemon.wait_for(
+        || central.with(|c| c.heartbeats.last().is_some_and(|h| h["buffer"]["disk_full"] == true)),
+        "the heartbeat says the disk is full",
+    );
+    let full = buffer(&daemon);
+    // A state change and a notification while the disk is full.
+    drop(web);
+    daemon.wait_for(
+        || {
+            daemon
+                .json("/services")
+                .as_array()
+                .and_then(|s| s.iter().find(|x| x["id"] == "web-check").cloned())
+                .is_some_and(|x| x["live"]["state"] == "critical")
+        },
+        "the web check goes critical",
+    );
+    daemon.wait_for(
+        || {
+            let b = buffer(&daemon);
+            b["last_seq"].as_u64() > full["last_seq"].as_u64().map(|s| s + 3000)
+                && b["dropped"].as_u64() > full["dropped"].as_u64()
+        },
+        "polling and committing go on while the oldest results are dropped",
+    );
+    let metrics = daemon.get("/metrics").expect("metrics").1;
+    assert!(metrics.contains("snbox_buffer_disk_full 1"), "{metrics}");
+
+    // Room returns: the box says so, and everything still held reaches the central.
+    std::fs::remove_file(&ballast).expect("ballast removed");
+    daemon.wait_for(|| buffer(&daemon)["disk_full"] == false, "the disk is no longer full");
+    central.with(|c| c.faults.fail_ingest = 0);
+    // Polling stops (an empty document), so that the outbox can drain to nothing.
+    let services = daemon.json("/services");
+    central.set_document(&document("v2", 0));
+    daemon.wait_for(|| daemon.json("/status")["config"]["version"] == "v2", "v2 applied");
+    let mut last = 0;
+    let mut settled = 0;
+    daemon.wait_for(
+        || {
+            let b = buffer(&daemon);
+            let seq = b["last_seq"].as_u64().unwrap_or(0);
+            settled = if b["records"] == 0 && seq == last {
+                settled + 1
+            } else {
+                0
+            };
+            last = seq;
+            settled >= 3
+        },
+        "the outbox drained",
+    );
+    let b = buffer(&daemon);
+    assert!(b["dropped"].as_u64().unwrap_or(0) >= 100, "{b}");
+    assert_eq!(b["unsaved"], 0, "{b}");
+    central.with(|c| {
+        assert_eq!(c.duplicates, 0);
+        // The oldest results went first: none of the first hundred seqs' results arrived.
+        let early = c
+            .records
+            .iter()
+            .filter(|((_, seq), r)| *seq <= 100 && r["kind"] == "result")
+            .count();
+        assert_eq!(early, 0, "the oldest results are the ones dropped");
+    });
+    // No state change was lost: each service's changes form an unbroken chain from `ok` (a
+    // service starts ok) to the state the box showed last.
+    for service in services.as_array().expect("services") {
+        let id = service["id"].as_str().expect("id");
+        let mut state = "ok".to_string();
+        let chain = state_changes(&central, id);
+        for (from, to) in &chain {
+            assert_eq!(from, &state, "{id}: a state change is missing: {chain:?}");
+            state = to.clone();
+        }
+        assert_eq!(
+            service["live"]["state"].as_str(),
+            Some(state.as_str()),
+            "{id}: {chain:?}"
+        );
+    }
+    assert!(
+        !state_changes(&central, "web-check").is_empty(),
+        "the state change made while the disk was full arrived"
+    );
+    assert!(
+        central.with(|c| c
+            .records
+            .values()
+            .any(|r| r["kind"] == "notification" && r["service"] == "web-check" && r["type"] == "problem")),
+        "the notification sent while the disk was full arrived"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}

@@ -203,3 +203,52 @@ async fn outbox_holds_an_icmp_result_in_80_bytes_or_less() {
     assert_eq!(first[0]["output"], "3/3 replies, rtt 0.060 ms");
     assert_eq!(first[0]["metrics"]["rtt_min_ms"], 0.04);
 }
+
+/// protocol.md §6: a record reported produced is never lost. While the database cannot be
+/// written (here another process holds its write lock past the busy timeout), records wait in
+/// memory, in order, and are committed first once it can.
+#[test]
+fn outbox_keeps_records_in_memory_while_it_cannot_commit_and_commits_them_first_after() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 1 << 30).expect("store").store;
+        let origin = Arc::new(Origin {
+            service: "s".into(),
+            device: "d".into(),
+            node: "n".into(),
+            company: None,
+        });
+        let results = |n: usize| (0..n).map(|_| (origin.clone(), record(0, 10))).collect::<Vec<_>>();
+        assert_eq!(store.append_committed(results(10), vec![]).await.expect("commit"), 10);
+
+        let other = rusqlite::Connection::open(dir.path().join("snbox.db")).expect("db");
+        other.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        let mut held = results(5);
+        held.push((origin.clone(), record(1, 0)));
+        let refused = store.append_committed(held, vec![("s".into(), "{}".into())]).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("kept in memory")),
+            "{refused:?}"
+        );
+        other.execute_batch("COMMIT").expect("unlock");
+
+        // The next commit writes the held records first, then the new ones.
+        assert_eq!(store.append_committed(results(2), vec![]).await.expect("commit"), 18);
+        let stats = store.stats().await.expect("stats");
+        assert_eq!((stats.unsaved, stats.dropped, stats.records), (0, 0, 18), "{stats:?}");
+        let pending = store.pending(10, 100).await.expect("pending");
+        let kinds: Vec<_> = pending
+            .iter()
+            .map(|r| (r["seq"].as_u64().unwrap_or(0), r["kind"].clone()))
+            .collect();
+        assert_eq!(kinds.len(), 8);
+        assert_eq!(kinds[5], (16, serde_json::json!("state_change")), "{kinds:?}");
+        assert!(kinds.iter().map(|k| k.0).eq(11..=18), "{kinds:?}");
+    });
+}

@@ -427,7 +427,7 @@ impl Syncer {
                 "uptime_s": self.started.elapsed().as_secs(),
                 "config_version": self.document.borrow().version,
                 "buffer": {
-                    "records": stats.records, "bytes": stats.bytes, "dropped": stats.dropped,
+                    "records": stats.records, "bytes": stats.bytes, "dropped": stats.dropped, "disk_full": stats.disk_full,
                     "oldest_ts": stats.oldest_ts.and_then(|t| Timestamp::from_millisecond(t).ok()).map(crate::record::rfc3339_millis),
                 },
                 "checks": { "icmp": { "per_min": per_min(0) }, "snmp": { "per_min": per_min(1) }, "http": { "per_min": per_min(2) } },

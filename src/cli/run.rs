@@ -140,11 +140,16 @@ fn print_status(s: &serde_json::Value) {
     );
     let b = &s["buffer"];
     println!(
-        "buffer: {} records, {} bytes, {} dropped, oldest {}",
+        "buffer: {} records, {} bytes, {} dropped, oldest {}{}",
         b["records"],
         b["bytes"],
         b["dropped"],
-        b["oldest_ts"].as_str().unwrap_or("-")
+        b["oldest_ts"].as_str().unwrap_or("-"),
+        if b["disk_full"] == true {
+            " — DISK FULL: the oldest results are being dropped"
+        } else {
+            ""
+        }
     );
     println!(
         "scheduling lateness: p50 ≤ {} ms, p99 ≤ {} ms",

@@ -34,8 +34,15 @@ pub fn render(status: &Value, services: &[ServiceView], plan: &Plan) -> String {
     if let Some(buffer) = status["buffer"].as_object() {
         let _ = write!(
             out,
-            "<p>buffer: {} records, {} bytes, {} dropped</p>",
-            buffer["records"], buffer["bytes"], buffer["dropped"]
+            "<p>buffer: {} records, {} bytes, {} dropped{}</p>",
+            buffer["records"],
+            buffer["bytes"],
+            buffer["dropped"],
+            if buffer["disk_full"] == true {
+                " — <strong>the disk is full</strong>: the oldest results are being dropped"
+            } else {
+                ""
+            }
         );
     }
     out.push_str("<table><thead><tr><th>service</th><th>device</th><th>kind</th><th>state</th><th>output</th><th>last check</th><th>availability today</th></tr></thead><tbody>");

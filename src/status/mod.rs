@@ -224,6 +224,7 @@ async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Va
             "records": b.records, "bytes": b.bytes,
             "oldest_ts": b.oldest_ts.and_then(|t| jiff::Timestamp::from_millisecond(t).ok()).map(crate::record::rfc3339_millis),
             "dropped": b.dropped, "last_seq": b.last_seq,
+            "cap_bytes": b.cap_bytes, "disk_full": b.disk_full, "unsaved": b.unsaved,
         })),
         "scheduling": { "lateness_p50_ms": lateness.quantile_ms(0.5), "lateness_p99_ms": lateness.quantile_ms(0.99) },
     })

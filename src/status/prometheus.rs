@@ -104,6 +104,20 @@ pub fn render(m: &Metrics, store: Option<&Stats>, snapshot: &Snapshot, sync: Opt
             "Results dropped by the buffer's size cap.",
         );
         let _ = writeln!(out, "snbox_records_dropped_total {}", s.dropped);
+        header(
+            &mut out,
+            "snbox_buffer_disk_full",
+            "gauge",
+            "1 while the filesystem, not the setting, limits the outbox and it is at that limit.",
+        );
+        let _ = writeln!(out, "snbox_buffer_disk_full {}", u8::from(s.disk_full));
+        header(
+            &mut out,
+            "snbox_buffer_unsaved_records",
+            "gauge",
+            "Records kept in memory because they could not be committed yet.",
+        );
+        let _ = writeln!(out, "snbox_buffer_unsaved_records {}", s.unsaved);
         header(&mut out, "snbox_store_errors_total", "counter", "Commits that failed.");
         let _ = writeln!(out, "snbox_store_errors_total {}", s.errors);
         header(

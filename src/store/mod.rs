@@ -13,6 +13,11 @@
 //!   the size cap is exceeded: then the oldest `result` records go first, and `state_change`,
 //!   `notification` and `availability` records are never dropped. Every drop is counted in
 //!   `meta.dropped`, which survives restarts.
+//! - The cap in force follows the filesystem's free space ([`room`]): the oldest results make
+//!   way before the disk is full. A commit that fails anyway (full disk, locked file) loses
+//!   nothing: its records wait in memory, in order, and are committed first by the next commit
+//!   (results beyond 20,000 in memory are dropped oldest first and counted); on a full disk a
+//!   reserve file is released so that commits go on.
 //! - A service's state is written in the same transaction as the records it produced, so
 //!   after a restart the states and the outbox agree.
 //! - The schema has a version (`meta.schema_version`); migrations run in order, each in its
@@ -27,6 +32,7 @@
 //! text for the other kinds. `service_state(service, state)`.
 
 pub mod codec;
+mod room;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -3,16 +3,23 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
-use super::{Batch, Op, StoreError, codec};
+use super::room::Room;
+use super::{Batch, Item, Op, StoreError, codec};
 use crate::record::{self, Kind, Origin};
 
 /// Requests committed in one transaction, at most.
 const BATCH: usize = 512;
+
+/// How often unsaved writes are retried when no new write comes.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Results kept in memory, at most, while nothing can be committed; the oldest go first.
+const UNSAVED_RESULTS: usize = 20_000;
 
 /// Each migration brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -41,11 +48,35 @@ pub struct Stats {
     pub last_seq: u64,
     pub commits: u64,
     pub errors: u64,
+    /// The cap in force: the setting, or less when the filesystem has less room.
+    pub cap_bytes: u64,
+    /// The filesystem, not the setting, is what limits the outbox now, and it is at its limit
+    /// (or a commit failed for lack of space).
+    pub disk_full: bool,
+    /// Records waiting in memory because they could not be committed yet.
+    pub unsaved: u64,
+}
+
+/// Writes that failed to commit, kept in order to be retried with the next commit.
+enum Write {
+    Append(Vec<Item>, Vec<(String, String)>),
+    Forget(Vec<String>),
 }
 
 pub(super) struct Writer {
     conn: Connection,
-    max_bytes: u64,
+    room: Room,
+    /// The WAL is checkpointed often because the disk is short of room.
+    short_wal: bool,
+    /// A commit failed and none has succeeded since.
+    failing: bool,
+    failed_at: Option<Instant>,
+    /// The last failure was for lack of space.
+    out_of_space: bool,
+    /// Writes not committed yet, oldest first; retried before any new one.
+    unsaved: Vec<Write>,
+    /// Results dropped from `unsaved`, added to `meta.dropped` by the next commit.
+    unsaved_dropped: u64,
     origins: HashMap<Origin, i64>,
     origin_names: HashMap<i64, Arc<Origin>>,
     commits: u64,
@@ -64,7 +95,13 @@ impl Writer {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         let mut writer = Writer {
             conn,
-            max_bytes,
+            room: Room::new(path.parent().unwrap_or(Path::new(".")), max_bytes),
+            short_wal: false,
+            failing: false,
+            failed_at: None,
+            out_of_space: false,
+            unsaved: Vec::new(),
+            unsaved_dropped: 0,
             origins: HashMap::new(),
             origin_names: HashMap::new(),
             commits: 0,
@@ -102,35 +139,82 @@ impl Writer {
             }
             self.apply(batch);
         }
+        if !self.unsaved.is_empty() {
+            let mut seqs = Vec::new();
+            if let Err(e) = self.commit_unsaved(&mut seqs) {
+                let records = self.stats().unsaved;
+                tracing::error!(records, error = %e, "the store closes with records it could not commit: they are lost");
+            }
+        }
     }
 
     fn apply(&mut self, batch: Vec<Op>) {
-        let mut appended = Vec::new();
-        let mut result = self.append_all(&batch, &mut appended);
-        if result.is_err() {
-            // A full disk, most likely: make room by dropping results, then try once more.
-            self.errors += 1;
-            appended.clear();
-            let _ = self.drop_oldest_results(true);
-            result = self.append_all(&batch, &mut appended);
-        }
-        match &result {
-            Ok(_) => self.commits += 1,
-            Err(e) => {
-                self.errors += 1;
-                tracing::error!(error = %e, "the store could not commit; these records are lost");
-            }
-        }
-        let mut next = appended.into_iter();
+        self.read_room(false);
+        // Writes join the unsaved ones (usually none); each keeps its place for its reply.
+        let mut queries = Vec::new();
+        let mut replies = Vec::new();
         for op in batch {
             match op {
-                Op::Append { done, .. } => {
-                    let seq = next.next().unwrap_or(0);
-                    if let Some(done) = done {
-                        let _ = done.send(result.as_ref().map(|_| seq).map_err(ToString::to_string));
-                    }
+                Op::Append { items, states, done } => {
+                    replies.push((self.unsaved.len(), done));
+                    self.unsaved.push(Write::Append(items, states));
                 }
-                Op::Forget { .. } => {}
+                Op::Forget { services } => self.unsaved.push(Write::Forget(services)),
+                query => queries.push(query),
+            }
+        }
+        let mut seqs = Vec::new();
+        // A batch of queries alone retries what is unsaved only now and then: each try may
+        // wait out the busy timeout.
+        let due = !replies.is_empty() || self.failed_at.is_none_or(|at| at.elapsed() >= RETRY_EVERY);
+        let result = if self.unsaved.is_empty() || !due {
+            None
+        } else {
+            let mut result = self.commit_unsaved(&mut seqs);
+            if let Err(e) = &result {
+                self.errors += 1;
+                if is_out_of_space(e) {
+                    self.make_room_after_failure();
+                    seqs.clear();
+                    result = self.commit_unsaved(&mut seqs);
+                }
+            }
+            Some(result)
+        };
+        match &result {
+            None => {}
+            Some(Ok(())) => {
+                if self.failing {
+                    tracing::info!("the store commits again");
+                }
+                self.failing = false;
+                self.failed_at = None;
+                self.out_of_space = false;
+                self.unsaved.clear();
+            }
+            Some(Err(e)) => {
+                self.errors += 1;
+                if !self.failing {
+                    tracing::error!(error = %e, "the store cannot commit: records are kept in memory and retried");
+                }
+                self.failing = true;
+                self.failed_at = Some(Instant::now());
+                self.out_of_space = is_out_of_space(e);
+                self.trim_unsaved();
+            }
+        }
+        for (index, done) in replies {
+            if let Some(done) = done {
+                let answer = match &result {
+                    Some(Ok(())) => Ok(seqs.get(index).copied().unwrap_or(0)),
+                    Some(Err(e)) => Err(format!("not committed yet (kept in memory): {e}")),
+                    None => Err("not committed yet (kept in memory)".to_string()),
+                };
+                let _ = done.send(answer);
+            }
+        }
+        for query in queries {
+            match query {
                 Op::Pending { after, limit, reply } => {
                     let _ = reply.send(self.pending(after, limit).map_err(|e| e.to_string()));
                 }
@@ -143,17 +227,80 @@ impl Writer {
                 Op::Stats { reply } => {
                     let _ = reply.send(self.stats());
                 }
+                Op::Append { .. } | Op::Forget { .. } => {}
             }
         }
-        if result.is_ok()
+        if matches!(result, Some(Ok(())))
             && let Err(e) = self.drop_oldest_results(false)
         {
             tracing::error!(error = %e, "the store could not apply its size cap");
         }
     }
 
-    /// Appends every `Append` of the batch in one transaction; `appended` gets each one's last seq.
-    fn append_all(&mut self, batch: &[Op], appended: &mut Vec<u64>) -> rusqlite::Result<()> {
+    /// Reads the filesystem's room (every few seconds, or `now`), and keeps the WAL short
+    /// while the disk is short of space.
+    fn read_room(&mut self, now: bool) {
+        let file = self.file_bytes().unwrap_or(0);
+        self.room.read(file, now);
+        if self.room.tight() != self.short_wal {
+            self.short_wal = self.room.tight();
+            let pages = if self.short_wal { 64 } else { 1000 };
+            if let Err(e) = self.conn.pragma_update(None, "wal_autocheckpoint", pages) {
+                tracing::warn!(error = %e, "cannot set wal_autocheckpoint");
+            }
+        }
+    }
+
+    /// After a commit failed for lack of space: the reserve goes, the WAL is folded into the
+    /// database and truncated, and the oldest results go, which frees pages for the retry.
+    fn make_room_after_failure(&mut self) {
+        self.room.release();
+        if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "cannot checkpoint the WAL");
+        }
+        self.read_room(true);
+        if let Err(e) = self.drop_oldest_results(true) {
+            tracing::warn!(error = %e, "no room could be made in the outbox");
+        }
+    }
+
+    /// Keeps at most [`UNSAVED_RESULTS`] results in memory, dropping the oldest; state
+    /// changes, notifications and availability records are all kept.
+    fn trim_unsaved(&mut self) {
+        let is_result = |(_, r): &Item| r.body.kind() == Kind::Result;
+        let results: usize = self
+            .unsaved
+            .iter()
+            .map(|w| match w {
+                Write::Append(items, _) => items.iter().filter(|i| is_result(i)).count(),
+                Write::Forget(_) => 0,
+            })
+            .sum();
+        let mut excess = results.saturating_sub(UNSAVED_RESULTS);
+        for write in &mut self.unsaved {
+            if excess == 0 {
+                break;
+            }
+            if let Write::Append(items, _) = write {
+                items.retain(|item| {
+                    if excess > 0 && is_result(item) {
+                        excess -= 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+        let dropped = results.saturating_sub(UNSAVED_RESULTS) as u64;
+        if dropped > 0 {
+            self.unsaved_dropped += dropped;
+            tracing::warn!(dropped, "results waiting in memory were dropped, oldest first");
+        }
+    }
+
+    /// Commits every unsaved write in one transaction; `seqs` gets each one's last seq.
+    fn commit_unsaved(&mut self, seqs: &mut Vec<u64>) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut insert =
@@ -163,13 +310,17 @@ impl Writer {
                  ON CONFLICT (service) DO UPDATE SET state = excluded.state",
             )?;
             let mut forget = tx.prepare_cached("DELETE FROM service_state WHERE service = ?1")?;
-            for op in batch {
-                if let Op::Forget { services } = op {
-                    for service in services {
-                        forget.execute([service])?;
+            for write in &self.unsaved {
+                let (items, states) = match write {
+                    Write::Forget(services) => {
+                        for service in services {
+                            forget.execute([service])?;
+                        }
+                        seqs.push(0);
+                        continue;
                     }
-                }
-                let Op::Append { items, states, .. } = op else { continue };
+                    Write::Append(items, states) => (items, states),
+                };
                 let mut last = 0;
                 for (origin, record) in items {
                     let origin_id = origin_id(&tx, &mut self.origins, origin)?;
@@ -188,10 +339,18 @@ impl Writer {
                 for (service, json) in states {
                     state.execute(params![service, json])?;
                 }
-                appended.push(last);
+                seqs.push(last);
+            }
+            if self.unsaved_dropped > 0 {
+                tx.execute(
+                    "UPDATE meta SET value = value + ?1 WHERE key = 'dropped'",
+                    [self.unsaved_dropped as i64],
+                )?;
             }
         }
-        tx.commit()
+        tx.commit()?;
+        self.unsaved_dropped = 0;
+        Ok(())
     }
 
     /// Up to `limit` records after `after`, oldest first, as one JSON array in the wire form.
@@ -269,6 +428,13 @@ impl Writer {
             .execute("DELETE FROM outbox WHERE seq <= ?1", params![upto as i64])
     }
 
+    /// The database file's size.
+    fn file_bytes(&self) -> rusqlite::Result<u64> {
+        let page_size: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages: i64 = self.conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+        Ok((pages.max(0) * page_size) as u64)
+    }
+
     /// Bytes used by live pages: what the cap is measured against.
     fn used_bytes(&self) -> rusqlite::Result<u64> {
         let page_size: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
@@ -280,7 +446,7 @@ impl Writer {
     /// Deletes the oldest results while over the cap (or a slice of them when `force`d).
     fn drop_oldest_results(&mut self, force: bool) -> rusqlite::Result<()> {
         let mut forced = force;
-        while forced || self.used_bytes()? > self.max_bytes {
+        while forced || self.used_bytes()? > self.room.limit() {
             forced = false;
             let results: i64 = self.conn.query_row(
                 "SELECT count(*) FROM outbox WHERE kind = ?1",
@@ -307,6 +473,15 @@ impl Writer {
     }
 
     fn stats(&self) -> Stats {
+        let bytes = self.used_bytes().unwrap_or(0);
+        let unsaved = self
+            .unsaved
+            .iter()
+            .map(|w| match w {
+                Write::Append(items, _) => items.len() as u64,
+                Write::Forget(_) => 0,
+            })
+            .sum();
         let q = |sql: &str| {
             self.conn
                 .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
@@ -317,12 +492,15 @@ impl Writer {
         };
         Stats {
             records: q("SELECT count(*) FROM outbox").unwrap_or(0) as u64,
-            bytes: self.used_bytes().unwrap_or(0),
+            bytes,
             oldest_ts: q("SELECT ts FROM outbox ORDER BY seq LIMIT 1"),
-            dropped: q("SELECT value FROM meta WHERE key = 'dropped'").unwrap_or(0) as u64,
+            dropped: q("SELECT value FROM meta WHERE key = 'dropped'").unwrap_or(0) as u64 + self.unsaved_dropped,
             last_seq: q("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").unwrap_or(0) as u64,
             commits: self.commits,
             errors: self.errors,
+            cap_bytes: self.room.cap,
+            disk_full: (self.failing && self.out_of_space) || self.room.disk_full(),
+            unsaved,
         }
     }
 }
@@ -342,4 +520,9 @@ fn origin_id(conn: &Connection, cache: &mut HashMap<Origin, i64>, origin: &Arc<O
     )?;
     cache.insert(origin.as_ref().clone(), id);
     Ok(id)
+}
+
+/// SQLITE_FULL: the filesystem (or the file-size limit) has no room for the transaction.
+fn is_out_of_space(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
