@@ -440,3 +440,122 @@ async fn replan_keeps_the_state_and_schedule_of_services_that_stay() {
         "the removed service's state is forgotten"
     );
 }
+
+/// A wall clock the test can step, as an operator's `date -s` or a bad NTP server would.
+struct SteppedClock {
+    inner: TokioClock,
+    offset_s: std::sync::atomic::AtomicI64,
+}
+
+impl SteppedClock {
+    fn step(&self, seconds: i64) {
+        self.offset_s.fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for SteppedClock {
+    fn now(&self) -> Timestamp {
+        let offset = jiff::SignedDuration::from_secs(self.offset_s.load(std::sync::atomic::Ordering::SeqCst));
+        self.inner.now().checked_add(offset).unwrap_or(self.inner.now())
+    }
+}
+
+/// Remembers each check's monotonic instant.
+struct Stopwatch {
+    calls: Mutex<Vec<(String, tokio::time::Instant)>>,
+}
+
+impl Runner for Stopwatch {
+    fn run<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
+        Box::pin(async move {
+            let now = tokio::time::Instant::now();
+            self.calls.lock().expect("lock").push((job.series.to_string(), now));
+            CheckResult::new(Status::Ok, "ok".to_string()).took(Duration::from_millis(3))
+        })
+    }
+}
+
+/// R8/R9 with the wall clock stepped by hours (issue 7): checks keep their spacing on the
+/// monotonic clock (no burst after a step forward, no stall after a step back), and the
+/// control period is judged on the wall time of the moment.
+#[tokio::test(start_paused = true)]
+async fn r9_clock_steps_keep_the_spacing_and_periods_follow_the_new_wall_time() {
+    // Office hours 08:00–18:00 Paris, every day; ten services every 60 s.
+    let office = json!([{ "id": "office", "name": "Office", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "08:00", "to": "18:00" } ] }]);
+    let mut d = doc(1, 10, ping(60, json!({ "control_period": "office" })), office);
+    d["defaults"][0]["time_range"] = json!("office");
+    let plan = Arc::new(common::plan(&d));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = Store::open(dir.path(), 64 << 20).expect("store");
+    let clock = Arc::new(SteppedClock {
+        inner: TokioClock::starting_at(ts("2026-11-23T09:00:00Z")), // 10:00 in Paris
+        offset_s: 0.into(),
+    });
+    let stopwatch = Arc::new(Stopwatch {
+        calls: Mutex::new(Vec::new()),
+    });
+    let (scheduler, _snapshots) = Scheduler::new(
+        plan,
+        HashMap::new(),
+        stopwatch.clone(),
+        opened.store.clone(),
+        clock.clone(),
+        &Limits::default(),
+        Arc::new(Metrics::default()),
+    );
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(cancel.clone(), Duration::from_secs(5)));
+    let minute = Duration::from_secs(60);
+    let start = tokio::time::Instant::now();
+    let count_between = |from: Duration, to: Duration| {
+        stopwatch
+            .calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, at)| *at >= start + from && *at < start + to)
+            .count()
+    };
+
+    tokio::time::sleep(10 * minute).await;
+    // Forward 3 h, still inside office hours (13:10 Paris): the same pace, no catching up.
+    clock.step(3 * 3600);
+    tokio::time::sleep(10 * minute).await;
+    // Back 3 h (10:20 Paris): no stall waiting for the lost hours to come again.
+    clock.step(-3 * 3600);
+    tokio::time::sleep(10 * minute).await;
+    // Forward 9 h: 19:30 Paris, outside office hours: checks stop.
+    clock.step(9 * 3600);
+    tokio::time::sleep(10 * minute).await;
+    // Back 9 h: 10:40 Paris, inside again: checks resume within a minute, though the
+    // period was next due to open in 12 hours by the clock of the moment it closed.
+    clock.step(-9 * 3600);
+    tokio::time::sleep(10 * minute).await;
+    cancel.cancel();
+    task.await.expect("scheduler ends");
+
+    let window = |i: u32| count_between(i * 10 * minute + minute, (i + 1) * 10 * minute);
+    // Nine whole minutes of each ten-minute stretch: 10 services × 9 checks.
+    assert_eq!(window(0), 90, "steady before any step");
+    assert_eq!(window(1), 90, "after a step forward: no burst, no gap");
+    assert_eq!(window(2), 90, "after a step back: no stall");
+    assert_eq!(
+        count_between(30 * minute + Duration::from_secs(1), 40 * minute),
+        0,
+        "outside the control period"
+    );
+    assert_eq!(window(4), 90, "inside the period again, within a minute of the step");
+    // Spacing: consecutive checks of one service never closer than the interval (less the
+    // scheduler's rounding), whatever the wall clock did.
+    let calls = stopwatch.calls.lock().expect("lock").clone();
+    for service in (0..10).map(|j| format!("d0-s{j}")) {
+        let times: Vec<_> = calls.iter().filter(|(s, _)| *s == service).map(|(_, t)| *t).collect();
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(gap >= Duration::from_secs(59), "{service}: checks {gap:?} apart");
+        }
+    }
+}

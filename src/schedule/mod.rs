@@ -54,6 +54,8 @@ const SNAPSHOT_REUSE: Duration = Duration::from_secs(1);
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 /// How often every state (and its availability history) is saved, besides on each change.
 const SAVE_EVERY: Duration = Duration::from_secs(300);
+/// Sleeps towards a wall-clock moment (a period opening) last at most this long (see `until_wall`).
+const WALL_RECHECK: Duration = Duration::from_secs(60);
 
 /// Runs one check. The daemon's is [`Probers`]; scheduler tests script their own outcomes.
 pub trait Runner: Send + Sync + 'static {
@@ -439,8 +441,7 @@ impl Scheduler {
             s.in_control = false;
             self.metrics.outside_control.fetch_add(1, Relaxed);
             if let Some(open) = control.next_change(wall, &s.tz) {
-                let wait = duration_between(wall, open);
-                self.schedule(slot, Wake::Check, Instant::now() + wait);
+                self.schedule(slot, Wake::Check, Instant::now() + until_wall(wall, open));
             }
             return;
         }
@@ -608,7 +609,7 @@ impl Scheduler {
         let wait = if period.is_active(wall, &s.tz) {
             Some(Duration::ZERO)
         } else {
-            period.next_change(wall, &s.tz).map(|open| duration_between(wall, open))
+            period.next_change(wall, &s.tz).map(|open| until_wall(wall, open))
         };
         if let Some(wait) = wait {
             self.schedule(slot, Wake::Release, Instant::now() + wait);
@@ -955,6 +956,13 @@ async fn resolve(address: &str) -> Result<IpAddr, String> {
 }
 
 /// The first point of the grid `anchor + k × interval` after `now`.
+/// How long to sleep towards a wall-clock moment: at most [`WALL_RECHECK`], after which the
+/// wall clock is read again. A step of the clock (NTP, an operator's `date -s`) moves the
+/// moment, which a monotonic timer set before the step cannot know.
+fn until_wall(wall: Timestamp, at: Timestamp) -> Duration {
+    duration_between(wall, at).min(WALL_RECHECK)
+}
+
 fn next_on_grid(anchor: Instant, interval: Duration, now: Instant) -> Instant {
     let next = anchor + interval;
     if next > now {
