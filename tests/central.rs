@@ -430,34 +430,149 @@ fn a_bad_document_is_refused_and_reported_and_the_last_good_one_survives_a_resta
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }
 
+/// One of the faults the crash harness injects, chosen at random for each run of the box.
+fn random_faults(c: &mut central::Inner) {
+    c.faults = central::Faults::default();
+    match fastrand::u8(0..7) {
+        0 => {}
+        1 => c.faults.slow_ms = 150,
+        2 => c.faults.lose_ack_every = 2,
+        3 => c.faults.fail_ingest = 3,
+        4 => {
+            c.faults.too_many = 2;
+            c.faults.retry_after_s = 1;
+        }
+        5 => c.faults.garbage = 2,
+        _ => c.faults.lie = 2,
+    }
+}
+
+/// Crash consistency (issue 7): the real box against the test central under random faults,
+/// killed with SIGKILL at random moments (during checks, commits, batches in flight and
+/// document changes) and restarted each time. At the end the central holds every record the
+/// box ever reported committed, each once, none with two contents. `SNBOX_KILLS` sets the
+/// number of kills (CI: 15; docs/RELIABILITY.md: 100).
 #[test]
-fn kill_9_in_the_middle_of_batches_loses_and_duplicates_nothing() {
+fn crash_consistency_kill_9_at_random_points_under_random_faults() {
     let rt = runtime();
     let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));
     let dir = tempfile::tempdir().expect("tempdir");
-    // Slow answers keep batches in flight when the kill comes.
-    central.with(|c| c.faults.slow_ms = 150);
-    let mut daemon = paired_daemon(dir.path(), &central, &document("v1", 8), "");
+    let mut daemon = paired_daemon(dir.path(), &central, &document("v1", 20), "");
     let kills: u64 = std::env::var("SNBOX_KILLS")
         .ok()
         .and_then(|k| k.parse().ok())
-        .unwrap_or(20);
-    for i in 0..kills {
-        std::thread::sleep(Duration::from_millis(300 + fastrand::u64(0..900)));
-        daemon.kill9();
-        if i + 1 < kills {
-            daemon = start(dir.path(), &central, "");
-        } else {
-            central.with(|c| c.faults.slow_ms = 0);
-            central.set_document(&document("v2", 0));
-            daemon = start(dir.path(), &central, "");
-        }
+        .unwrap_or(15);
+    if let Some(seed) = std::env::var("SNBOX_SEED").ok().and_then(|s| s.parse().ok()) {
+        fastrand::seed(seed);
     }
+    let seed = fastrand::get_seed();
+    eprintln!("{kills} kills, seed {seed}");
+    let mut reported = 0u64;
+    for i in 0..kills {
+        central.with(random_faults);
+        if i % 3 == 1 {
+            // A new document, so that some kills land while it is pulled and applied.
+            central.set_document(&document(&format!("v1.{i}"), 16 + (i as usize % 8)));
+        }
+        std::thread::sleep(Duration::from_millis(200 + fastrand::u64(0..1000)));
+        if let Some(seq) = daemon
+            .get("/status")
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .and_then(|s| s["buffer"]["last_seq"].as_u64())
+        {
+            reported = reported.max(seq);
+        }
+        std::thread::sleep(Duration::from_millis(fastrand::u64(0..300)));
+        daemon.kill9();
+        daemon = start(dir.path(), &central, "");
+    }
+    central.with(|c| c.faults = central::Faults::default());
+    central.set_document(&document("v2", 0));
     daemon.wait_for(|| daemon.json("/status")["config"]["version"] == "v2", "v2 applied");
     assert_delivered_exactly_once(&daemon, &central);
+    let last = buffer(&daemon)["last_seq"].as_u64().unwrap_or(0);
+    assert!(
+        last >= reported,
+        "seq {reported} was reported committed, the box is at {last}"
+    );
+    central.with(|c| assert_eq!(c.conflicts, 0, "a seq arrived twice with two contents"));
     let db = rusqlite::Connection::open(dir.path().join("state/snbox.db")).expect("db");
     let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
     assert_eq!(check, "ok");
+    eprintln!(
+        "{kills} kills: {last} records, {} sent again",
+        central.with(|c| c.duplicates)
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}
+
+/// Power loss (issue 7), at the storage level: the running box is frozen (SIGSTOP) at random
+/// moments, its database and WAL copied as they are on disk, and thawed. Each copy must open,
+/// pass `PRAGMA integrity_check`, and hold a prefix of the history: every record in it is the
+/// record the central finally holds under that seq. `SNBOX_POWER_CUTS` sets the number of
+/// copies (CI: 20).
+#[test]
+fn power_loss_copies_taken_mid_write_open_intact_and_hold_a_prefix() {
+    let rt = runtime();
+    let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Lost answers and slow ones keep records pending and batches in flight.
+    central.with(|c| {
+        c.faults.lose_ack_every = 3;
+        c.faults.slow_ms = 50;
+    });
+    let daemon = paired_daemon(dir.path(), &central, &document("v1", 60), "");
+    let cuts: usize = std::env::var("SNBOX_POWER_CUTS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(20);
+    let copies = tempfile::tempdir().expect("copies");
+    let pid = daemon.child.id().to_string();
+    for i in 0..cuts {
+        std::thread::sleep(Duration::from_millis(100 + fastrand::u64(0..500)));
+        let _ = Command::new("kill").args(["-STOP", &pid]).status();
+        let copy = copies.path().join(i.to_string());
+        std::fs::create_dir_all(&copy).expect("copy dir");
+        for name in ["snbox.db", "snbox.db-wal"] {
+            let from = dir.path().join("state").join(name);
+            if from.exists() {
+                std::fs::copy(&from, copy.join(name)).expect("copy");
+            }
+        }
+        let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    }
+    central.with(|c| c.faults = central::Faults::default());
+    central.set_document(&document("v2", 0));
+    daemon.wait_for(|| daemon.json("/status")["config"]["version"] == "v2", "v2 applied");
+    assert_delivered_exactly_once(&daemon, &central);
+
+    let mut held = 0;
+    for i in 0..cuts {
+        let copy = copies.path().join(i.to_string());
+        let db = rusqlite::Connection::open(copy.join("snbox.db")).expect("a copy opens");
+        let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+        assert_eq!(check, "ok", "copy {i}");
+        drop(db);
+        let records = rt.block_on(async {
+            let store = snbox::store::Store::open(&copy, 1 << 30)
+                .expect("the store opens a copy")
+                .store;
+            store.pending(0, 1_000_000).await.expect("records of a copy")
+        });
+        central.with(|c| {
+            for record in &records {
+                let seq = record["seq"].as_u64().expect("seq");
+                let at_central = c.records.get(&(BOX_ID.to_string(), seq));
+                assert_eq!(
+                    at_central,
+                    Some(record),
+                    "copy {i}: seq {seq} differs from the central's"
+                );
+            }
+        });
+        held += records.len();
+    }
+    eprintln!("{cuts} copies, {held} records checked against the central");
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }
 
@@ -604,7 +719,7 @@ fn full_disk_drops_the_oldest_results_keeps_state_changes_says_so_and_recovers()
         assert_eq!(early, 0, "the oldest results are the ones dropped");
     });
     // No state change was lost: each service's changes form an unbroken chain from `ok` (a
-    // service starts ok) to the state the box showed last.
+    // service starts ok) through the state the box showed last.
     for service in services.as_array().expect("services") {
         let id = service["id"].as_str().expect("id");
         let mut state = "ok".to_string();
@@ -613,10 +728,11 @@ fn full_disk_drops_the_oldest_results_keeps_state_changes_says_so_and_recovers()
             assert_eq!(from, &state, "{id}: a state change is missing: {chain:?}");
             state = to.clone();
         }
-        assert_eq!(
-            service["live"]["state"].as_str(),
-            Some(state.as_str()),
-            "{id}: {chain:?}"
+        // The state shown before the switch is in the chain (it may have changed since).
+        let shown = service["live"]["state"].as_str().unwrap_or("");
+        assert!(
+            shown == "ok" || chain.iter().any(|(_, to)| to == shown),
+            "{id} showed {shown}, never reached by its changes {chain:?}"
         );
     }
     assert!(

@@ -654,3 +654,98 @@ fn the_status_page_renders_every_service_in_headless_chromium() {
     assert!(!dom.contains(SECRET_COMMUNITY));
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }
+
+/// Sends `head` on a new connection from 127.0.0.1 and returns what came back before the
+/// server closed it (or `within` passed).
+fn raw_exchange(port: u16, head: &[u8], within: Duration) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(within));
+    let _ = stream.write_all(head);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// protocol.md §7 and issue 7: off the trusted addresses every path, `/healthz` included,
+/// needs a token; the listener bounds connections (64), request heads (16 KiB, 32 headers)
+/// and the time to send one (5 s), so a hostile LAN cannot starve the technician's page.
+#[test]
+fn status_endpoint_bounds_connections_request_heads_and_slow_clients() {
+    let mut doc = base_doc();
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "one", "node": "s1", "name": "One", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "one-ping", "device": "one", "template": "ping" }),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = format!("no_token_from = [\"127.0.0.1/32\"]\n[[status.tokens]]\ntoken = \"{FULL_TOKEN}\"\n");
+    let daemon = start(dir.path(), &doc, &extra);
+    let remote: IpAddr = "127.0.0.2".parse().expect("ip");
+    assert_eq!(daemon.request("/healthz", Some(remote), None).map(|r| r.0), Some(401));
+    assert_eq!(
+        daemon.request("/healthz", Some(remote), Some(FULL_TOKEN)).map(|r| r.0),
+        Some(200)
+    );
+
+    // A head over 16 KiB, and one with too many headers: refused, the daemon unharmed.
+    let big = format!(
+        "GET /status HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(64 << 10)
+    );
+    let answer = raw_exchange(daemon.port, big.as_bytes(), Duration::from_secs(5));
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "a 64 KiB head was answered: {}",
+        answer.lines().next().unwrap_or("")
+    );
+    let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let answer = raw_exchange(
+        daemon.port,
+        format!("GET /status HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+        Duration::from_secs(5),
+    );
+    assert!(!answer.starts_with("HTTP/1.1 200"), "100 headers were served");
+    assert_eq!(daemon.get("/healthz").map(|r| r.0), Some(200));
+
+    // Slow-loris: a head that never ends is cut off after 5 s.
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(
+        daemon.port,
+        b"GET /status HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(15),
+    );
+    let took = started.elapsed();
+    assert!(!answer.contains("200 OK"), "{answer}");
+    assert!(
+        took < Duration::from_secs(10),
+        "a slow head held the connection {took:?}"
+    );
+
+    // 64 silent connections fill the endpoint; one more is closed at once; once the silent
+    // ones are cut off (5 s), the endpoint answers again.
+    let silent: Vec<std::net::TcpStream> = (0..64)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", daemon.port)).ok())
+        .collect();
+    assert_eq!(silent.len(), 64);
+    std::thread::sleep(Duration::from_millis(300));
+    let answer = raw_exchange(
+        daemon.port,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(2),
+    );
+    assert!(answer.is_empty(), "a 65th connection was served: {answer}");
+    daemon.wait_for(
+        || daemon.get("/healthz").is_some_and(|r| r.0 == 200),
+        "the endpoint answers once the silent connections are cut off",
+    );
+    drop(silent);
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}

@@ -82,6 +82,8 @@ pub struct SyncState {
     pub records_sent: AtomicU64,
     pub sync_errors: AtomicU64,
     revoked: AtomicBool,
+    /// The syncer's loops run (from its creation until `Syncer::run` returns).
+    running: AtomicBool,
     /// Wakes the loops waiting on `revoked` or back-off when the daemon stops.
     pub stopped: CancellationToken,
 }
@@ -95,8 +97,14 @@ impl SyncState {
                 state: "starting",
                 ..Link::default()
             }),
+            running: AtomicBool::new(true),
             ..SyncState::default()
         }
+    }
+
+    /// For `/healthz`: the loops run, or stopped on purpose (a revoked credential).
+    pub fn is_alive(&self) -> bool {
+        self.running.load(Relaxed) || self.is_revoked()
     }
 
     pub fn link(&self) -> Link {
@@ -204,8 +212,9 @@ impl Syncer {
         tokio::join!(
             me.clone().ingest_loop(cancel.clone()),
             me.clone().config_loop(cancel.clone()),
-            me.heartbeat_loop(cancel),
+            me.clone().heartbeat_loop(cancel),
         );
+        me.state.running.store(false, Relaxed);
     }
 
     /// Sleeps `d`, or returns false when the daemon stops or the credential is revoked.
@@ -277,6 +286,12 @@ impl Syncer {
                             tracing::error!(error = %e, "acknowledged records could not be deleted");
                         }
                         let sent = page.seqs.iter().filter(|s| **s <= acked_seq).count();
+                        tracing::debug!(
+                            records = sent,
+                            first,
+                            acked_seq,
+                            "records acknowledged by the central server"
+                        );
                         self.state.records_sent.fetch_add(sent as u64, Relaxed);
                         after = acked_seq;
                     }
@@ -307,6 +322,7 @@ impl Syncer {
                 .await;
             let wait = match pulled {
                 Ok(answer) if answer.status == 304 => {
+                    tracing::debug!("the monitoring document is unchanged");
                     backoff.reset();
                     self.state.succeeded();
                     self.pace.config_poll

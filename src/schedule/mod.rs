@@ -536,6 +536,15 @@ impl Scheduler {
         let in_notification = s.periods[2].is_active(wall, &s.tz);
         let was_retrying = s.saved.state.retrying();
         let outcome = s.saved.state.apply(state, s.max_attempts, wall, in_notification);
+        tracing::debug!(
+            service = %s.id,
+            kind = ?kind,
+            status = state.as_str(),
+            attempt = s.saved.state.attempt,
+            duration_ms = result.duration.as_secs_f64() * 1e3,
+            output = %result.output,
+            "check"
+        );
         s.last_output = Arc::from(result.output.as_str());
         s.last_duration_ms = Some(result.duration.as_millis() as u64);
         let mut records = vec![Record {

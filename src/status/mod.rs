@@ -15,6 +15,7 @@
 //! SNMP blocks and HTTP passwords are not part of any view.
 
 mod html;
+mod listen;
 mod prometheus;
 
 use std::net::SocketAddr;
@@ -77,12 +78,7 @@ pub async fn serve(
     shared: Shared,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(shared).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    listen::serve(listener, router(shared), shutdown).await
 }
 
 /// Why a request is refused.
@@ -144,17 +140,24 @@ fn authorize(shared: &Shared, plan: &Plan, peer: SocketAddr, headers: &HeaderMap
     if shared.no_token_from.iter().any(|n| n.contains(peer.ip())) {
         return Ok(Scope::All);
     }
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let token = presented.and_then(|p| shared.tokens.iter().find(|t| constant_time_eq(t.token.expose(), p)));
-    match token {
+    match presented_token(shared, headers) {
         None => Err(Denied::NoToken),
         Some(Token { node: None, .. }) => Ok(Scope::All),
         Some(Token { node: Some(node), .. }) => plan.tree.get(node).map(Scope::Subtree).ok_or(Denied::UnknownNode),
     }
+}
+
+/// The settings' token the request's bearer token matches.
+fn presented_token<'a>(shared: &'a Shared, headers: &HeaderMap) -> Option<&'a Token> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)?;
+    shared
+        .tokens
+        .iter()
+        .find(|t| constant_time_eq(t.token.expose(), presented))
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
@@ -169,12 +172,22 @@ fn sees(plan: &Plan, scope: Scope, node: Option<NodeIdx>) -> bool {
     }
 }
 
-async fn healthz(AxumState(shared): AxumState<Shared>) -> Response {
+/// Off the trusted addresses, `/healthz` too needs a token (any of them): protocol.md §7.
+async fn healthz(
+    AxumState(shared): AxumState<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let trusted = shared.no_token_from.iter().any(|n| n.contains(peer.ip()));
+    if !trusted && presented_token(&shared, &headers).is_none() {
+        return Denied::NoToken.into_response();
+    }
     let fresh = shared.snapshots.alive().await;
     let store_ok = tokio::time::timeout(Duration::from_secs(2), shared.store.stats())
         .await
         .is_ok_and(|r| r.is_ok());
-    if fresh && store_ok {
+    let sync_ok = shared.sync.as_ref().is_none_or(|s| s.is_alive());
+    if fresh && store_ok && sync_ok {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n").into_response()

@@ -66,6 +66,8 @@ pub struct Inner {
     pub arrival: Vec<u64>,
     /// Records received again after being stored.
     pub duplicates: u64,
+    /// Records received again with a different content: a seq reused (must stay 0).
+    pub conflicts: u64,
     pub ingests: u64,
     pub gzipped: u64,
     pub largest_batch: usize,
@@ -413,7 +415,12 @@ fn ingest(c: &mut Inner, r: &Request) -> Reply {
     for record in records {
         let Some(seq) = record["seq"].as_u64() else { continue };
         match c.records.entry((box_id.clone(), seq)) {
-            std::collections::btree_map::Entry::Occupied(_) => c.duplicates += 1,
+            std::collections::btree_map::Entry::Occupied(o) => {
+                c.duplicates += 1;
+                if !c.lean && *o.get() != record {
+                    c.conflicts += 1;
+                }
+            }
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(if c.lean { Value::Null } else { record });
                 c.arrival.push(seq);
