@@ -12,7 +12,14 @@
 //!   `snbox run` to the test central (tests/common/central.rs) over loopback HTTPS with gzip:
 //!   records per second, the daemon's CPU and peak RSS.
 //!
-//! `cargo bench --bench daemon [-- outbox|load [SECONDS]|replay [RECORDS]]`. `load` needs root (RAW ICMP) and
+//! - `outage [SECONDS]`: a long central outage, sped up 60 times: 1,000 ICMP services every
+//!   second (60,000 results a minute, i.e. a minute of 1,000 services a minute per second) with
+//!   the central down for SECONDS (300 by default: 5 simulated hours; 1,440 for 24 h) and a
+//!   16 MiB buffer cap, then the central back with `replay_records_per_s = 5000`: the daemon's
+//!   RSS over the outage, the buffer against its cap, results dropped, the catch-up rate and
+//!   whether every record left in the buffer arrived.
+//!
+//! `cargo bench --bench daemon [-- outbox|load [SECONDS]|replay [RECORDS]|outage [SECONDS]]`. `load` needs root (RAW ICMP) and
 //! `apt-get install snmpd snmp nginx-light`. Loopback only; every loop is bounded.
 
 #[path = "../tests/common/central.rs"]
@@ -48,6 +55,7 @@ fn main() {
         Some("outbox") => outbox(),
         Some("load") => load(seconds),
         Some("replay") => replay(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(REPLAY_RECORDS)),
+        Some("outage") => outage(seconds),
         _ => {
             outbox();
             load(seconds);
@@ -547,6 +555,156 @@ fn replay(count: u64) {
         &[f2(central_cpu)],
     );
     println!();
+}
+
+// ------------------------------------------------------------------ a long outage
+
+fn outage(seconds: u64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let token = "Bench-Token-00000002";
+    let central = runtime.block_on(central::start(&[(token, central::Token::Valid)]));
+    central.with(|c| c.lean = true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = peers::free_tcp_port();
+    let settings = dir.path().join("snbox.toml");
+    let cap: u64 = 16 << 20;
+    std::fs::write(
+        &settings,
+        format!(
+            "state_dir = \"state\"\n[central]\nurl = \"{}\"\nca_file = \"{}\"\nconfig_poll_s = 5\n\
+             retry_min_ms = 500\nretry_max_s = 5\nreplay_records_per_s = 5000\n\
+             [status]\nlisten = \"127.0.0.1:{port}\"\n[buffer]\nmax_bytes = {cap}\n",
+            central.url(),
+            central.ca_file.display()
+        ),
+    )
+    .expect("settings");
+    let paired = Command::new(env!("CARGO_BIN_EXE_snbox"))
+        .args(["pair", "--central", &central.url(), "--token", token, "--config"])
+        .arg(&settings)
+        .output()
+        .expect("snbox pair");
+    assert!(paired.status.success(), "{}", String::from_utf8_lossy(&paired.stderr));
+    let devices: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({ "id": format!("d{i}"), "node": central::NODE, "name": "D",
+                         "address": format!("127.2.{}.{}", i / 250, i % 250 + 1) })
+        })
+        .collect();
+    let services: Vec<Value> = (0..1000)
+        .map(|i| json!({ "id": format!("d{i}-ping"), "device": format!("d{i}"), "template": "ping" }))
+        .collect();
+    let window = json!([ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ]);
+    central.set_document(&json!({
+        "version": "outage", "box": { "id": central::BOX_ID, "node": central::NODE },
+        "tree": [ { "id": central::NODE, "kind": "partner", "name": "P", "timezone": "Europe/Paris" } ],
+        "time_ranges": [ { "id": "24x7", "name": "24x7", "weekly": window } ],
+        "defaults": [ { "aspect": "control", "time_range": "24x7" }, { "aspect": "availability", "time_range": "24x7" },
+                      { "aspect": "notification", "time_range": "24x7" } ],
+        "service_templates": [ { "id": "ping", "kind": "icmp", "criticality": "high", "availability_rate": 99.0,
+            "availability_period": "24x7", "control_period": "24x7", "interval_s": 1, "timeout_s": 1,
+            "params": { "packets": 1 } } ],
+        "devices": devices, "services": services
+    }));
+    let (mut child, pid) = spawn_snbox(dir.path(), &settings, seconds + 900);
+    // The document arrives, then the central goes away.
+    let start = Instant::now();
+    while get(port, "/status").is_none_or(|s| !s.contains("\"version\":\"outage\"")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no document: {}",
+            daemon_log(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    central.with(|c| c.faults.down = true);
+    let before = central.with(|c| c.records.len() as u64);
+    println!(
+        "outage: 1,000 ICMP services every second, the central down for {seconds} s ({:.1} simulated hours at 1,000 services a minute), buffer cap {} MiB",
+        seconds as f64 / 60.0,
+        cap >> 20
+    );
+    let outage = Instant::now();
+    let mut rss = Vec::new();
+    let mut max_bytes = 0f64;
+    while outage.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(1));
+        if let Some(s) = sample(pid, outage) {
+            rss.push((s.at, rss_now(pid).unwrap_or(s.rss_mb)));
+        }
+        if let Some((bytes, _)) = buffer_and_results(port) {
+            max_bytes = max_bytes.max(bytes);
+        }
+    }
+    let status: Value = get(port, "/status")
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let buffered = status["buffer"]["records"].as_u64().unwrap_or(0);
+    let dropped = status["buffer"]["dropped"].as_u64().unwrap_or(0);
+    let last_seq = status["buffer"]["last_seq"].as_u64().unwrap_or(0);
+    // Back: the catch-up, paced.
+    central.with(|c| c.faults.down = false);
+    let back = Instant::now();
+    // Every record up to `last_seq` is at the central, or was dropped by the cap.
+    let up_to_last = || central.with(|c| c.records.range(..=(central::BOX_ID.to_string(), last_seq)).count() as u64);
+    let mut caught_up = None;
+    while back.elapsed() < Duration::from_secs(600) {
+        std::thread::sleep(Duration::from_millis(500));
+        if up_to_last() >= before + buffered {
+            caught_up = Some(back.elapsed().as_secs_f64());
+            break;
+        }
+    }
+    let missing = (before + buffered).saturating_sub(up_to_last());
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = child.wait();
+    let quarter = |from: f64, to: f64| {
+        let v: Vec<f64> = rss
+            .iter()
+            .filter(|(at, _)| *at >= from && *at < to)
+            .map(|(_, m)| *m)
+            .collect();
+        v.iter().copied().fold(0.0, f64::max)
+    };
+    let s = seconds as f64;
+    header(&["figure", "value"]);
+    row(
+        "snbox RSS MB, max per quarter of the outage",
+        &[format!(
+            "{} / {} / {} / {}",
+            f1(quarter(0.0, s / 4.0)),
+            f1(quarter(s / 4.0, s / 2.0)),
+            f1(quarter(s / 2.0, 3.0 * s / 4.0)),
+            f1(quarter(3.0 * s / 4.0, s + 1.0))
+        )],
+    );
+    row(
+        "buffer bytes, max seen (cap)",
+        &[format!("{} ({})", f0(max_bytes), cap)],
+    );
+    row("records buffered at the end of the outage", &[buffered.to_string()]);
+    row("results dropped by the cap", &[dropped.to_string()]);
+    row("last seq", &[last_seq.to_string()]);
+    match caught_up {
+        Some(t) => {
+            row("catch-up s (buffered records all stored)", &[f1(t)]);
+            row("catch-up records per second (cap 5,000)", &[f0(buffered as f64 / t)]);
+        }
+        None => row("catch-up", &["not finished in 600 s".to_string()]),
+    }
+    row("buffered records missing at the central", &[missing.to_string()]);
+    println!();
+}
+
+/// The resident set now (VmRSS), not the peak.
+fn rss_now(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
 }
 
 /// `snbox run` on `settings` under `timeout` (so it never outlives the bench), logging

@@ -412,6 +412,20 @@ fn a_bad_document_is_refused_and_reported_and_the_last_good_one_survives_a_resta
             .as_str()
             .is_some_and(|e| e.contains("no-such-range"))
     );
+    // Bodies that are not a document at all: garbage, and JSON of another shape.
+    for (etag, body) in [
+        ("\"garbage\"", "{\"version\": \"v3\", \u{0}]]] not json"),
+        ("\"array\"", "[1, 2, 3]"),
+    ] {
+        let errors_before = daemon.json("/status")["config"]["last_error_at"].clone();
+        central.with(|c| c.document = Some((etag.to_string(), body.to_string())));
+        daemon.wait_for(
+            || daemon.json("/status")["config"]["last_error_at"] != errors_before,
+            "the document that is not one refused",
+        );
+        assert_eq!(daemon.json("/status")["config"]["version"], "v1", "{etag}");
+        assert_eq!(daemon.get("/healthz").map(|r| r.0), Some(200));
+    }
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 
     // The central goes away; the box restarts on its last good document and polls it.
