@@ -447,7 +447,17 @@ fn load(seconds: u64) {
 
 const REPLAY_RECORDS: u64 = 1_000_000;
 
-fn replay(count: u64) {
+/// A box paired with the test central (lean: it keeps seqs only), on settings with these
+/// `[central]` lines and this `[buffer]` cap.
+struct BenchBox {
+    runtime: tokio::runtime::Runtime,
+    central: central::Central,
+    dir: tempfile::TempDir,
+    port: u16,
+    settings: std::path::PathBuf,
+}
+
+fn bench_box(central_lines: &str, max_bytes: u64) -> BenchBox {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -462,8 +472,8 @@ fn replay(count: u64) {
     std::fs::write(
         &settings,
         format!(
-            "state_dir = \"state\"\n[central]\nurl = \"{}\"\nca_file = \"{}\"\nconfig_poll_s = 3600\n\
-             [status]\nlisten = \"127.0.0.1:{port}\"\n[buffer]\nmax_bytes = 4294967296\n",
+            "state_dir = \"state\"\n[central]\nurl = \"{}\"\nca_file = \"{}\"\n{central_lines}\n\
+             [status]\nlisten = \"127.0.0.1:{port}\"\n[buffer]\nmax_bytes = {max_bytes}\n",
             central.url(),
             central.ca_file.display()
         ),
@@ -475,6 +485,23 @@ fn replay(count: u64) {
         .output()
         .expect("snbox pair");
     assert!(paired.status.success(), "{}", String::from_utf8_lossy(&paired.stderr));
+    BenchBox {
+        runtime,
+        central,
+        dir,
+        port,
+        settings,
+    }
+}
+
+fn replay(count: u64) {
+    let BenchBox {
+        runtime,
+        central,
+        dir,
+        port: _,
+        settings,
+    } = bench_box("config_poll_s = 3600", 1 << 32);
     // The backlog, written through the store as the scheduler would have.
     let filled = Instant::now();
     {
@@ -560,35 +587,17 @@ fn replay(count: u64) {
 // ------------------------------------------------------------------ a long outage
 
 fn outage(seconds: u64) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let token = "Bench-Token-00000002";
-    let central = runtime.block_on(central::start(&[(token, central::Token::Valid)]));
-    central.with(|c| c.lean = true);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = peers::free_tcp_port();
-    let settings = dir.path().join("snbox.toml");
     let cap: u64 = 16 << 20;
-    std::fs::write(
-        &settings,
-        format!(
-            "state_dir = \"state\"\n[central]\nurl = \"{}\"\nca_file = \"{}\"\nconfig_poll_s = 5\n\
-             retry_min_ms = 500\nretry_max_s = 5\nreplay_records_per_s = 5000\n\
-             [status]\nlisten = \"127.0.0.1:{port}\"\n[buffer]\nmax_bytes = {cap}\n",
-            central.url(),
-            central.ca_file.display()
-        ),
-    )
-    .expect("settings");
-    let paired = Command::new(env!("CARGO_BIN_EXE_snbox"))
-        .args(["pair", "--central", &central.url(), "--token", token, "--config"])
-        .arg(&settings)
-        .output()
-        .expect("snbox pair");
-    assert!(paired.status.success(), "{}", String::from_utf8_lossy(&paired.stderr));
+    let BenchBox {
+        runtime: _runtime,
+        central,
+        dir,
+        port,
+        settings,
+    } = bench_box(
+        "config_poll_s = 5\nretry_min_ms = 500\nretry_max_s = 5\nreplay_records_per_s = 5000",
+        cap,
+    );
     let devices: Vec<Value> = (0..1000)
         .map(|i| {
             json!({ "id": format!("d{i}"), "node": central::NODE, "name": "D",

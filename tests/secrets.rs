@@ -252,99 +252,66 @@ fn no_secret_reaches_logs_status_explain_errors_or_the_outbox() {
     // `snbox probe`, secrets from the command line and from the environment, good and bad.
     let port = agent.port.to_string();
     let oid = "1.3.6.1.2.1.1.3.0";
-    let probes: Vec<(Vec<&str>, Envs)> = vec![
+    let snmp = |more: &[&'static str]| -> Vec<String> {
+        let mut args: Vec<String> = ["snmp", "127.0.0.1", "--port", &port, "--oid", oid]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        args.extend(more.iter().map(|a| a.to_string()));
+        args
+    };
+    const V3: [&str; 10] = [
+        "--snmp-version",
+        "3",
+        "--user",
+        "sha256-aes",
+        "--level",
+        "authPriv",
+        "--auth-protocol",
+        "sha256",
+        "--priv-protocol",
+        "aes",
+    ];
+    let wrong_v3_keys = [
+        "--auth-key",
+        WRONG_AUTH_KEY,
+        "--priv-key",
+        WRONG_PRIV_KEY,
+        "--timeout",
+        "2",
+    ];
+    let probes: Vec<(Vec<String>, Envs)> = vec![
+        (snmp(&["--community", COMMUNITY]), vec![]),
         (
-            vec![
-                "snmp",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--oid",
-                oid,
-                "--community",
-                COMMUNITY,
-            ],
-            vec![],
-        ),
-        (
-            vec!["snmp", "127.0.0.1", "--port", &port, "--oid", oid, "--timeout", "1"],
+            snmp(&["--timeout", "1"]),
             vec![("SNBOX_SNMP_COMMUNITY", WRONG_COMMUNITY)],
         ),
         (
-            vec![
-                "snmp",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--oid",
-                oid,
-                "--snmp-version",
-                "3",
-                "--user",
-                "sha256-aes",
-                "--level",
-                "authPriv",
-                "--auth-protocol",
-                "sha256",
-                "--priv-protocol",
-                "aes",
-            ],
+            snmp(&V3),
             vec![("SNBOX_SNMP_AUTH_KEY", AUTH_KEY), ("SNBOX_SNMP_PRIV_KEY", PRIV_KEY)],
         ),
-        (
-            vec![
-                "snmp",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--oid",
-                oid,
-                "--snmp-version",
-                "3",
-                "--user",
-                "sha256-aes",
-                "--level",
-                "authPriv",
-                "--auth-protocol",
-                "sha256",
-                "--auth-key",
-                WRONG_AUTH_KEY,
-                "--priv-protocol",
-                "aes",
-                "--priv-key",
-                WRONG_PRIV_KEY,
-                "--timeout",
-                "2",
-            ],
-            vec![],
-        ),
+        (snmp(&[&V3[..], &wrong_v3_keys[..]].concat()), vec![]),
     ];
     let ok_url = web.url("/ok");
     let userinfo_ok = ok_url.replacen("http://", &format!("http://tech:{URL_PASSWORD}@"), 1);
     let userinfo_down = format!("http://tech:{URL_PASSWORD}@127.0.0.1:9/");
+    let http = |args: &[&str]| -> Vec<String> { args.iter().map(|a| a.to_string()).collect() };
     let probes = probes.into_iter().chain([
         (
-            vec![
-                "http",
-                ok_url.as_str(),
-                "--username",
-                "tech",
-                "--password",
-                HTTP_PASSWORD,
-            ],
+            http(&["http", &ok_url, "--username", "tech", "--password", HTTP_PASSWORD]),
             vec![],
         ),
         (
-            vec!["http", "http://127.0.0.1:9/", "--username", "tech"],
+            http(&["http", "http://127.0.0.1:9/", "--username", "tech"]),
             vec![("SNBOX_HTTP_PASSWORD", HTTP_PASSWORD)],
         ),
-        (vec!["http", userinfo_ok.as_str()], vec![]),
-        (vec!["http", userinfo_down.as_str()], vec![]),
+        (http(&["http", &userinfo_ok]), vec![]),
+        (http(&["http", &userinfo_down]), vec![]),
     ]);
     for (args, envs) in probes {
         for format in ["text", "json"] {
             let mut all = vec!["probe"];
-            all.extend(&args);
+            all.extend(args.iter().map(String::as_str));
             all.extend(["--format", format]);
             let out = snbox(&all, &envs);
             assert_clean(&format!("`snbox {}`", all.join(" ")), &output_text(&out), &[]);
