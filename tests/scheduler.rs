@@ -482,7 +482,7 @@ impl Runner for Stopwatch {
 /// monotonic clock (no burst after a step forward, no stall after a step back), and the
 /// control period is judged on the wall time of the moment.
 #[tokio::test(start_paused = true)]
-async fn r9_clock_steps_keep_the_spacing_and_periods_follow_the_new_wall_time() {
+async fn r9_clock_steps_keep_the_spacing_and_a_step_back_no_longer_stalls_a_service_waiting_for_its_period() {
     // Office hours 08:00–18:00 Paris, every day; ten services every 60 s.
     let office = json!([{ "id": "office", "name": "Office", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "08:00", "to": "18:00" } ] }]);
     let mut d = doc(1, 10, ping(60, json!({ "control_period": "office" })), office);
