@@ -67,6 +67,11 @@ impl Room {
             }
         }
         self.cap = self.max_bytes.min(file_bytes + self.free.saturating_sub(MARGIN));
+        if self.released {
+            // The room the reserve left is for the WAL and the rest of the box: the outbox
+            // stops growing and recycles its own pages until the reserve is back.
+            self.cap = self.cap.min(file_bytes);
+        }
     }
 
     /// Deletes the reserve, if there is one: the room a commit needs when the disk is full.
