@@ -660,13 +660,7 @@ fn outage(seconds: u64) {
     // Caught up when the box has had everything up to `last_seq` acknowledged. Complete when
     // every seq up to it is at the central or was dropped by the cap (drops make the only gaps,
     // and after the outage they still take the oldest results, all below `last_seq`).
-    let at_central = || {
-        central.with(|c| {
-            c.records
-                .range(..=(central::BOX_ID.to_string(), last_seq))
-                .count() as u64
-        })
-    };
+    let at_central = || central.with(|c| c.records.range(..=(central::BOX_ID.to_string(), last_seq)).count() as u64);
     let stored_at_return = at_central();
     let mut caught_up = None;
     let mut final_status = Value::Null;
@@ -720,8 +714,14 @@ fn outage(seconds: u64) {
         }
         None => row("catch-up", &["not finished in 600 s".to_string()]),
     }
-    row("results dropped in all (the cap kept dropping the oldest as the catch-up began)", &[dropped_in_all.to_string()]);
-    row("seqs up to the last neither at the central nor dropped", &[missing.to_string()]);
+    row(
+        "results dropped in all (the cap kept dropping the oldest as the catch-up began)",
+        &[dropped_in_all.to_string()],
+    );
+    row(
+        "seqs up to the last neither at the central nor dropped",
+        &[missing.to_string()],
+    );
     println!();
 }
 
