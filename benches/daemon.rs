@@ -607,18 +607,14 @@ fn outage(seconds: u64) {
     let services: Vec<Value> = (0..1000)
         .map(|i| json!({ "id": format!("d{i}-ping"), "device": format!("d{i}"), "template": "ping" }))
         .collect();
-    let window = json!([ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ]);
-    central.set_document(&json!({
-        "version": "outage", "box": { "id": central::BOX_ID, "node": central::NODE },
-        "tree": [ { "id": central::NODE, "kind": "partner", "name": "P", "timezone": "Europe/Paris" } ],
-        "time_ranges": [ { "id": "24x7", "name": "24x7", "weekly": window } ],
-        "defaults": [ { "aspect": "control", "time_range": "24x7" }, { "aspect": "availability", "time_range": "24x7" },
-                      { "aspect": "notification", "time_range": "24x7" } ],
-        "service_templates": [ { "id": "ping", "kind": "icmp", "criticality": "high", "availability_rate": 99.0,
+    central.set_document(&central::document(
+        "outage",
+        json!([ { "id": "ping", "kind": "icmp", "criticality": "high", "availability_rate": 99.0,
             "availability_period": "24x7", "control_period": "24x7", "interval_s": 1, "timeout_s": 1,
-            "params": { "packets": 1 } } ],
-        "devices": devices, "services": services
-    }));
+            "params": { "packets": 1 } } ]),
+        json!(devices),
+        json!(services),
+    ));
     let (mut child, pid) = spawn_snbox(dir.path(), &settings, seconds + 900);
     // The document arrives, then the central goes away.
     let start = Instant::now();

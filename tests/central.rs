@@ -66,20 +66,14 @@ fn document(version: &str, n: usize) -> Value {
     let services: Vec<Value> = (0..n)
         .map(|i| json!({ "id": format!("d{i}-ping"), "device": format!("d{i}"), "template": "ping" }))
         .collect();
-    json!({
-        "version": version,
-        "box": { "id": BOX_ID, "node": central::NODE },
-        "tree": [ { "id": "p", "kind": "partner", "name": "P", "timezone": "Europe/Paris" },
-                  { "id": "c", "kind": "company", "name": "C", "parent": "p" },
-                  { "id": "s", "kind": "site", "name": "S", "parent": "c" } ],
-        "time_ranges": [ { "id": "24x7", "name": "24x7", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ] } ],
-        "defaults": [ { "aspect": "control", "time_range": "24x7" }, { "aspect": "availability", "time_range": "24x7" },
-                      { "aspect": "notification", "time_range": "24x7" } ],
-        "service_templates": [ { "id": "ping", "kind": "icmp", "criticality": "high", "availability_rate": 99.0,
+    central::document(
+        version,
+        json!([ { "id": "ping", "kind": "icmp", "criticality": "high", "availability_rate": 99.0,
             "availability_period": "24x7", "control_period": "24x7", "interval_s": 1, "timeout_s": 1,
-            "params": { "packets": 1 } } ],
-        "devices": devices, "services": services
-    })
+            "params": { "packets": 1 } } ]),
+        json!(devices),
+        json!(services),
+    )
 }
 
 /// Pairs a box in `dir` with `central`, serves it `doc`, and starts the daemon.

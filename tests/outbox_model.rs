@@ -30,6 +30,15 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+fn origin() -> Arc<Origin> {
+    Arc::new(Origin {
+        service: "s".into(),
+        device: "d".into(),
+        node: "n".into(),
+        company: None,
+    })
+}
+
 fn record(kind: u8, size: usize) -> Record {
     let ts = Timestamp::from_second(1_800_000_000).expect("ts");
     let body = match kind {
@@ -139,12 +148,7 @@ fn outbox_counts_every_dropped_result_and_keeps_the_rest() {
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), 256 * 1024).expect("store").store;
-        let origin = Arc::new(Origin {
-            service: "s".into(),
-            device: "d".into(),
-            node: "n".into(),
-            company: None,
-        });
+        let origin = origin();
         let mut appended = 0u64;
         for round in 0..40 {
             let mut items: Vec<_> = (0..50).map(|_| (origin.clone(), record(0, 400))).collect();
@@ -216,12 +220,7 @@ fn outbox_keeps_records_in_memory_while_it_cannot_commit_and_commits_them_first_
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), 1 << 30).expect("store").store;
-        let origin = Arc::new(Origin {
-            service: "s".into(),
-            device: "d".into(),
-            node: "n".into(),
-            company: None,
-        });
+        let origin = origin();
         let results = |n: usize| (0..n).map(|_| (origin.clone(), record(0, 10))).collect::<Vec<_>>();
         assert_eq!(store.append_committed(results(10), vec![]).await.expect("commit"), 10);
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use central::{BOX_ID, Token};
+use central::Token;
 use snbox_daemon::Daemon;
 
 const COMMUNITY: &str = "Comm-S3cr3t-7781";
@@ -83,28 +83,27 @@ fn document(agent_port: u16, web: &str) -> Value {
     };
     let device =
         |id: &str, snmp: Value| json!({ "id": id, "node": "s", "name": id, "address": "127.0.0.1", "snmp": snmp });
-    json!({
-        "version": "secrets-1",
-        "box": { "id": BOX_ID, "node": central::NODE },
-        "tree": [ { "id": "p", "kind": "partner", "name": "P", "timezone": "Europe/Paris" },
-                  { "id": "c", "kind": "company", "name": "C", "parent": "p" },
-                  { "id": "s", "kind": "site", "name": "S", "parent": "c" } ],
-        "time_ranges": [ { "id": "24x7", "name": "24x7", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ] } ],
-        "defaults": [ { "aspect": "control", "time_range": "24x7" }, { "aspect": "availability", "time_range": "24x7" },
-                      { "aspect": "notification", "time_range": "24x7" } ],
-        "service_templates": [
+    central::document(
+        "secrets-1",
+        json!([
             { "id": "uptime", "kind": "snmp", "criticality": "low", "availability_rate": 99.0, "availability_period": "24x7",
               "control_period": "24x7", "interval_s": 2, "timeout_s": 1, "max_attempts": 1, "params": { "oid": "1.3.6.1.2.1.1.3.0" } },
             { "id": "web", "kind": "http", "criticality": "medium", "availability_rate": 99.0, "availability_period": "24x7",
               "control_period": "24x7", "interval_s": 2, "timeout_s": 1, "max_attempts": 1 }
-        ],
-        "devices": [
-            device("v2c", json!({ "version": "2c", "port": agent_port, "community": COMMUNITY })),
-            device("v2c-wrong", json!({ "version": "2c", "port": agent_port, "community": WRONG_COMMUNITY })),
+        ]),
+        json!([
+            device(
+                "v2c",
+                json!({ "version": "2c", "port": agent_port, "community": COMMUNITY })
+            ),
+            device(
+                "v2c-wrong",
+                json!({ "version": "2c", "port": agent_port, "community": WRONG_COMMUNITY })
+            ),
             device("v3", v3(AUTH_KEY, PRIV_KEY)),
             device("v3-wrong", v3(WRONG_AUTH_KEY, WRONG_PRIV_KEY)),
-        ],
-        "services": [
+        ]),
+        json!([
             { "id": "v2c-uptime", "device": "v2c", "template": "uptime" },
             { "id": "v2c-wrong-uptime", "device": "v2c-wrong", "template": "uptime" },
             { "id": "v3-uptime", "device": "v3", "template": "uptime" },
@@ -117,8 +116,8 @@ fn document(agent_port: u16, web: &str) -> Value {
               "params": { "url": web.replacen("http://", &format!("http://tech:{URL_PASSWORD}@"), 1) + "/ok" } },
             { "id": "web-userinfo-down", "device": "v2c", "template": "web",
               "params": { "url": format!("http://tech:{URL_PASSWORD}@127.0.0.1:9/") } }
-        ]
-    })
+        ]),
+    )
 }
 
 fn settings(central: &central::Central, port: u16) -> String {

@@ -137,7 +137,7 @@ impl axum::extract::FromRequestParts<Shared> for Caller {
 }
 
 fn authorize(shared: &Shared, plan: &Plan, peer: SocketAddr, headers: &HeaderMap) -> Result<Scope, Denied> {
-    if shared.no_token_from.iter().any(|n| n.contains(peer.ip())) {
+    if trusted(shared, peer) {
         return Ok(Scope::All);
     }
     match presented_token(shared, headers) {
@@ -145,6 +145,11 @@ fn authorize(shared: &Shared, plan: &Plan, peer: SocketAddr, headers: &HeaderMap
         Some(Token { node: None, .. }) => Ok(Scope::All),
         Some(Token { node: Some(node), .. }) => plan.tree.get(node).map(Scope::Subtree).ok_or(Denied::UnknownNode),
     }
+}
+
+/// Requests from `status.no_token_from` need no token.
+fn trusted(shared: &Shared, peer: SocketAddr) -> bool {
+    shared.no_token_from.iter().any(|n| n.contains(peer.ip()))
 }
 
 /// The settings' token the request's bearer token matches.
@@ -178,8 +183,7 @@ async fn healthz(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let trusted = shared.no_token_from.iter().any(|n| n.contains(peer.ip()));
-    if !trusted && presented_token(&shared, &headers).is_none() {
+    if !trusted(&shared, peer) && presented_token(&shared, &headers).is_none() {
         return Denied::NoToken.into_response();
     }
     let fresh = shared.snapshots.alive().await;

@@ -43,15 +43,17 @@ impl Room {
         }
     }
 
-    /// Reads the free space (at most every [`EVERY`] unless `now`) and sets the cap for a
-    /// database file of `file_bytes`; writes the reserve back when there is room for it.
-    pub fn read(&mut self, file_bytes: u64, now: bool) {
+    /// Reads the free space (at most every [`EVERY`] unless `now`) and sets the cap for the
+    /// database file, whose size `file_bytes` gives; writes the reserve back when there is
+    /// room for it. Returns false when it was not time to read.
+    pub fn read(&mut self, file_bytes: impl FnOnce() -> u64, now: bool) -> bool {
         if !now && self.read_at.is_some_and(|at| at.elapsed() < EVERY) {
-            return;
+            return false;
         }
         self.read_at = Some(Instant::now());
+        let file_bytes = file_bytes();
         let Ok(fs) = rustix::fs::statvfs(&self.dir) else {
-            return;
+            return true;
         };
         self.free = fs.f_bavail.saturating_mul(fs.f_frsize);
         if self.free >= 3 * RESERVE && !self.reserve.exists() {
@@ -72,6 +74,7 @@ impl Room {
             // stops growing and recycles its own pages until the reserve is back.
             self.cap = self.cap.min(file_bytes);
         }
+        true
     }
 
     /// Deletes the reserve, if there is one: the room a commit needs when the disk is full.

@@ -63,16 +63,19 @@ enum Write {
     Forget(Vec<String>),
 }
 
+/// The last failed commit, while none has succeeded since.
+struct Failure {
+    at: Instant,
+    out_of_space: bool,
+}
+
 pub(super) struct Writer {
     conn: Connection,
     room: Room,
     /// The WAL is checkpointed often because the disk is short of room.
     short_wal: bool,
     /// A commit failed and none has succeeded since.
-    failing: bool,
-    failed_at: Option<Instant>,
-    /// The last failure was for lack of space.
-    out_of_space: bool,
+    failure: Option<Failure>,
     /// Writes not committed yet, oldest first; retried before any new one.
     unsaved: Vec<Write>,
     /// Results dropped from `unsaved`, added to `meta.dropped` by the next commit.
@@ -97,9 +100,7 @@ impl Writer {
             conn,
             room: Room::new(path.parent().unwrap_or(Path::new(".")), max_bytes),
             short_wal: false,
-            failing: false,
-            failed_at: None,
-            out_of_space: false,
+            failure: None,
             unsaved: Vec::new(),
             unsaved_dropped: 0,
             origins: HashMap::new(),
@@ -166,7 +167,7 @@ impl Writer {
         let mut seqs = Vec::new();
         // A batch of queries alone retries what is unsaved only now and then: each try may
         // wait out the busy timeout.
-        let due = !replies.is_empty() || self.failed_at.is_none_or(|at| at.elapsed() >= RETRY_EVERY);
+        let due = !replies.is_empty() || self.failure.as_ref().is_none_or(|f| f.at.elapsed() >= RETRY_EVERY);
         let result = if self.unsaved.is_empty() || !due {
             None
         } else {
@@ -184,22 +185,20 @@ impl Writer {
         match &result {
             None => {}
             Some(Ok(())) => {
-                if self.failing {
+                if self.failure.take().is_some() {
                     tracing::info!("the store commits again");
                 }
-                self.failing = false;
-                self.failed_at = None;
-                self.out_of_space = false;
                 self.unsaved.clear();
             }
             Some(Err(e)) => {
                 self.errors += 1;
-                if !self.failing {
+                if self.failure.is_none() {
                     tracing::error!(error = %e, "the store cannot commit: records are kept in memory and retried");
                 }
-                self.failing = true;
-                self.failed_at = Some(Instant::now());
-                self.out_of_space = is_out_of_space(e);
+                self.failure = Some(Failure {
+                    at: Instant::now(),
+                    out_of_space: is_out_of_space(e),
+                });
                 self.trim_unsaved();
             }
         }
@@ -240,8 +239,10 @@ impl Writer {
     /// Reads the filesystem's room (every few seconds, or `now`), and keeps the WAL short
     /// while the disk is short of space.
     fn read_room(&mut self, now: bool) {
-        let file = self.file_bytes().unwrap_or(0);
-        self.room.read(file, now);
+        let conn = &self.conn;
+        if !self.room.read(|| file_bytes(conn).unwrap_or(0), now) {
+            return;
+        }
         if self.room.tight() != self.short_wal {
             self.short_wal = self.room.tight();
             let pages = if self.short_wal { 64 } else { 1000 };
@@ -268,14 +269,7 @@ impl Writer {
     /// changes, notifications and availability records are all kept.
     fn trim_unsaved(&mut self) {
         let is_result = |(_, r): &Item| r.body.kind() == Kind::Result;
-        let results: usize = self
-            .unsaved
-            .iter()
-            .map(|w| match w {
-                Write::Append(items, _) => items.iter().filter(|i| is_result(i)).count(),
-                Write::Forget(_) => 0,
-            })
-            .sum();
+        let results = self.unsaved_items(is_result);
         let mut excess = results.saturating_sub(UNSAVED_RESULTS);
         for write in &mut self.unsaved {
             if excess == 0 {
@@ -297,6 +291,17 @@ impl Writer {
             self.unsaved_dropped += dropped;
             tracing::warn!(dropped, "results waiting in memory were dropped, oldest first");
         }
+    }
+
+    /// How many unsaved records `counted` says yes to.
+    fn unsaved_items(&self, counted: impl Fn(&Item) -> bool) -> usize {
+        self.unsaved
+            .iter()
+            .map(|w| match w {
+                Write::Append(items, _) => items.iter().filter(|i| counted(i)).count(),
+                Write::Forget(_) => 0,
+            })
+            .sum()
     }
 
     /// Commits every unsaved write in one transaction; `seqs` gets each one's last seq.
@@ -428,13 +433,6 @@ impl Writer {
             .execute("DELETE FROM outbox WHERE seq <= ?1", params![upto as i64])
     }
 
-    /// The database file's size.
-    fn file_bytes(&self) -> rusqlite::Result<u64> {
-        let page_size: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-        let pages: i64 = self.conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
-        Ok((pages.max(0) * page_size) as u64)
-    }
-
     /// Bytes used by live pages: what the cap is measured against.
     fn used_bytes(&self) -> rusqlite::Result<u64> {
         let page_size: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
@@ -474,14 +472,7 @@ impl Writer {
 
     fn stats(&self) -> Stats {
         let bytes = self.used_bytes().unwrap_or(0);
-        let unsaved = self
-            .unsaved
-            .iter()
-            .map(|w| match w {
-                Write::Append(items, _) => items.len() as u64,
-                Write::Forget(_) => 0,
-            })
-            .sum();
+        let unsaved = self.unsaved_items(|_| true) as u64;
         let q = |sql: &str| {
             self.conn
                 .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
@@ -499,7 +490,7 @@ impl Writer {
             commits: self.commits,
             errors: self.errors,
             cap_bytes: self.room.cap,
-            disk_full: (self.failing && self.out_of_space) || self.room.disk_full(),
+            disk_full: self.failure.as_ref().is_some_and(|f| f.out_of_space) || self.room.disk_full(),
             unsaved,
         }
     }
@@ -525,4 +516,11 @@ fn origin_id(conn: &Connection, cache: &mut HashMap<Origin, i64>, origin: &Arc<O
 /// SQLITE_FULL: the filesystem (or the file-size limit) has no room for the transaction.
 fn is_out_of_space(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+}
+
+/// The database file's size.
+fn file_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+    Ok((pages.max(0) * page_size) as u64)
 }

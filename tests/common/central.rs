@@ -26,6 +26,23 @@ use crate::http_server::{Cert, tls_material};
 pub const BOX_ID: &str = "bx-test";
 pub const NODE: &str = "p";
 
+/// A monitoring document for the test box: partner `p` (the box's node), company `c`, site `s`,
+/// every period 24x7, with these templates, devices and services.
+pub fn document(version: &str, templates: Value, devices: Value, services: Value) -> Value {
+    json!({
+        "version": version,
+        "box": { "id": BOX_ID, "node": NODE },
+        "tree": [ { "id": "p", "kind": "partner", "name": "P", "timezone": "Europe/Paris" },
+                  { "id": "c", "kind": "company", "name": "C", "parent": "p" },
+                  { "id": "s", "kind": "site", "name": "S", "parent": "c" } ],
+        "time_ranges": [ { "id": "24x7", "name": "24x7", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ] } ],
+        "defaults": [ { "aspect": "control", "time_range": "24x7" }, { "aspect": "availability", "time_range": "24x7" },
+                      { "aspect": "notification", "time_range": "24x7" } ],
+        "service_templates": templates,
+        "devices": devices, "services": services
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Token {
     Valid,
