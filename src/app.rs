@@ -53,6 +53,10 @@ pub enum AppError {
     },
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("stopped with {records} records the store could not commit: they are lost")]
+    Lost { records: u64 },
+    #[error("the store's writer did not finish in time: records queued for it may be lost")]
+    WriterStuck,
 }
 
 impl AppError {
@@ -208,19 +212,20 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         _ => {}
     }
     drop(opened.store);
-    // The writer thread ends once every handle is gone; it has committed everything queued.
+    // The writer thread ends once every handle is gone; it has committed everything queued,
+    // or says how many records it could not.
     let writer = opened.writer;
-    if tokio::time::timeout(
+    let lost = tokio::time::timeout(
         Duration::from_secs(2),
         tokio::task::spawn_blocking(move || writer.join()),
     )
-    .await
-    .is_err()
-    {
-        tracing::warn!("the store's writer did not finish in time");
-    }
+    .await;
     tracing::info!(uptime_s = started.elapsed().as_secs(), "snbox stopped");
-    Ok(())
+    match lost {
+        Ok(Ok(Ok(0))) => Ok(()),
+        Ok(Ok(Ok(records))) => Err(AppError::Lost { records }),
+        _ => Err(AppError::WriterStuck),
+    }
 }
 
 /// Where this run takes its documents from.

@@ -22,7 +22,8 @@ pub fn stopping() {
 }
 
 /// Sends `WATCHDOG=1` at half the watchdog period, but only when the scheduler and the store
-/// both answered within that time: a stuck daemon stops petting, and systemd restarts it.
+/// both answered within that time and the store commits: a stuck daemon stops petting, and
+/// systemd restarts it.
 pub async fn watchdog(snapshots: Snapshots, store: Store, cancel: CancellationToken) {
     let Some(period) = sd_notify::watchdog_enabled() else {
         return;
@@ -33,11 +34,13 @@ pub async fn watchdog(snapshots: Snapshots, store: Store, cancel: CancellationTo
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let alive = async { snapshots.alive().await && store.stats().await.is_ok() };
+        let alive = async { snapshots.alive().await && store.stats().await.is_ok_and(|s| s.healthy()) };
         if tokio::time::timeout(every, alive).await == Ok(true) {
             let _ = sd_notify::notify(&[NotifyState::Watchdog]);
         } else {
-            tracing::error!("the scheduler or the store does not answer: WATCHDOG=1 withheld");
+            tracing::error!(
+                "the scheduler or the store does not answer, or the store cannot commit: WATCHDOG=1 withheld"
+            );
         }
     }
 }

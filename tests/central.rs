@@ -314,6 +314,33 @@ fn every_record_arrives_once_through_lost_acks_500s_429s_garbage_and_lies() {
 }
 
 #[test]
+fn an_ingest_answer_that_acknowledges_nothing_backs_off_instead_of_resending_at_once() {
+    let rt = runtime();
+    let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    central.with(|c| c.faults.stall = u32::MAX);
+    let daemon = paired_daemon(dir.path(), &central, &document("v1", 2), "");
+    daemon.wait_for(|| central.with(|c| c.ingests) >= 1, "a first ingest");
+    let before = central.with(|c| c.ingests);
+    std::thread::sleep(Duration::from_secs(3));
+    let during = central.with(|c| c.ingests) - before;
+    // Back-off from 100 ms to 1 s: a few a second at most (resending at once: thousands).
+    assert!(during <= 30, "{during} ingests in 3 s while none made progress");
+    let status = daemon.json("/status");
+    assert!(
+        status["central"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("acknowledges none")),
+        "{status}"
+    );
+    central.with(|c| c.faults.stall = 0);
+    central.set_document(&document("v2", 0));
+    daemon.wait_for(|| daemon.json("/status")["config"]["version"] == "v2", "v2 applied");
+    assert_delivered_exactly_once(&daemon, &central);
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
 fn a_down_central_is_caught_up_in_seq_order_at_a_set_replay_rate() {
     let rt = runtime();
     let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));

@@ -749,3 +749,55 @@ fn status_endpoint_bounds_connections_request_heads_and_slow_clients() {
     drop(silent);
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }
+
+/// A store that cannot commit (here every outbox insert is refused by a trigger another
+/// connection added, as a read-only or broken file refuses it) is unhealthy once the grace is
+/// over, says why on `/status`, and a shutdown that loses its records exits non-zero.
+#[test]
+fn a_store_that_cannot_commit_is_unhealthy_and_a_shutdown_that_loses_records_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut doc = base_doc();
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "web1", "node": "s1", "name": "W", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "web1-http", "device": "web1", "template": "web", "params": { "url": "http://127.0.0.1:1/" } }),
+    );
+    let daemon = start(dir.path(), &doc, "");
+    daemon.wait_for(
+        || daemon.json("/status")["buffer"]["records"].as_u64() > Some(0),
+        "a record committed",
+    );
+    let db = rusqlite::Connection::open(dir.path().join("state/snbox.db")).expect("db");
+    db.busy_timeout(Duration::from_secs(5)).expect("busy");
+    db.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .expect("trigger");
+    daemon.wait_for(
+        || daemon.get("/healthz").is_some_and(|(code, _)| code == 503),
+        "/healthz unhealthy",
+    );
+    let buffer = daemon.json("/status")["buffer"].clone();
+    assert_eq!(buffer["healthy"], false, "{buffer}");
+    assert!(buffer["failing_s"].as_u64() >= Some(10), "{buffer}");
+    assert!(
+        buffer["commit_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused by the test")),
+        "{buffer}"
+    );
+    assert!(buffer["unsaved"].as_u64() > Some(0), "{buffer}");
+    let log_path = dir.path().join("daemon.log");
+    let code = daemon.terminate(Duration::from_secs(15));
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "a shutdown that loses records exits {code:?}"
+    );
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    assert!(log.contains("they are lost"), "{log}");
+}

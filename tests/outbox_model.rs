@@ -251,3 +251,145 @@ fn outbox_keeps_records_in_memory_while_it_cannot_commit_and_commits_them_first_
         assert!(kinds.iter().map(|k| k.0).eq(11..=18), "{kinds:?}");
     });
 }
+
+fn origin_of(service: &str) -> Arc<Origin> {
+    Arc::new(Origin {
+        service: service.into(),
+        device: format!("dev-{service}"),
+        node: "n".into(),
+        company: None,
+    })
+}
+
+/// Another connection's trigger makes every outbox insert fail: a real fault between the
+/// origin's insert and the record's, which rolls the whole commit back.
+fn inject_outbox_failure(db: &std::path::Path, on: bool) {
+    let conn = rusqlite::Connection::open(db).expect("second connection");
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    let sql = if on {
+        "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+    } else {
+        "DROP TRIGGER fail_outbox"
+    };
+    conn.execute_batch(sql).expect("trigger");
+}
+
+#[test]
+fn a_rolled_back_commit_files_every_record_under_its_own_service() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opened = Store::open(dir.path(), 64 * 1024 * 1024).expect("store");
+        let store = opened.store;
+        let db = dir.path().join("snbox.db");
+        // A known origin first, so the next new origin's row id is predictable.
+        store
+            .append_committed(vec![(origin_of("a"), record(0, 10))], vec![])
+            .await
+            .expect("first");
+        inject_outbox_failure(&db, true);
+        let failed = store
+            .append_committed(vec![(origin_of("b"), record(1, 0))], vec![])
+            .await;
+        assert!(failed.is_err(), "the injected fault fails the commit");
+        inject_outbox_failure(&db, false);
+        // A new origin after the rollback: it may take the row id the rolled-back one had.
+        store
+            .append_committed(vec![(origin_of("c"), record(1, 0))], vec![])
+            .await
+            .expect("after");
+        let pending = store.pending(0, 100).await.expect("pending");
+        let services: Vec<(&str, &str)> = pending
+            .iter()
+            .map(|r| (r["service"].as_str().unwrap_or("?"), r["type"].as_str().unwrap_or("?")))
+            .collect();
+        assert_eq!(services.len(), 3, "{pending:?}");
+        for (service, _) in &services {
+            assert!(["a", "b", "c"].contains(service), "{services:?}");
+        }
+        let mut seen: Vec<&str> = services.iter().map(|(s, _)| *s).collect();
+        seen.sort();
+        assert_eq!(seen, ["a", "b", "c"], "each record under its own service: {pending:?}");
+        for r in &pending {
+            let service = r["service"].as_str().unwrap_or("?");
+            assert_eq!(r["device"].as_str(), Some(format!("dev-{service}").as_str()), "{r}");
+        }
+    });
+}
+
+#[test]
+fn store_counts_follow_commits_failures_acks_and_drops() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opened = Store::open(dir.path(), 64 * 1024 * 1024).expect("store");
+        let store = opened.store;
+        let db = dir.path().join("snbox.db");
+        let before = store.stats().await.expect("stats");
+        assert_eq!((before.records, before.commits, before.errors), (0, 0, 0));
+        let last = store
+            .append_committed(
+                vec![(origin_of("a"), record(0, 10)), (origin_of("a"), record(0, 10))],
+                vec![],
+            )
+            .await
+            .expect("commit");
+        let after = store.stats().await.expect("stats");
+        assert_eq!(
+            (after.records, after.commits, after.errors, after.last_seq),
+            (2, 1, 0, last)
+        );
+        assert!(after.oldest_ts.is_some());
+        inject_outbox_failure(&db, true);
+        assert!(
+            store
+                .append_committed(vec![(origin_of("a"), record(0, 10))], vec![])
+                .await
+                .is_err()
+        );
+        let failed = store.stats().await.expect("stats");
+        assert_eq!(
+            (failed.commits, failed.errors, failed.unsaved),
+            (1, 1, 1),
+            "one failed commit counted once"
+        );
+        assert!(
+            failed
+                .commit_error
+                .as_deref()
+                .is_some_and(|e| e.contains("injected fault")),
+            "{failed:?}"
+        );
+        assert_eq!(failed.failing_s, Some(0));
+        inject_outbox_failure(&db, false);
+        store
+            .append_committed(vec![(origin_of("a"), record(0, 10))], vec![])
+            .await
+            .expect("commit");
+        let healed = store.stats().await.expect("stats");
+        assert_eq!(
+            (healed.records, healed.commits, healed.errors, healed.unsaved),
+            (4, 2, 1, 0)
+        );
+        assert_eq!((healed.failing_s, healed.commit_error), (None, None));
+        store.ack(last).await.expect("ack");
+        let acked = store.stats().await.expect("stats");
+        assert_eq!(acked.records, 2);
+        // The counts after a reopen are what the file holds.
+        drop(store);
+        opened.writer.join().expect("writer");
+        let reopened = Store::open(dir.path(), 64 * 1024 * 1024).expect("store");
+        let again = reopened.store.stats().await.expect("stats");
+        assert_eq!(
+            (again.records, again.last_seq, again.oldest_ts),
+            (2, healed.last_seq, acked.oldest_ts)
+        );
+    });
+}

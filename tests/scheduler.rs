@@ -559,3 +559,63 @@ async fn r9_clock_steps_keep_the_spacing_and_a_step_back_no_longer_stalls_a_serv
         }
     }
 }
+
+/// What a crash leaves: the states committed while the scheduler runs, read from the file by
+/// another connection without stopping it (no final save).
+#[tokio::test(start_paused = true)]
+async fn r10_a_crash_loses_at_most_a_minute_of_availability_history() {
+    let d = doc(2, 1, ping(30, json!({})), json!([]));
+    let plan = Arc::new(common::plan(&d));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = Store::open(dir.path(), 64 << 20).expect("store");
+    let clock = Arc::new(TokioClock::starting_at(ts("2026-11-23T10:00:00Z")));
+    let script = Arc::new(Script {
+        clock: clock.clone(),
+        outcome: Box::new(|_, _| Status::Ok),
+        calls: Mutex::new(Vec::new()),
+    });
+    let (scheduler, _snapshots) = Scheduler::new(
+        plan,
+        HashMap::new(),
+        script,
+        opened.store.clone(),
+        clock.clone(),
+        &Limits::default(),
+        Arc::new(Metrics::default()),
+    );
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(cancel.clone(), Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_secs(20 * 60 + 1)).await;
+    let crash = clock.now();
+    // The writer applies requests in order: once this answers, everything queued is committed.
+    opened.store.stats().await.expect("stats");
+    let db = rusqlite::Connection::open(dir.path().join("snbox.db")).expect("db");
+    let saved: Vec<Value> = db
+        .prepare("SELECT state FROM service_state")
+        .expect("q")
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("rows")
+        .map(|json| serde_json::from_str(&json.expect("row")).expect("json"))
+        .collect();
+    assert_eq!(saved.len(), 2);
+    for s in &saved {
+        let last: Timestamp = s["state"]["last_check"]
+            .as_str()
+            .expect("last_check")
+            .parse()
+            .expect("ts");
+        let lost = crash.as_second() - last.as_second();
+        assert!(
+            lost <= snbox::schedule::SAVE_EVERY.as_secs() as i64 + 30,
+            "the saved state is {lost} s old at the crash: {s}"
+        );
+        let spans = s["availability"]["spans"].as_array().expect("spans");
+        let counted_until = spans.last().and_then(|sp| sp["end"].as_i64()).expect("a span");
+        assert!(
+            crash.as_second() - counted_until <= snbox::schedule::SAVE_EVERY.as_secs() as i64 + 30,
+            "availability counted until {counted_until}, crash at {crash}: {s}"
+        );
+    }
+    cancel.cancel();
+    task.await.expect("scheduler ends");
+}

@@ -200,6 +200,23 @@ struct Acked {
     acked_seq: u64,
 }
 
+/// The answer's `acked_seq` judged against the batch it answers: only what the batch holds may
+/// be acknowledged, and an answer that acknowledges none of it is no progress, a failure that
+/// backs off (resending at once would repeat the same exchange forever).
+fn acked_in(acked_seq: u64, first: u64, last: u64) -> Result<u64, CentralError> {
+    if acked_seq >= first && acked_seq <= last {
+        Ok(acked_seq)
+    } else if acked_seq + 1 == first {
+        Err(CentralError::Answer(format!(
+            "acked_seq {acked_seq} acknowledges none of the batch {first}..={last}"
+        )))
+    } else {
+        Err(CentralError::Answer(format!(
+            "acked_seq {acked_seq} is outside the batch {first}..={last}"
+        )))
+    }
+}
+
 #[derive(Deserialize)]
 struct ServerTime {
     server_time: Timestamp,
@@ -267,21 +284,13 @@ impl Syncer {
                 .client
                 .post_json_text("/ingest", body, SMALL_ANSWER, self.pace.timeout);
             let (sent, next) = tokio::join!(post, self.store.pending_batch(last, batch));
-            let acked = sent.and_then(|a| a.json::<Acked>()).and_then(|a| {
-                // Only what this batch holds may be acknowledged by its answer.
-                if a.acked_seq + 1 < first || a.acked_seq > last {
-                    Err(CentralError::Answer(format!(
-                        "acked_seq {} is outside the batch {first}..={last}",
-                        a.acked_seq
-                    )))
-                } else {
-                    Ok(a.acked_seq)
-                }
-            });
+            let acked = sent
+                .and_then(|a| a.json::<Acked>())
+                .and_then(|a| acked_in(a.acked_seq, first, last));
             match acked {
                 Ok(acked_seq) => {
                     backoff.reset();
-                    if acked_seq >= first {
+                    {
                         if let Err(e) = self.store.ack(acked_seq).await {
                             tracing::error!(error = %e, "acknowledged records could not be deleted");
                         }

@@ -52,8 +52,9 @@ const AVAILABILITY_EVERY: Duration = Duration::from_secs(3600);
 const SNAPSHOT_REUSE: Duration = Duration::from_secs(1);
 /// How long a request waits for the scheduler's answer.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
-/// How often every state (and its availability history) is saved, besides on each change.
-const SAVE_EVERY: Duration = Duration::from_secs(300);
+/// How often the states (and availability histories) of the services checked since the last
+/// save are saved, besides on each change: what a crash can lose of availability (DAEMON.md).
+pub const SAVE_EVERY: Duration = Duration::from_secs(60);
 /// Sleeps towards a wall-clock moment (a period opening) last at most this long (see `until_wall`).
 const WALL_RECHECK: Duration = Duration::from_secs(60);
 
@@ -157,7 +158,10 @@ struct Slot {
     last_output: Arc<str>,
     last_duration_ms: Option<u64>,
     in_control: bool,
+    /// A state change to save with this check's records.
     dirty: bool,
+    /// Checked since the last periodic save: its availability history has grown.
+    unsaved: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -532,6 +536,7 @@ impl Scheduler {
                 .availability
                 .count(previous, until, held, [&s.periods[1], &s.periods[0]], &s.tz);
         }
+        s.unsaved = true;
         let in_availability = s.periods[1].is_active(wall, &s.tz);
         let in_notification = s.periods[2].is_active(wall, &s.tz);
         let was_retrying = s.saved.state.retrying();
@@ -705,14 +710,16 @@ impl Scheduler {
         }
     }
 
-    /// Saves every state; at shutdown (`wait`) until committed, otherwise only queued: the
-    /// scheduler never waits on a commit while it runs.
+    /// Saves the states of the services checked since the last save, queued: the scheduler
+    /// never waits on a commit while it runs. At shutdown (`wait`), every state, committed.
     async fn save_all(&mut self, wait: bool) {
         self.flush().await;
         let states: Vec<(String, String)> = self
             .slots
-            .iter()
+            .iter_mut()
+            .filter(|s| wait || s.unsaved)
             .filter_map(|s| {
+                s.unsaved = false;
                 serde_json::to_string(&s.saved)
                     .ok()
                     .map(|json| (s.origin.service.clone(), json))
@@ -720,6 +727,8 @@ impl Scheduler {
             .collect();
         let saved = if wait {
             self.store.append_committed(Vec::new(), states).await.map(drop)
+        } else if states.is_empty() {
+            Ok(())
         } else {
             self.store.append(Vec::new(), states).await
         };
@@ -843,6 +852,7 @@ fn build_slots(
             last_duration_ms: None,
             in_control: true,
             dirty: false,
+            unsaved: false,
         });
     }
     // Host checks by slot rather than by service index.

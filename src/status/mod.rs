@@ -2,7 +2,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `/healthz` | 200 `ok` while the scheduler publishes and the store answers; 503 otherwise |
+//! | `/healthz` | 200 `ok` while the scheduler publishes and the store answers and commits; 503 otherwise |
 //! | `/status` | JSON: version, uptime, identity, mode, document, buffer, counts per state |
 //! | `/devices`, `/services` | the explain report joined with the live state |
 //! | `/metrics` | Prometheus text format |
@@ -189,7 +189,7 @@ async fn healthz(
     let fresh = shared.snapshots.alive().await;
     let store_ok = tokio::time::timeout(Duration::from_secs(2), shared.store.stats())
         .await
-        .is_ok_and(|r| r.is_ok());
+        .is_ok_and(|r| r.is_ok_and(|s| s.healthy()));
     let sync_ok = shared.sync.as_ref().is_none_or(|s| s.is_alive());
     if fresh && store_ok && sync_ok {
         (StatusCode::OK, "ok\n").into_response()
@@ -242,6 +242,7 @@ async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Va
             "oldest_ts": b.oldest_ts.and_then(|t| jiff::Timestamp::from_millisecond(t).ok()).map(crate::record::rfc3339_millis),
             "dropped": b.dropped, "last_seq": b.last_seq,
             "cap_bytes": b.cap_bytes, "disk_full": b.disk_full, "unsaved": b.unsaved,
+            "healthy": b.healthy(), "failing_s": b.failing_s, "commit_error": b.commit_error,
         })),
         "scheduling": { "lateness_p50_ms": lateness.quantile_ms(0.5), "lateness_p99_ms": lateness.quantile_ms(0.99) },
     })

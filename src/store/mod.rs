@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::record::{Origin, Record};
 
-pub use writer::Stats;
+pub use writer::{Stats, UNHEALTHY_AFTER};
 
 /// How many requests may wait for the writer thread.
 const QUEUE: usize = 1024;
@@ -110,8 +110,9 @@ pub struct Opened {
     pub store: Store,
     /// `(service id, state JSON)` of every service saved before.
     pub states: Vec<(String, String)>,
-    /// Joins the writer thread once every [`Store`] handle is dropped.
-    pub writer: std::thread::JoinHandle<()>,
+    /// Joins the writer thread once every [`Store`] handle is dropped; gives how many records
+    /// it could not commit at the end (lost).
+    pub writer: std::thread::JoinHandle<u64>,
 }
 
 impl Store {

@@ -20,6 +20,9 @@ const BATCH: usize = 512;
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// Results kept in memory, at most, while nothing can be committed; the oldest go first.
 const UNSAVED_RESULTS: usize = 20_000;
+/// Failing commits for this long make the store unhealthy (`/healthz`, the watchdog): longer
+/// than a busy database or a released reserve takes, short enough for systemd to act.
+pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(10);
 
 /// Each migration brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -55,6 +58,18 @@ pub struct Stats {
     pub disk_full: bool,
     /// Records waiting in memory because they could not be committed yet.
     pub unsaved: u64,
+    /// Seconds since commits began failing, while none has succeeded since.
+    pub failing_s: Option<u64>,
+    /// Why the last commit failed, while none has succeeded since.
+    pub commit_error: Option<String>,
+}
+
+impl Stats {
+    /// A store that has not committed for [`UNHEALTHY_AFTER`] is unhealthy: records pile up in
+    /// memory and a crash would lose them.
+    pub fn healthy(&self) -> bool {
+        self.failing_s.is_none_or(|s| s < UNHEALTHY_AFTER.as_secs())
+    }
 }
 
 /// Writes that failed to commit, kept in order to be retried with the next commit.
@@ -63,10 +78,26 @@ enum Write {
     Forget(Vec<String>),
 }
 
-/// The last failed commit, while none has succeeded since.
+/// Failing commits, while none has succeeded since.
 struct Failure {
+    /// The first failure of this run of failures.
+    since: Instant,
+    /// The last one.
     at: Instant,
     out_of_space: bool,
+    error: String,
+}
+
+/// The outbox's figures, kept in step with every commit, ack and drop (never counted by a
+/// scan on the writer thread).
+#[derive(Default)]
+struct Counts {
+    records: u64,
+    oldest_ts: Option<i64>,
+    dropped: u64,
+    last_seq: u64,
+    commits: u64,
+    errors: u64,
 }
 
 pub(super) struct Writer {
@@ -80,10 +111,11 @@ pub(super) struct Writer {
     unsaved: Vec<Write>,
     /// Results dropped from `unsaved`, added to `meta.dropped` by the next commit.
     unsaved_dropped: u64,
+    /// Origin ids of committed rows only: an id given inside a transaction that rolls back
+    /// would be given again to another origin.
     origins: HashMap<Origin, i64>,
     origin_names: HashMap<i64, Arc<Origin>>,
-    commits: u64,
-    errors: u64,
+    counts: Counts,
 }
 
 impl Writer {
@@ -105,10 +137,10 @@ impl Writer {
             unsaved_dropped: 0,
             origins: HashMap::new(),
             origin_names: HashMap::new(),
-            commits: 0,
-            errors: 0,
+            counts: Counts::default(),
         };
         writer.migrate().map_err(open_err)?;
+        writer.counts = writer.read_counts().map_err(open_err)?;
         Ok(writer)
     }
 
@@ -123,13 +155,41 @@ impl Writer {
         Ok(())
     }
 
+    /// The outbox's figures as the file holds them: once, at open.
+    fn read_counts(&self) -> rusqlite::Result<Counts> {
+        let q = |sql: &str| self.conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).optional();
+        Ok(Counts {
+            records: q("SELECT count(*) FROM outbox")?.flatten().unwrap_or(0) as u64,
+            oldest_ts: q("SELECT ts FROM outbox ORDER BY seq LIMIT 1")?.flatten(),
+            dropped: q("SELECT value FROM meta WHERE key = 'dropped'")?
+                .flatten()
+                .unwrap_or(0) as u64,
+            last_seq: q("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")?
+                .flatten()
+                .unwrap_or(0) as u64,
+            commits: 0,
+            errors: 0,
+        })
+    }
+
+    /// After rows left the outbox: the oldest one still there.
+    fn reread_oldest(&mut self) -> rusqlite::Result<()> {
+        self.counts.oldest_ts = self
+            .conn
+            .query_row("SELECT ts FROM outbox ORDER BY seq LIMIT 1", [], |r| r.get(0))
+            .optional()?;
+        Ok(())
+    }
+
     pub fn load_states(&mut self) -> Result<Vec<(String, String)>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT service, state FROM service_state")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    pub fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+    /// Serves requests until every handle is dropped; returns how many records it could not
+    /// commit at the end (lost).
+    pub fn run(mut self, mut rx: mpsc::Receiver<Op>) -> u64 {
         while let Some(first) = rx.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < BATCH {
@@ -140,11 +200,16 @@ impl Writer {
             }
             self.apply(batch);
         }
-        if !self.unsaved.is_empty() {
-            let mut seqs = Vec::new();
-            if let Err(e) = self.commit_unsaved(&mut seqs) {
-                let records = self.stats().unsaved;
+        if self.unsaved.is_empty() {
+            return 0;
+        }
+        let mut seqs = Vec::new();
+        match self.try_commit(&mut seqs) {
+            Ok(()) => 0,
+            Err(e) => {
+                let records = self.unsaved_items(|_| true) as u64;
                 tracing::error!(records, error = %e, "the store closes with records it could not commit: they are lost");
+                records
             }
         }
     }
@@ -171,33 +236,30 @@ impl Writer {
         let result = if self.unsaved.is_empty() || !due {
             None
         } else {
-            let mut result = self.commit_unsaved(&mut seqs);
-            if let Err(e) = &result {
-                self.errors += 1;
-                if is_out_of_space(e) {
-                    self.make_room_after_failure();
-                    seqs.clear();
-                    result = self.commit_unsaved(&mut seqs);
-                }
+            let mut result = self.try_commit(&mut seqs);
+            if let Err(e) = &result
+                && is_out_of_space(e)
+            {
+                self.make_room_after_failure();
+                seqs.clear();
+                result = self.try_commit(&mut seqs);
             }
             Some(result)
         };
         match &result {
             None => {}
-            Some(Ok(())) => {
-                if self.failure.take().is_some() {
-                    tracing::info!("the store commits again");
-                }
-                self.unsaved.clear();
-            }
+            Some(Ok(())) if self.failure.take().is_some() => tracing::info!("the store commits again"),
+            Some(Ok(())) => {}
             Some(Err(e)) => {
-                self.errors += 1;
                 if self.failure.is_none() {
                     tracing::error!(error = %e, "the store cannot commit: records are kept in memory and retried");
                 }
+                let now = Instant::now();
                 self.failure = Some(Failure {
-                    at: Instant::now(),
+                    since: self.failure.as_ref().map_or(now, |f| f.since),
+                    at: now,
                     out_of_space: is_out_of_space(e),
+                    error: e.to_string(),
                 });
                 self.trim_unsaved();
             }
@@ -304,8 +366,34 @@ impl Writer {
             .sum()
     }
 
+    /// Commits every unsaved write, and keeps the counts in step: one commit or one error.
+    fn try_commit(&mut self, seqs: &mut Vec<u64>) -> rusqlite::Result<()> {
+        match self.commit_unsaved(seqs) {
+            Ok(committed) => {
+                self.counts.commits += 1;
+                self.counts.records += committed.records;
+                self.counts.dropped += self.unsaved_dropped;
+                self.unsaved_dropped = 0;
+                if committed.last_seq > 0 {
+                    self.counts.last_seq = committed.last_seq;
+                }
+                if self.counts.oldest_ts.is_none() {
+                    self.counts.oldest_ts = committed.first_ts;
+                }
+                self.origins.extend(committed.origins);
+                self.unsaved.clear();
+                Ok(())
+            }
+            Err(e) => {
+                self.counts.errors += 1;
+                Err(e)
+            }
+        }
+    }
+
     /// Commits every unsaved write in one transaction; `seqs` gets each one's last seq.
-    fn commit_unsaved(&mut self, seqs: &mut Vec<u64>) -> rusqlite::Result<()> {
+    fn commit_unsaved(&mut self, seqs: &mut Vec<u64>) -> rusqlite::Result<Committed> {
+        let mut committed = Committed::default();
         let tx = self.conn.transaction()?;
         {
             let mut insert =
@@ -328,18 +416,17 @@ impl Writer {
                 };
                 let mut last = 0;
                 for (origin, record) in items {
-                    let origin_id = origin_id(&tx, &mut self.origins, origin)?;
+                    let origin_id = origin_id(&tx, &self.origins, &mut committed.origins, origin)?;
                     let body = match codec::encode_result(&record.body) {
                         Some(blob) => Value::Blob(blob),
                         None => Value::Text(serde_json::to_string(&record.body).unwrap_or_default()),
                     };
-                    insert.execute(params![
-                        record.body.kind() as i64,
-                        record.ts.as_millisecond(),
-                        origin_id,
-                        body
-                    ])?;
+                    let ts = record.ts.as_millisecond();
+                    insert.execute(params![record.body.kind() as i64, ts, origin_id, body])?;
                     last = tx.last_insert_rowid() as u64;
+                    committed.records += 1;
+                    committed.first_ts.get_or_insert(ts);
+                    committed.last_seq = last;
                 }
                 for (service, json) in states {
                     state.execute(params![service, json])?;
@@ -354,8 +441,7 @@ impl Writer {
             }
         }
         tx.commit()?;
-        self.unsaved_dropped = 0;
-        Ok(())
+        Ok(committed)
     }
 
     /// Up to `limit` records after `after`, oldest first, as one JSON array in the wire form.
@@ -429,8 +515,14 @@ impl Writer {
     }
 
     fn ack(&mut self, upto: u64) -> rusqlite::Result<usize> {
-        self.conn
-            .execute("DELETE FROM outbox WHERE seq <= ?1", params![upto as i64])
+        let deleted = self
+            .conn
+            .execute("DELETE FROM outbox WHERE seq <= ?1", params![upto as i64])?;
+        if deleted > 0 {
+            self.counts.records = self.counts.records.saturating_sub(deleted as u64);
+            self.reread_oldest()?;
+        }
+        Ok(deleted)
     }
 
     /// Bytes used by live pages: what the cap is measured against.
@@ -446,58 +538,66 @@ impl Writer {
         let mut forced = force;
         while forced || self.used_bytes()? > self.room.limit() {
             forced = false;
-            let results: i64 = self.conn.query_row(
-                "SELECT count(*) FROM outbox WHERE kind = ?1",
-                [Kind::Result as i64],
-                |r| r.get(0),
-            )?;
-            if results == 0 {
-                return Ok(()); // only records that are never dropped are left
-            }
-            let n = (results / 20).max(100);
+            // A twentieth of the outbox a round: the records count stands in for the results'.
+            let n = (self.counts.records / 20).max(100);
             let tx = self.conn.transaction()?;
             let dropped = tx.execute(
                 "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE kind = ?1 ORDER BY seq LIMIT ?2)",
-                params![Kind::Result as i64, n],
+                params![Kind::Result as i64, n as i64],
             )?;
+            if dropped == 0 {
+                return Ok(()); // only records that are never dropped are left
+            }
             tx.execute(
                 "UPDATE meta SET value = value + ?1 WHERE key = 'dropped'",
                 [dropped as i64],
             )?;
             tx.commit()?;
+            self.counts.records = self.counts.records.saturating_sub(dropped as u64);
+            self.counts.dropped += dropped as u64;
+            self.reread_oldest()?;
             tracing::warn!(dropped, "outbox over its size cap: the oldest results were dropped");
         }
         Ok(())
     }
 
     fn stats(&self) -> Stats {
-        let bytes = self.used_bytes().unwrap_or(0);
-        let unsaved = self.unsaved_items(|_| true) as u64;
-        let q = |sql: &str| {
-            self.conn
-                .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
-                .optional()
-                .ok()
-                .flatten()
-                .flatten()
-        };
+        let c = &self.counts;
         Stats {
-            records: q("SELECT count(*) FROM outbox").unwrap_or(0) as u64,
-            bytes,
-            oldest_ts: q("SELECT ts FROM outbox ORDER BY seq LIMIT 1"),
-            dropped: q("SELECT value FROM meta WHERE key = 'dropped'").unwrap_or(0) as u64 + self.unsaved_dropped,
-            last_seq: q("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").unwrap_or(0) as u64,
-            commits: self.commits,
-            errors: self.errors,
+            records: c.records,
+            bytes: self.used_bytes().unwrap_or(0),
+            oldest_ts: c.oldest_ts,
+            dropped: c.dropped + self.unsaved_dropped,
+            last_seq: c.last_seq,
+            commits: c.commits,
+            errors: c.errors,
             cap_bytes: self.room.cap,
             disk_full: self.failure.as_ref().is_some_and(|f| f.out_of_space) || self.room.disk_full(),
-            unsaved,
+            unsaved: self.unsaved_items(|_| true) as u64,
+            failing_s: self.failure.as_ref().map(|f| f.since.elapsed().as_secs()),
+            commit_error: self.failure.as_ref().map(|f| f.error.clone()),
         }
     }
 }
 
-fn origin_id(conn: &Connection, cache: &mut HashMap<Origin, i64>, origin: &Arc<Origin>) -> rusqlite::Result<i64> {
-    if let Some(id) = cache.get(origin.as_ref()) {
+/// What one commit wrote.
+#[derive(Default)]
+struct Committed {
+    records: u64,
+    first_ts: Option<i64>,
+    last_seq: u64,
+    /// Origins first inserted by it, cached once it has committed.
+    origins: HashMap<Origin, i64>,
+}
+
+/// The origin's row id: cached, given earlier in this transaction (`new`), or inserted now.
+fn origin_id(
+    conn: &Connection,
+    committed: &HashMap<Origin, i64>,
+    new: &mut HashMap<Origin, i64>,
+    origin: &Arc<Origin>,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = committed.get(origin.as_ref()).or_else(|| new.get(origin.as_ref())) {
         return Ok(*id);
     }
     conn.execute(
@@ -509,7 +609,7 @@ fn origin_id(conn: &Connection, cache: &mut HashMap<Origin, i64>, origin: &Arc<O
         params![origin.service, origin.device, origin.node, origin.company],
         |r| r.get(0),
     )?;
-    cache.insert(origin.as_ref().clone(), id);
+    new.insert(origin.as_ref().clone(), id);
     Ok(id)
 }
 

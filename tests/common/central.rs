@@ -70,6 +70,9 @@ pub struct Faults {
     pub oversized: u32,
     /// The next N ingests acknowledge more than they were sent (nothing stored).
     pub lie: u32,
+    /// The next N ingests acknowledge nothing of the batch: `acked_seq` is its first seq minus
+    /// one (nothing stored).
+    pub stall: u32,
 }
 
 #[derive(Debug, Default)]
@@ -424,6 +427,11 @@ fn ingest(c: &mut Inner, r: &Request) -> Reply {
     let records = body["records"].as_array().cloned().unwrap_or_default();
     let box_id = body["box_id"].as_str().unwrap_or("").to_string();
     let max = records.iter().filter_map(|x| x["seq"].as_u64()).max().unwrap_or(0);
+    if c.faults.stall > 0 {
+        c.faults.stall -= 1;
+        let min = records.iter().filter_map(|x| x["seq"].as_u64()).min().unwrap_or(1);
+        return json_reply(200, json!({ "acked_seq": min.saturating_sub(1) }));
+    }
     if c.faults.lie > 0 {
         c.faults.lie -= 1;
         return json_reply(200, json!({ "acked_seq": max + 1000 }));
