@@ -59,7 +59,7 @@ impl<'a> Report<'a> {
 
     /// Writes the report as indented JSON.
     pub fn write_json(&self, out: impl io::Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(out, self).map_err(io::Error::other)
+        serde_json::to_writer_pretty(out, self).map_err(io::Error::from)
     }
 
     pub fn to_json(&self) -> String {

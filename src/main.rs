@@ -1,6 +1,7 @@
 //! The `snbox` command line: parses arguments, runs one command, maps the outcome to an exit
 //! code (0 ok, 1 runtime failure, 2 bad usage or bad input). The commands live in `cli/`.
 
+#[macro_use]
 mod cli;
 
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// A token of `status.tokens`, for an endpoint that asks for one (or env SNBOX_STATUS_TOKEN).
+        #[arg(long, env = "SNBOX_STATUS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Check or explain settings and monitoring documents.
     #[command(subcommand)]
@@ -91,6 +95,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // Like a tool killed by SIGPIPE, quietly (128 + 13).
+        Err(e) if cli::is_broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("snbox: {e:#}");
             if e.downcast_ref::<BadInput>().is_some() {
@@ -130,6 +136,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ca_cert_hash,
             force,
         }),
-        Command::Status { config, format } => cli::run::status(config, format),
+        Command::Status { config, format, token } => cli::run::status(config, format, token),
     }
 }

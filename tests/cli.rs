@@ -435,3 +435,43 @@ fn zones_resolve_without_a_system_tz_database() {
         "2027-03-28T02:00:00+00:00"
     );
 }
+
+/// A document whose check and explain print far more than a pipe holds: rejected services.
+fn chatty_doc(dir: &Path) -> PathBuf {
+    let mut doc = base_doc();
+    let services: Vec<serde_json::Value> = (0..3000)
+        .map(|i| json!({ "id": format!("s{i}"), "device": "nowhere", "template": "ping" }))
+        .collect();
+    doc["services"] = json!(services);
+    write(dir, "chatty.json", &doc.to_string())
+}
+
+/// `snbox … | head -1`: the reader goes away; the command ends quietly, not with an abort.
+#[test]
+fn every_command_ends_quietly_when_its_reader_closes_the_pipe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = chatty_doc(dir.path());
+    let doc = doc.to_str().expect("utf-8");
+    for args in [
+        vec!["config", "check", "--monitoring", doc],
+        vec!["config", "explain", "--monitoring", doc],
+        vec!["config", "explain", "--monitoring", doc, "--format", "text"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_snbox"))
+            .args(&args)
+            .env_remove("SNBOX_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("snbox runs");
+        drop(child.stdout.take()); // the reader goes away before (or while) snbox writes
+        let out = child.wait_with_output().expect("exit");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("failed printing"),
+            "{args:?}: {err}"
+        );
+        assert!(err.is_empty(), "{args:?} says something about a closed pipe: {err}");
+    }
+}

@@ -395,6 +395,40 @@ fn status_needs_a_token_off_loopback_and_a_scoped_token_sees_its_subtree() {
         .expect("answer")
         .1;
     assert_eq!(ids(&devices), ["two"]);
+    // Every path: a scoped token sees its subtree, or is refused what covers the whole box.
+    daemon.wait_for(
+        || daemon.json("/status")["services"]["states"]["pending"].is_null(),
+        "both services checked",
+    );
+    for path in ["/status", "/", "/healthz", "/services", "/devices"] {
+        let (code, body) = daemon.request(path, Some(remote), Some(SITE2_TOKEN)).expect("answer");
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(
+            !body.contains("one-ping") && !body.contains("\"one\""),
+            "{path} shows s1: {body}"
+        );
+    }
+    let status: Value = serde_json::from_str(
+        &daemon
+            .request("/status", Some(remote), Some(SITE2_TOKEN))
+            .expect("answer")
+            .1,
+    )
+    .expect("json");
+    assert_eq!(status["services"]["polled"], 1, "{status}");
+    assert_eq!(status["devices"]["accepted"], 1, "{status}");
+    for box_wide in ["buffer", "central", "scheduling"] {
+        assert!(
+            status.get(box_wide).is_none(),
+            "{box_wide} shown to a scoped token: {status}"
+        );
+    }
+    assert!(status["config"].get("last_error").is_none(), "{status}");
+    assert_eq!(
+        daemon.request("/metrics", Some(remote), Some(SITE2_TOKEN)).map(|r| r.0),
+        Some(403),
+        "/metrics is box-wide"
+    );
     // 127.0.0.1 is still trusted.
     assert_eq!(daemon.get("/services").map(|r| r.0), Some(200));
     for (_, body) in [
@@ -800,4 +834,82 @@ fn a_store_that_cannot_commit_is_unhealthy_and_a_shutdown_that_loses_records_fai
     );
     let log = std::fs::read_to_string(log_path).unwrap_or_default();
     assert!(log.contains("they are lost"), "{log}");
+}
+
+/// A service never checked is `pending` (not a green "ok hard") in `/status`, `/metrics`, the
+/// page and `snbox status`, which also lists the services that are not OK and sends a token.
+#[test]
+fn a_service_never_checked_is_pending_and_snbox_status_lists_problems_with_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut doc = base_doc();
+    // A control period open one minute a week, on another day than today: never open now.
+    let other_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        [(jiff::Zoned::now().weekday().to_monday_zero_offset() as usize + 3) % 7];
+    push(
+        &mut doc,
+        "time_ranges",
+        json!({ "id": "later", "name": "later", "weekly": [ { "days": [other_day], "from": "03:00", "to": "03:01" } ] }),
+    );
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "web1", "node": "s1", "name": "W", "address": "127.0.0.1" }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "closed-web", "device": "web1", "template": "web", "params": { "url": "http://127.0.0.1:9/" } }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "later-web", "device": "web1", "template": "web", "control_period": "later",
+                "params": { "url": "http://127.0.0.1:9/" } }),
+    );
+    let extra = format!("no_token_from = []\n[[status.tokens]]\ntoken = \"{FULL_TOKEN}\"\n");
+    std::fs::write(dir.path().join("doc.json"), doc.to_string()).expect("doc");
+    let daemon = Daemon::start(dir.path(), |port| {
+        format!(
+            "state_dir = \"state\"\ntimezone = \"Europe/Paris\"\n[standalone]\ndocument = \"doc.json\"\n\
+             [status]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n"
+        )
+    });
+    let get = |path: &str| daemon.request(path, None, Some(FULL_TOKEN)).expect("answer").1;
+    daemon.wait_for(
+        || serde_json::from_str::<Value>(&get("/status")).is_ok_and(|s| s["services"]["states"]["critical"] == 1),
+        "closed-web critical",
+    );
+    let status: Value = serde_json::from_str(&get("/status")).expect("json");
+    assert_eq!(status["services"]["states"]["pending"], 1, "{status}");
+    assert!(status["services"]["states"].get("ok").is_none(), "{status}");
+    let problems = status["services"]["problems"].as_array().expect("problems");
+    assert_eq!(problems.len(), 1, "{status}");
+    assert_eq!(problems[0]["service"], "closed-web");
+    let samples = parse_exposition(&get("/metrics"));
+    assert_eq!(sample(&samples, "snbox_services", &[("state", "pending")]), 1.0);
+    assert_eq!(sample(&samples, "snbox_services", &[("state", "ok")]), 0.0);
+    assert!(get("/").contains("<tr class=\"pending\" data-service=\"later-web\">"));
+    let config = dir.path().join("snbox.toml");
+    let status_cmd = |token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_snbox"));
+        cmd.args(["status", "--config"])
+            .arg(&config)
+            .env_remove("SNBOX_STATUS_TOKEN");
+        if let Some(token) = token {
+            cmd.env("SNBOX_STATUS_TOKEN", token);
+        }
+        cmd.output().expect("snbox status")
+    };
+    let refused = status_cmd(None);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("answered 401") && err.contains("--token"), "{err}");
+    assert!(!err.contains("is `snbox run` running"), "{err}");
+    let shown = status_cmd(Some(FULL_TOKEN));
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    assert!(text.contains("services: 2 polled (1 critical, 1 pending)"), "{text}");
+    assert!(text.contains("closed-web on web1: critical hard"), "{text}");
+    assert!(!text.contains(FULL_TOKEN));
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }

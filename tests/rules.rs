@@ -984,3 +984,20 @@ fn r9_host_check_flag_on_a_non_icmp_service_is_ignored_with_a_warning() {
     assert_eq!(service(&r, "p")["host_check"], true);
     assert_eq!(service(&r, "web")["host_check"], false);
 }
+
+#[test]
+fn snmpv3_with_a_security_level_but_an_empty_key_is_rejected_with_the_missing_field() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "v3", "node": "site1", "name": "v3", "address": "127.0.0.1",
+                "snmp": { "version": "3", "user": "u", "level": "authPriv", "auth_protocol": "sha",
+                          "auth_key": "", "priv_protocol": "aes" } }),
+    );
+    let r = explain(&doc);
+    assert_eq!(
+        reasons(device(&r, "v3")),
+        vec!["missing_field:snmp.auth_key", "missing_field:snmp.priv_key"]
+    );
+}

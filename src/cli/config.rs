@@ -29,7 +29,7 @@ pub fn check(config: Option<PathBuf>, monitoring: Option<PathBuf>, strict: bool)
     if let Some(path) = &config {
         match Settings::load(path) {
             Ok(s) => {
-                println!("{}: settings are valid", path.display());
+                outln!("{}: settings are valid", path.display());
                 zone = s.timezone.clone();
                 if let (None, Source::Standalone { document: d }) = (&document, &s.source) {
                     document = Some(d.clone());
@@ -43,7 +43,7 @@ pub fn check(config: Option<PathBuf>, monitoring: Option<PathBuf>, strict: bool)
     }
     if let Some(path) = &document {
         match plan_from_file(path, &zone) {
-            Ok(plan) => failed |= summarize(path, &plan) && strict,
+            Ok(plan) => failed |= summarize(path, &plan)? && strict,
             Err(rejected) => {
                 print_problems(path, &rejected.problems);
                 failed = true;
@@ -54,10 +54,10 @@ pub fn check(config: Option<PathBuf>, monitoring: Option<PathBuf>, strict: bool)
 }
 
 /// Prints what a valid document resolves to; true when anything was rejected or set aside.
-fn summarize(path: &Path, plan: &Plan) -> bool {
+fn summarize(path: &Path, plan: &Plan) -> anyhow::Result<bool> {
     let devices = plan.accepted_devices().count();
     let services = plan.accepted_services().count();
-    println!(
+    outln!(
         "{}: document {} is valid: {devices} of {} devices accepted, {services} of {} services polled",
         path.display(),
         plan.version,
@@ -66,22 +66,22 @@ fn summarize(path: &Path, plan: &Plan) -> bool {
     );
     let mut notes = 0;
     for w in &plan.warnings {
-        println!("{}: warning: {w}", path.display());
+        outln!("{}: warning: {w}", path.display());
         notes += 1;
     }
     for d in &plan.devices {
         for w in &d.warnings {
-            println!("{}: devices[{}] ({}): warning: {w}", path.display(), d.index, d.id);
+            outln!("{}: devices[{}] ({}): warning: {w}", path.display(), d.index, d.id);
             notes += 1;
         }
         for r in d.outcome.as_ref().err().into_iter().flatten() {
-            println!("{}: {}: device {:?} rejected: {}", path.display(), r.path, d.id, r.code);
+            outln!("{}: {}: device {:?} rejected: {}", path.display(), r.path, d.id, r.code);
             notes += 1;
         }
     }
     for s in &plan.services {
         for r in s.outcome.as_ref().err().into_iter().flatten() {
-            println!(
+            outln!(
                 "{}: {}: service {:?} rejected: {}",
                 path.display(),
                 r.path,
@@ -91,7 +91,7 @@ fn summarize(path: &Path, plan: &Plan) -> bool {
             notes += 1;
         }
     }
-    notes > 0
+    Ok(notes > 0)
 }
 
 pub fn explain(

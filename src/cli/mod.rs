@@ -1,6 +1,15 @@
 //! The commands behind `snbox`'s subcommands. `main.rs` parses arguments and maps outcomes
 //! to exit codes; each command lives here.
 
+/// `println!` that returns the write's error instead of panicking: a reader that went away
+/// (`snbox config check | head -1`) is a broken pipe, which `main` ends quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 pub mod config;
 pub mod pair;
 pub mod probe;
@@ -26,4 +35,12 @@ pub fn bad(message: impl Into<String>) -> anyhow::Error {
 pub enum OutputFormat {
     Json,
     Text,
+}
+
+/// The reader of our standard output went away: not an error worth a message.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match runtime.block_on(pair::pair(&settings.state_dir, request)) {
         Ok(identity) => {
-            println!(
+            outln!(
                 "paired with {} as box {} at node {}; identity in {}",
                 identity.central_url,
                 identity.box_id,
@@ -48,13 +48,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 snbox::central::Identity::path(&settings.state_dir).display()
             );
             if matches!(settings.source, Source::Standalone { .. }) {
-                println!(
+                outln!(
                     "note: {} still has [standalone]; replace it with [central] url = \"{}\" for the daemon to use the central server",
                     path.display(),
                     identity.central_url
                 );
             }
-            println!("restart the daemon to use it: systemctl restart snbox");
+            outln!("restart the daemon to use it: systemctl restart snbox");
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ PairError::Central(_)) => Err(anyhow::Error::new(e)),

@@ -203,7 +203,7 @@ pub fn run(command: ProbeCommand) -> anyhow::Result<std::process::ExitCode> {
             }
         }
     })?;
-    print(&result, common.format);
+    print(&result, common.format)?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -233,9 +233,6 @@ fn snmp_of(args: &SnmpArgs) -> anyhow::Result<(Snmp, SnmpParams)> {
         "3" => SnmpVersion::V3,
         _ => SnmpVersion::V2c,
     };
-    if version == SnmpVersion::V3 && args.user.is_none() {
-        return Err(bad("--snmp-version 3 needs --user"));
-    }
     let snmp = Snmp {
         version,
         port: Some(args.port),
@@ -248,6 +245,15 @@ fn snmp_of(args: &SnmpArgs) -> anyhow::Result<(Snmp, SnmpParams)> {
         priv_key: args.priv_key.clone().map(Secret::new),
         context: None,
     };
+    let missing = snmp.missing_fields();
+    if !missing.is_empty() {
+        let flags: Vec<String> = missing.iter().map(|f| format!("--{}", f.replace('_', "-"))).collect();
+        return Err(bad(format!(
+            "SNMP v{} at this security level needs {}",
+            args.version,
+            flags.join(", ")
+        )));
+    }
     if args.oid.is_empty() && args.walk.is_none() {
         return Err(bad("give --oid OID (repeatable) or --walk OID"));
     }
@@ -264,19 +270,20 @@ fn snmp_of(args: &SnmpArgs) -> anyhow::Result<(Snmp, SnmpParams)> {
     Ok((snmp, params))
 }
 
-fn print(result: &CheckResult, format: OutputFormat) {
+fn print(result: &CheckResult, format: OutputFormat) -> anyhow::Result<()> {
     match format {
-        OutputFormat::Json => println!("{}", result.to_json()),
+        OutputFormat::Json => outln!("{}", result.to_json()),
         OutputFormat::Text => {
-            println!(
+            outln!(
                 "{}: {} ({:.1} ms)",
                 result.status.as_str().to_uppercase(),
                 result.output,
                 result.duration.as_secs_f64() * 1e3
             );
             for (name, value) in &result.metrics {
-                println!("  {name} = {value}");
+                outln!("  {name} = {value}");
             }
         }
     }
+    Ok(())
 }

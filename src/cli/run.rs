@@ -75,31 +75,39 @@ pub fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn status(config: Option<PathBuf>, format: OutputFormat) -> anyhow::Result<ExitCode> {
+pub fn status(config: Option<PathBuf>, format: OutputFormat, token: Option<String>) -> anyhow::Result<ExitCode> {
     let settings = settings_from(config)?;
     let addr = local_address(settings.status.listen);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let text = runtime
+    let (code, text) = runtime
         .block_on(async {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let client = reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(5))
                 .build()?;
-            client
-                .get(format!("http://{addr}/status"))
-                .send()
-                .await?
-                .error_for_status()?
-                .text()
-                .await
+            let mut request = client.get(format!("http://{addr}/status"));
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            let answer = request.send().await?;
+            let code = answer.status();
+            Ok::<_, reqwest::Error>((code, answer.text().await?))
         })
         .with_context(|| format!("no answer from the status endpoint at {addr}: is `snbox run` running?"))?;
+    if !code.is_success() {
+        let hint = match (code.as_u16(), &token) {
+            (401, None) => " (give a token of status.tokens with --token or SNBOX_STATUS_TOKEN)",
+            (401, Some(_)) => " (the token is not one of status.tokens)",
+            _ => "",
+        };
+        anyhow::bail!("the status endpoint at {addr} answered {code}: {}{hint}", text.trim());
+    }
     let body: serde_json::Value =
         serde_json::from_str(&text).context("the status endpoint answered something that is not JSON")?;
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default()),
-        OutputFormat::Text => print_status(&body),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&body).unwrap_or_default()),
+        OutputFormat::Text => print_status(&body)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -113,33 +121,34 @@ fn local_address(listen: SocketAddr) -> SocketAddr {
     }
 }
 
-fn print_status(s: &serde_json::Value) {
-    println!(
+fn print_status(s: &serde_json::Value) -> anyhow::Result<()> {
+    outln!(
         "snbox {}, up {} s, {} mode",
         s["version"].as_str().unwrap_or("?"),
         s["uptime_s"],
         s["mode"].as_str().unwrap_or("?")
     );
-    println!(
+    outln!(
         "box {} at node {}",
         s["box"]["id"].as_str().unwrap_or("?"),
         s["box"]["node"].as_str().unwrap_or("?")
     );
-    println!("document {}", s["config"]["version"].as_str().unwrap_or("?"));
-    println!(
+    outln!("document {}", s["config"]["version"].as_str().unwrap_or("?"));
+    outln!(
         "devices: {} accepted, {} rejected",
-        s["devices"]["accepted"], s["devices"]["rejected"]
+        s["devices"]["accepted"],
+        s["devices"]["rejected"]
     );
     let states = s["services"]["states"]
         .as_object()
         .map(|o| o.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
-    println!(
+    outln!(
         "services: {} polled ({})",
         s["services"]["polled"],
         states.unwrap_or_default()
     );
     let b = &s["buffer"];
-    println!(
+    outln!(
         "buffer: {} records, {} bytes, {} dropped, oldest {}{}",
         b["records"],
         b["bytes"],
@@ -151,16 +160,46 @@ fn print_status(s: &serde_json::Value) {
             ""
         }
     );
-    println!(
+    if b["healthy"] == false {
+        outln!(
+            "  STORE CANNOT COMMIT for {} s ({} records kept in memory): {}",
+            b["failing_s"],
+            b["unsaved"],
+            b["commit_error"].as_str().unwrap_or("?")
+        );
+    }
+    let problems = s["services"]["problems"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if !problems.is_empty() {
+        outln!("not ok:");
+        for p in problems {
+            outln!(
+                "  {} on {}: {} {} — {}",
+                p["service"].as_str().unwrap_or("?"),
+                p["device"].as_str().unwrap_or("?"),
+                p["state"].as_str().unwrap_or("?"),
+                p["state_type"].as_str().unwrap_or("?"),
+                p["output"].as_str().unwrap_or("")
+            );
+        }
+        let more = s["services"]["problems_more"].as_u64().unwrap_or(0);
+        if more > 0 {
+            outln!("  … and {more} more (snbox status --format json, or /services)");
+        }
+    }
+    outln!(
         "scheduling lateness: p50 ≤ {} ms, p99 ≤ {} ms",
-        s["scheduling"]["lateness_p50_ms"], s["scheduling"]["lateness_p99_ms"]
+        s["scheduling"]["lateness_p50_ms"],
+        s["scheduling"]["lateness_p99_ms"]
     );
     if let Some(error) = s["config"]["last_error"].as_str() {
-        println!("document refused: {error}");
+        outln!("document refused: {error}");
     }
     let c = &s["central"];
     if c.is_object() {
-        println!(
+        outln!(
             "central {}: {}, last sync {}, {} records sent, {} sync errors",
             c["url"].as_str().unwrap_or("?"),
             c["state"].as_str().unwrap_or("?"),
@@ -170,8 +209,9 @@ fn print_status(s: &serde_json::Value) {
         );
         for key in ["last_error", "clock_warning"] {
             if let Some(text) = c[key].as_str() {
-                println!("  {}: {text}", key.replace('_', " "));
+                outln!("  {}: {text}", key.replace('_', " "));
             }
         }
     }
+    Ok(())
 }

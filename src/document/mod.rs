@@ -366,6 +366,45 @@ pub struct Snmp {
     pub context: Option<String>,
 }
 
+impl Snmp {
+    /// The fields its version and security level need and it lacks (an empty key counts as
+    /// missing: snmp2 cannot derive a key from an empty passphrase).
+    pub fn missing_fields(&self) -> Vec<&'static str> {
+        let snmp = self;
+        let mut gaps = Vec::new();
+        match snmp.version {
+            SnmpVersion::V1 | SnmpVersion::V2c => {
+                if snmp.community.as_ref().is_none_or(|c| c.is_empty()) {
+                    gaps.push("community");
+                }
+            }
+            SnmpVersion::V3 => {
+                if snmp.user.as_deref().is_none_or(str::is_empty) {
+                    gaps.push("user");
+                }
+                let level = snmp.level.unwrap_or(SecurityLevel::NoAuthNoPriv);
+                if level != SecurityLevel::NoAuthNoPriv {
+                    if snmp.auth_protocol.is_none() {
+                        gaps.push("auth_protocol");
+                    }
+                    if snmp.auth_key.as_ref().is_none_or(|k| k.is_empty()) {
+                        gaps.push("auth_key");
+                    }
+                }
+                if level == SecurityLevel::AuthPriv {
+                    if snmp.priv_protocol.is_none() {
+                        gaps.push("priv_protocol");
+                    }
+                    if snmp.priv_key.as_ref().is_none_or(|k| k.is_empty()) {
+                        gaps.push("priv_key");
+                    }
+                }
+            }
+        }
+        gaps
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {

@@ -550,6 +550,14 @@ async fn open<'s>(
     deadline: Instant,
 ) -> Result<&'s mut AsyncSession, Failure> {
     if slot.is_none() {
+        // snmp2 panics on a key it cannot derive from (an empty one): never hand it one.
+        let missing = snmp.missing_fields();
+        if !missing.is_empty() {
+            return Err(Failure::Protocol(format!(
+                "the SNMP settings lack {}",
+                missing.join(", ")
+            )));
+        }
         let target = socket_address(address, snmp);
         let community = snmp
             .community

@@ -3,7 +3,7 @@
 use super::catalog::Catalog;
 use super::plan::{ContactGroup, Device, DevicePlan, Period, Periods, Reason, Source};
 use super::tree::{NodeIdx, Tree};
-use crate::document::{self, Aspect, Mode, NodeKind, SecurityLevel, SnmpVersion};
+use crate::document::{self, Aspect, Mode, NodeKind};
 
 pub fn resolve(index: usize, raw: &document::Device, box_node: NodeIdx, tree: &Tree, catalog: &Catalog) -> DevicePlan {
     let at = format!("devices[{index}]");
@@ -34,7 +34,7 @@ pub fn resolve(index: usize, raw: &document::Device, box_node: NodeIdx, tree: &T
     }
     if let Some(snmp) = &raw.snmp {
         reasons.extend(
-            snmp_gaps(snmp)
+            snmp.missing_fields()
                 .into_iter()
                 .map(|f| reason(format!("missing_field:snmp.{f}"), format!("{at}.snmp.{f}"))),
         );
@@ -176,40 +176,6 @@ fn contacts(
 }
 
 /// The fields an SNMP block lacks for its version and security level.
-fn snmp_gaps(snmp: &document::Snmp) -> Vec<&'static str> {
-    let mut gaps = Vec::new();
-    match snmp.version {
-        SnmpVersion::V1 | SnmpVersion::V2c => {
-            if snmp.community.as_ref().is_none_or(|c| c.is_empty()) {
-                gaps.push("community");
-            }
-        }
-        SnmpVersion::V3 => {
-            if snmp.user.as_deref().is_none_or(str::is_empty) {
-                gaps.push("user");
-            }
-            let level = snmp.level.unwrap_or(SecurityLevel::NoAuthNoPriv);
-            if level != SecurityLevel::NoAuthNoPriv {
-                if snmp.auth_protocol.is_none() {
-                    gaps.push("auth_protocol");
-                }
-                if snmp.auth_key.as_ref().is_none_or(|k| k.is_empty()) {
-                    gaps.push("auth_key");
-                }
-            }
-            if level == SecurityLevel::AuthPriv {
-                if snmp.priv_protocol.is_none() {
-                    gaps.push("priv_protocol");
-                }
-                if snmp.priv_key.as_ref().is_none_or(|k| k.is_empty()) {
-                    gaps.push("priv_key");
-                }
-            }
-        }
-    }
-    gaps
-}
-
 pub fn reason(code: impl Into<String>, path: impl Into<String>) -> Reason {
     Reason {
         code: code.into(),

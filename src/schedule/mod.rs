@@ -98,6 +98,33 @@ pub struct Saved {
     pub availability: Availability,
 }
 
+/// A service's state as the status endpoint shows it: `pending` until its first result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewState {
+    Pending,
+    Checked(State),
+}
+
+impl ViewState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewState::Pending => "pending",
+            ViewState::Checked(state) => state.as_str(),
+        }
+    }
+
+    /// Checked, and not OK: what an operator looks at first.
+    pub fn is_problem(self) -> bool {
+        matches!(self, ViewState::Checked(state) if !state.is_ok())
+    }
+}
+
+impl Serialize for ViewState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// One service as the status endpoint shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceView {
@@ -105,7 +132,7 @@ pub struct ServiceView {
     pub id: Arc<str>,
     pub device: Arc<str>,
     pub kind: &'static str,
-    pub state: State,
+    pub state: ViewState,
     pub state_type: StateType,
     pub attempt: u32,
     pub since: Timestamp,
@@ -763,7 +790,10 @@ impl Scheduler {
                     id: s.id.clone(),
                     device: s.device_id.clone(),
                     kind: s.kind.as_str(),
-                    state: st.state,
+                    state: match st.last_check {
+                        Some(_) => ViewState::Checked(st.state),
+                        None => ViewState::Pending,
+                    },
                     state_type: st.state_type,
                     attempt: st.attempt,
                     since: st.since,

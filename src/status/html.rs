@@ -15,7 +15,7 @@ pub fn render(status: &Value, services: &[ServiceView], plan: &Plan) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\">\
          <title>snbox {}</title><style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}\
          td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:left}}.ok{{background:#dfd}}.warning{{background:#ffd}}\
-         .critical,.unreachable{{background:#fdd}}.unknown{{background:#eee}}</style></head><body>",
+         .critical,.unreachable{{background:#fdd}}.unknown{{background:#eee}}.pending{{background:#fff;color:#666}}</style></head><body>",
         esc(plan.box_id.as_str())
     );
     let _ = write!(
@@ -64,7 +64,11 @@ pub fn render(status: &Value, services: &[ServiceView], plan: &Plan) -> String {
             esc(&v.device),
             v.kind,
             class,
-            v.state_type.as_str(),
+            if v.last_check.is_some() {
+                v.state_type.as_str()
+            } else {
+                ""
+            },
             esc(&v.output),
             last,
             today

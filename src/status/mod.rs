@@ -9,7 +9,10 @@
 //! | `/` | a small HTML page for the technician |
 //!
 //! A request from a loopback address (`status.no_token_from`) needs no token. Any other needs `Authorization: Bearer`
-//! with a token of the settings; a token scoped to a node sees only that node's subtree.
+//! with a token of the settings; a token scoped to a node sees only that node's subtree: its
+//! devices, services, counts and problems. What cannot be scoped (the buffer, the link, the
+//! document's errors, `/metrics`) is for unscoped tokens only: `/status` leaves it out and
+//! `/metrics` answers 403.
 //! Handlers ask the scheduler for a snapshot (built on demand, shared for a second) and the
 //! store for its figures; they never lock either. No answer carries a secret: tokens are compared, never printed, and the plan's
 //! SNMP blocks and HTTP passwords are not part of any view.
@@ -37,6 +40,9 @@ use crate::schedule::{Metrics, Snapshot, Snapshots};
 use crate::settings::{Network, Token};
 use crate::source::DocumentState;
 use crate::store::Store;
+
+/// Services not OK listed by `/status`, at most (the rest are counted).
+const PROBLEMS_LISTED: usize = 100;
 
 /// Everything the handlers read.
 #[derive(Clone)]
@@ -88,6 +94,8 @@ enum Denied {
     UnknownNode,
     /// The scheduler did not answer (stopping, or stuck).
     Busy,
+    /// A node-scoped token asked for what covers the whole box.
+    BoxWide,
 }
 
 impl IntoResponse for Denied {
@@ -102,6 +110,11 @@ impl IntoResponse for Denied {
             Denied::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the scheduler does not answer; try again\n",
+            )
+                .into_response(),
+            Denied::BoxWide => (
+                StatusCode::FORBIDDEN,
+                "this covers the whole box: a token scoped to a node cannot read it\n",
             )
                 .into_response(),
             // A token scoped to a node this document does not have sees nothing.
@@ -206,46 +219,78 @@ async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Va
     let (plan, scope) = (&snapshot.plan, *scope);
     let document = shared.document.borrow().clone();
     let mut counts = std::collections::BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut problems_more = 0u64;
     for view in visible_views(plan, snapshot, scope) {
         *counts.entry(view.state.as_str()).or_insert(0u64) += 1;
+        if view.state.is_problem() {
+            if problems.len() < PROBLEMS_LISTED {
+                problems.push(json!({
+                    "service": view.id, "device": view.device, "state": view.state,
+                    "state_type": view.state_type, "since": crate::record::rfc3339_millis(view.since),
+                    "output": view.output,
+                }));
+            } else {
+                problems_more += 1;
+            }
+        }
     }
-    let buffer = shared.store.stats().await.ok();
-    let lateness = &shared.metrics.lateness;
-    json!({
+    let devices = plan.devices.iter().filter(|d| sees(plan, scope, d.node));
+    let (accepted, rejected) = devices.fold(
+        (0, 0),
+        |(a, r), d| {
+            if d.outcome.is_ok() { (a + 1, r) } else { (a, r + 1) }
+        },
+    );
+    let mut status = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": shared.started.elapsed().as_secs(),
         "box": { "id": plan.box_id, "node": plan.tree.id(plan.box_node) },
         "mode": shared.mode,
-        "central": shared.sync.as_ref().map(|s| {
-            let link = s.link();
-            json!({
-                "url": link.url, "box_id": link.box_id, "state": link.state,
-                "last_sync": link.last_sync.map(crate::record::rfc3339_millis),
-                "last_error": link.last_error,
-                "last_error_at": link.last_error_at.map(crate::record::rfc3339_millis),
-                "clock_skew_s": link.clock_skew_s, "clock_warning": link.clock_warning,
-                "acked_seq": link.acked_seq,
-                "records_sent": s.records_sent.load(std::sync::atomic::Ordering::Relaxed),
-                "sync_errors": s.sync_errors.load(std::sync::atomic::Ordering::Relaxed),
-            })
-        }),
-        "config": {
-            "version": plan.version, "source": document.source,
-            "applied_at": crate::record::rfc3339_millis(document.applied_at),
-            "last_error": document.last_error,
-            "last_error_at": document.last_error_at.map(crate::record::rfc3339_millis),
-        },
-        "devices": { "accepted": plan.accepted_devices().count(), "rejected": plan.devices.len() - plan.accepted_devices().count() },
-        "services": { "polled": snapshot.services.len(), "running": snapshot.running, "states": counts },
-        "buffer": buffer.map(|b| json!({
-            "records": b.records, "bytes": b.bytes,
-            "oldest_ts": b.oldest_ts.and_then(|t| jiff::Timestamp::from_millisecond(t).ok()).map(crate::record::rfc3339_millis),
-            "dropped": b.dropped, "last_seq": b.last_seq,
-            "cap_bytes": b.cap_bytes, "disk_full": b.disk_full, "unsaved": b.unsaved,
-            "healthy": b.healthy(), "failing_s": b.failing_s, "commit_error": b.commit_error,
-        })),
-        "scheduling": { "lateness_p50_ms": lateness.quantile_ms(0.5), "lateness_p99_ms": lateness.quantile_ms(0.99) },
-    })
+        "config": { "version": plan.version },
+        "devices": { "accepted": accepted, "rejected": rejected },
+        "services": { "polled": counts.values().sum::<u64>(), "states": counts, "problems": problems, "problems_more": problems_more },
+    });
+    // What cannot be scoped to a subtree (the link, the document's errors, the buffer, the
+    // scheduler) is shown to the whole box's readers only: it may name another customer.
+    if matches!(scope, Scope::All) {
+        let buffer = shared.store.stats().await.ok();
+        let lateness = &shared.metrics.lateness;
+        let whole = json!({
+            "central": shared.sync.as_ref().map(|s| {
+                let link = s.link();
+                json!({
+                    "url": link.url, "box_id": link.box_id, "state": link.state,
+                    "last_sync": link.last_sync.map(crate::record::rfc3339_millis),
+                    "last_error": link.last_error,
+                    "last_error_at": link.last_error_at.map(crate::record::rfc3339_millis),
+                    "clock_skew_s": link.clock_skew_s, "clock_warning": link.clock_warning,
+                    "acked_seq": link.acked_seq,
+                    "records_sent": s.records_sent.load(std::sync::atomic::Ordering::Relaxed),
+                    "sync_errors": s.sync_errors.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            }),
+            "config": {
+                "version": plan.version, "source": document.source,
+                "applied_at": crate::record::rfc3339_millis(document.applied_at),
+                "last_error": document.last_error,
+                "last_error_at": document.last_error_at.map(crate::record::rfc3339_millis),
+            },
+            "buffer": buffer.map(|b| json!({
+                "records": b.records, "bytes": b.bytes,
+                "oldest_ts": b.oldest_ts.and_then(|t| jiff::Timestamp::from_millisecond(t).ok()).map(crate::record::rfc3339_millis),
+                "dropped": b.dropped, "last_seq": b.last_seq,
+                "cap_bytes": b.cap_bytes, "disk_full": b.disk_full, "unsaved": b.unsaved,
+                "healthy": b.healthy(), "failing_s": b.failing_s, "commit_error": b.commit_error,
+            })),
+            "scheduling": { "lateness_p50_ms": lateness.quantile_ms(0.5), "lateness_p99_ms": lateness.quantile_ms(0.99) },
+        });
+        if let (Some(status), Value::Object(whole)) = (status.as_object_mut(), whole) {
+            status.extend(whole);
+        }
+        status["services"]["running"] = json!(snapshot.running);
+    }
+    status
 }
 
 fn visible_views<'a>(
@@ -315,6 +360,9 @@ async fn devices(Caller { scope, snapshot }: Caller) -> Response {
 }
 
 async fn metrics(AxumState(shared): AxumState<Shared>, caller: Caller) -> Response {
+    if !matches!(caller.scope, Scope::All) {
+        return Denied::BoxWide.into_response();
+    }
     let stats = shared.store.stats().await.ok();
     let body = prometheus::render(
         &shared.metrics,

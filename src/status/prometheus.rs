@@ -75,7 +75,7 @@ pub fn render(m: &Metrics, store: Option<&Stats>, snapshot: &Snapshot, sync: Opt
     for v in &snapshot.services {
         *counts.entry(v.state.as_str()).or_insert(0u64) += 1;
     }
-    for state in ["ok", "warning", "critical", "unknown", "unreachable"] {
+    for state in ["pending", "ok", "warning", "critical", "unknown", "unreachable"] {
         let _ = writeln!(
             out,
             "snbox_services{{state=\"{state}\"}} {}",

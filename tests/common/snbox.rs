@@ -17,7 +17,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Writes `dir/snbox.toml` from `settings(status port)` and starts `snbox run` on it,
-    /// returning once `/healthz` answers 200.
+    /// returning once `/healthz` answers 200 (or 401, when no address is trusted).
     pub fn start(dir: &Path, settings: impl FnOnce(u16) -> String) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -38,8 +38,13 @@ impl Daemon {
             port,
             dir: dir.to_path_buf(),
         };
+        // 401: settings that trust no address; the endpoint is up all the same.
         daemon.wait_for(
-            || daemon.get("/healthz").is_some_and(|(code, _)| code == 200),
+            || {
+                daemon
+                    .get("/healthz")
+                    .is_some_and(|(code, _)| code == 200 || code == 401)
+            },
             "the status endpoint",
         );
         daemon
