@@ -84,12 +84,12 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     let origin = origin_of(&settings)?;
     let plan = match &origin {
         Origin::Standalone(document) => {
-            planning::plan_from_file(document, &settings.timezone).map_err(|Rejected { problems, .. }| {
-                AppError::Document {
+            planning::plan_from_file(document, &settings.timezone, settings.limits.max_document_bytes).map_err(
+                |Rejected { problems, .. }| AppError::Document {
                     path: document.clone(),
                     problems,
-                }
-            })?
+                },
+            )?
         }
         Origin::Central(c) => last_good_plan(&settings, &c.1)?,
     };
@@ -137,6 +137,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
             tokio::spawn(source::follow_file(
                 document,
                 settings.timezone.clone(),
+                settings.limits.max_document_bytes,
                 plans,
                 document_state,
                 cancel.child_token(),
@@ -172,6 +173,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
                 state_dir: settings.state_dir.clone(),
                 metrics: metrics.clone(),
                 started,
+                max_document_bytes: settings.limits.max_document_bytes,
             };
             (tokio::spawn(syncer.run(cancel.child_token())), Some(state))
         }
@@ -269,7 +271,7 @@ fn origin_of(settings: &Settings) -> Result<Origin, AppError> {
 fn last_good_plan(settings: &Settings, identity: &Identity) -> Result<crate::rules::Plan, AppError> {
     let path = settings.state_dir.join(crate::central::sync::DOCUMENT_FILE);
     if path.exists() {
-        match planning::plan_from_file(&path, &settings.timezone) {
+        match planning::plan_from_file(&path, &settings.timezone, settings.limits.max_document_bytes) {
             Ok(plan) => return Ok(plan),
             Err(Rejected { problems, .. }) => {
                 tracing::error!(path = %path.display(), "the last good document no longer plans; polling nothing until the next pull:\n{problems}")

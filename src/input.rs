@@ -24,13 +24,43 @@ impl Format {
     }
 }
 
-pub fn read(path: &Path) -> Result<String, Problems> {
-    std::fs::read_to_string(path).map_err(|e| {
+/// The largest settings file read: hand-written, a few KiB.
+pub const MAX_SETTINGS_BYTES: u64 = 1 << 20;
+/// The largest monitoring document read by default (`limits.max_document_bytes`): 200,000
+/// services take about 40 MiB.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 128 << 20;
+
+/// The file's text, refused past `limit` bytes (`/dev/zero` is not a document) and without a
+/// UTF-8 byte-order mark (some editors write one; JSON and TOML have no place for it).
+pub fn read(path: &Path, limit: u64, limit_name: &str) -> Result<String, Problems> {
+    use std::io::Read as _;
+    let io = |e: std::io::Error| {
         Problems(vec![Problem::new(
             "io",
             "",
             format!("cannot read {}: {e}", path.display()),
         )])
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(Problems(vec![Problem::new(
+            "too_large",
+            "",
+            format!("{} is larger than {limit} bytes ({limit_name})", path.display()),
+        )]));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Problems(vec![Problem::new(
+            "io",
+            "",
+            format!("{} is not UTF-8 text: {e}", path.display()),
+        )])
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
     })
 }
 

@@ -20,8 +20,9 @@ pub struct Rejected {
     pub problems: Problems,
 }
 
-pub fn plan_from_file(path: &Path, box_zone: &TimeZone) -> Result<Plan, Rejected> {
-    let text = input::read(path).map_err(|problems| Rejected {
+/// Plans the document in `path`, refused past `max_bytes` (`limits.max_document_bytes`).
+pub fn plan_from_file(path: &Path, box_zone: &TimeZone, max_bytes: u64) -> Result<Plan, Rejected> {
+    let text = input::read(path, max_bytes, "limits.max_document_bytes").map_err(|problems| Rejected {
         document: None,
         problems,
     })?;

@@ -153,6 +153,8 @@ pub struct Limits {
     pub max_concurrent_http: u32,
     /// Checks in flight at once against one device.
     pub max_concurrent_per_device: u32,
+    /// The largest monitoring document read (a file, or pulled from the central server).
+    pub max_document_bytes: u64,
 }
 
 impl Default for Limits {
@@ -163,6 +165,7 @@ impl Default for Limits {
             max_concurrent_snmp: 256,
             max_concurrent_http: 128,
             max_concurrent_per_device: 4,
+            max_document_bytes: crate::input::DEFAULT_MAX_DOCUMENT_BYTES,
         }
     }
 }
@@ -279,7 +282,7 @@ const MIN_TOKEN_LEN: usize = 16;
 
 impl Settings {
     pub fn load(path: &Path) -> Result<Settings, Problems> {
-        let text = input::read(path)?;
+        let text = input::read(path, input::MAX_SETTINGS_BYTES, "the largest settings file")?;
         Settings::parse(&text, path)
     }
 
@@ -512,6 +515,13 @@ fn check_limits(limits: &Limits, problems: &mut Vec<Problem>) {
                 "must be at least 1",
             ));
         }
+    }
+    if limits.max_document_bytes < 1024 {
+        problems.push(Problem::new(
+            "invalid_value",
+            "limits.max_document_bytes",
+            "must be at least 1024",
+        ));
     }
 }
 

@@ -69,6 +69,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 pub async fn follow_file(
     path: PathBuf,
     zone: TimeZone,
+    max_bytes: u64,
     plans: watch::Sender<Arc<Plan>>,
     state: watch::Sender<DocumentState>,
     cancel: CancellationToken,
@@ -99,13 +100,20 @@ pub async fn follow_file(
             tracing::info!(path = %path.display(), "SIGHUP: reading the monitoring document again");
         }
         loaded = now;
-        apply(&path, &zone, &plans, &state).await;
+        apply(&path, &zone, max_bytes, &plans, &state).await;
     }
 }
 
-async fn apply(path: &Path, zone: &TimeZone, plans: &watch::Sender<Arc<Plan>>, state: &watch::Sender<DocumentState>) {
+async fn apply(
+    path: &Path,
+    zone: &TimeZone,
+    max_bytes: u64,
+    plans: &watch::Sender<Arc<Plan>>,
+    state: &watch::Sender<DocumentState>,
+) {
     let (owned_path, owned_zone) = (path.to_path_buf(), zone.clone());
-    let planned = tokio::task::spawn_blocking(move || planning::plan_from_file(&owned_path, &owned_zone)).await;
+    let planned =
+        tokio::task::spawn_blocking(move || planning::plan_from_file(&owned_path, &owned_zone, max_bytes)).await;
     match planned {
         Ok(Ok(plan)) => {
             tracing::info!(path = %path.display(), version = %plan.version, "monitoring document changed: applying it");

@@ -475,3 +475,52 @@ fn every_command_ends_quietly_when_its_reader_closes_the_pipe() {
         assert!(err.is_empty(), "{args:?} says something about a closed pipe: {err}");
     }
 }
+
+#[test]
+fn a_file_past_its_size_limit_is_refused_with_the_limit_named() {
+    let started = std::time::Instant::now();
+    let out = snbox(&["config", "check", "--monitoring", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("larger than 134217728 bytes (limits.max_document_bytes)"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "read past the limit"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = write(
+        dir.path(),
+        "snbox.toml",
+        "state_dir = \"state\"\n[limits]\nmax_document_bytes = 2048\n",
+    );
+    let mut doc = base_doc();
+    doc["devices"][0]["name"] = json!("x".repeat(4096));
+    let big = write(dir.path(), "big.json", &doc.to_string());
+    let out = snbox(&[
+        "config",
+        "check",
+        "--config",
+        settings.to_str().expect("utf-8"),
+        "--monitoring",
+        big.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("larger than 2048 bytes"), "{}", text(&out));
+    let out = snbox(&["config", "check", "--config", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("the largest settings file"), "{}", text(&out));
+}
+
+#[test]
+fn a_utf8_byte_order_mark_is_not_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = write(dir.path(), "bom.json", &format!("\u{feff}{}", base_doc()));
+    let out = snbox(&["config", "check", "--monitoring", doc.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let settings = write(dir.path(), "bom.toml", "\u{feff}state_dir = \"state\"\n");
+    let out = snbox(&["config", "check", "--config", settings.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -911,5 +911,22 @@ fn a_service_never_checked_is_pending_and_snbox_status_lists_problems_with_a_tok
     assert!(text.contains("services: 2 polled (1 critical, 1 pending)"), "{text}");
     assert!(text.contains("closed-web on web1: critical hard"), "{text}");
     assert!(!text.contains(FULL_TOKEN));
+    // At level info the journal shows the change and its notification, once each.
+    let log = daemon.log();
+    let lines = |what: &str| -> Vec<&str> {
+        log.lines()
+            .filter(|l| l.contains(" INFO ") && l.contains(what) && l.contains("service=closed-web"))
+            .collect()
+    };
+    let changes = lines("state change");
+    assert_eq!(changes.len(), 1, "{log}");
+    assert!(
+        changes[0].contains("device=web1")
+            && changes[0].contains("to=\"critical\"")
+            && changes[0].contains("Connection refused"),
+        "{}",
+        changes[0]
+    );
+    assert_eq!(lines("notification").len(), 1, "{log}");
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }

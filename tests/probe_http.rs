@@ -271,3 +271,46 @@ async fn http_bad_parameters_are_unknown() {
     assert_eq!(r.status, Status::Unknown);
     assert!(r.output.contains("/nonexistent/ca.pem"), "{}", r.output);
 }
+
+/// Two HTTPS services on one host, on other ports, share a client (the same TLS settings):
+/// each reports its own certificate, and a server gone since reports no stale one.
+#[tokio::test]
+async fn https_days_left_belong_to_the_connection_the_check_made() {
+    let prober = HttpProber::new();
+    let long = start(Some(Cert::Valid)).await;
+    let short = start(Some(Cert::ExpiresIn(5))).await;
+    let insecure = |url: String| HttpParams {
+        url: Some(url),
+        insecure_tls: Some(true),
+        ..HttpParams::default()
+    };
+    let (p_long, p_short) = (insecure(long.url("/ok")), insecure(short.url("/ok")));
+    for _ in 0..5 {
+        let (a, b) = tokio::join!(
+            prober.check("127.0.0.1", &p_long, TIMEOUT),
+            prober.check("127.0.0.1", &p_short, TIMEOUT)
+        );
+        assert!(
+            (364.0..=365.1).contains(&a.metrics.get("tls_days_left").copied().unwrap_or(0.0)),
+            "{} {:?}",
+            a.output,
+            a.metrics
+        );
+        assert!(
+            (4.0..=5.1).contains(&b.metrics.get("tls_days_left").copied().unwrap_or(0.0)),
+            "{} {:?}",
+            b.output,
+            b.metrics
+        );
+    }
+    let expired = start(Some(Cert::Expired)).await;
+    let p_expired = insecure(expired.url("/ok"));
+    let r = prober.check("127.0.0.1", &p_expired, TIMEOUT).await;
+    assert!(r.metrics["tls_days_left"] < -1.9, "{}", r.output);
+    drop(expired);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = prober.check("127.0.0.1", &p_expired, TIMEOUT).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(!r.output.contains("expired"), "a stale certificate: {}", r.output);
+    assert!(!r.metrics.contains_key("tls_days_left"), "{:?}", r.metrics);
+}

@@ -37,8 +37,6 @@ use crate::store::{Batch, Store};
 
 /// Records per `POST /ingest`, at most (protocol.md §5.3).
 pub const BATCH: usize = 1000;
-/// The largest monitoring document accepted.
-const MAX_DOCUMENT: usize = 256 * 1024 * 1024;
 /// The last good document and its ETag, in the state directory.
 pub const DOCUMENT_FILE: &str = "monitoring.json";
 const ETAG_FILE: &str = "monitoring.etag";
@@ -193,6 +191,8 @@ pub struct Syncer {
     pub state_dir: PathBuf,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
+    /// The largest document pulled (`limits.max_document_bytes`).
+    pub max_document_bytes: u64,
 }
 
 #[derive(Deserialize)]
@@ -327,7 +327,12 @@ impl Syncer {
         while !cancel.is_cancelled() && !self.state.is_revoked() {
             let pulled = self
                 .client
-                .get("/config", etag.as_deref(), MAX_DOCUMENT, self.pace.timeout * 4)
+                .get(
+                    "/config",
+                    etag.as_deref(),
+                    usize::try_from(self.max_document_bytes).unwrap_or(usize::MAX),
+                    self.pace.timeout * 4,
+                )
                 .await;
             let wait = match pulled {
                 Ok(answer) if answer.status == 304 => {

@@ -25,12 +25,14 @@ pub fn check(config: Option<PathBuf>, monitoring: Option<PathBuf>, strict: bool)
     let config = config.or_else(|| monitoring.is_none().then(|| PathBuf::from(settings::DEFAULT_PATH)));
     let mut failed = false;
     let mut zone = TimeZone::UTC;
+    let mut max_bytes = snbox::input::DEFAULT_MAX_DOCUMENT_BYTES;
     let mut document = monitoring;
     if let Some(path) = &config {
         match Settings::load(path) {
             Ok(s) => {
                 outln!("{}: settings are valid", path.display());
                 zone = s.timezone.clone();
+                max_bytes = s.limits.max_document_bytes;
                 if let (None, Source::Standalone { document: d }) = (&document, &s.source) {
                     document = Some(d.clone());
                 }
@@ -42,7 +44,7 @@ pub fn check(config: Option<PathBuf>, monitoring: Option<PathBuf>, strict: bool)
         }
     }
     if let Some(path) = &document {
-        match plan_from_file(path, &zone) {
+        match plan_from_file(path, &zone, max_bytes) {
             Ok(plan) => failed |= summarize(path, &plan)? && strict,
             Err(rejected) => {
                 print_problems(path, &rejected.problems);
@@ -109,17 +111,17 @@ pub fn explain(
             })
         })
         .transpose()?;
-    let zone = match config {
+    let (zone, max_bytes) = match config {
         Some(path) => {
             let settings = Settings::load(path).map_err(|problems| {
                 print_problems(path, &problems);
                 bad(format!("{}: invalid settings", path.display()))
             })?;
-            settings.timezone
+            (settings.timezone, settings.limits.max_document_bytes)
         }
-        None => TimeZone::UTC,
+        None => (TimeZone::UTC, snbox::input::DEFAULT_MAX_DOCUMENT_BYTES),
     };
-    let outcome = plan_from_file(monitoring, &zone);
+    let outcome = plan_from_file(monitoring, &zone, max_bytes);
     let (report, code) = match &outcome {
         Ok(plan) => (Report::of_plan(plan, at), ExitCode::SUCCESS),
         Err(rejected) => {

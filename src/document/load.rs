@@ -4,8 +4,6 @@
 //! its own: a document with three bad devices reports three errors, each with the path of the
 //! offending value (`devices[3].snmp.port: invalid type: …`).
 
-use std::path::Path;
-
 use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;
@@ -15,12 +13,6 @@ use serde_json::value::RawValue;
 use super::Document;
 use crate::input::{self, Format, typed_str};
 use crate::problem::{Problem, Problems};
-
-/// Reads and parses a document file, JSON or (for `.toml` files) TOML.
-pub fn load_file(path: &Path) -> Result<Document, Problems> {
-    let text = input::read(path)?;
-    parse_str(&text, Format::of_path(path))
-}
 
 pub fn parse_str(text: &str, format: Format) -> Result<Document, Problems> {
     let partial = parse_partial(text, format)?;

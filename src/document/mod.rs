@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::secret::Secret;
 
 pub use crate::input::Format;
-pub use load::{Partial, load_file, parse_partial, parse_str};
+pub use load::{Partial, parse_partial, parse_str};
 pub use params::{CheckKind, CheckParams};
 
 /// A whole monitoring document.

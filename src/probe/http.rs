@@ -24,8 +24,15 @@ const MAX_BODY: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 5;
 const DAY_S: i64 = 86_400;
 
-/// Certificates seen per server name: the end-entity's `not_after` (Unix seconds).
-type Seen = Arc<Mutex<HashMap<String, i64>>>;
+/// The `not_after` (Unix seconds) of the first leaf certificate a check's own connection was
+/// shown. Clients are shared by every check, so what a connection sees is handed to the check
+/// that made it through a task-local slot: never another service's (another port of the same
+/// host) nor an earlier connection's.
+type Leaf = Arc<Mutex<Option<i64>>>;
+
+tokio::task_local! {
+    static LEAF: Leaf;
+}
 
 /// Runs HTTP checks; one per box, shared by every HTTP service.
 pub struct HttpProber {
@@ -33,7 +40,7 @@ pub struct HttpProber {
     system_roots: Arc<RootCertStore>,
     /// Why the system store gave nothing, said in every result that needed it.
     system_roots_problem: Option<String>,
-    clients: Mutex<HashMap<ClientKey, (reqwest::Client, Seen)>>,
+    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -99,23 +106,26 @@ impl HttpProber {
             follow_redirects: params.follow_redirects.unwrap_or(true),
             ca_file,
         };
-        let (client, seen) = match self.client(&key) {
+        let client = match self.client(&key) {
             Ok(c) => c,
             Err(message) => return CheckResult::unknown(message),
         };
-        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
         let mut request = client.request(method, url.clone()).timeout(timeout);
         if let Some(user) = &params.username {
             request = request.basic_auth(user, params.password.as_ref().map(|p| p.expose()));
         }
 
         let start = Instant::now();
-        let sent = tokio::time::timeout(timeout, request.send()).await;
+        let leaf = Leaf::default();
+        let sent = LEAF
+            .scope(leaf.clone(), tokio::time::timeout(timeout, request.send()))
+            .await;
+        let not_after = *leaf.lock().unwrap_or_else(|e| e.into_inner());
         let response = match sent {
             Err(_) => {
                 return CheckResult::new(Status::Critical, format!("no answer within {}s", timeout.as_secs_f64()));
             }
-            Ok(Err(e)) => return failure(&e, is_https.then(|| not_after(&seen, &host)).flatten(), params),
+            Ok(Err(e)) => return failure(&e, not_after, params),
             Ok(Ok(r)) => r,
         };
         let code = response.status().as_u16();
@@ -170,17 +180,16 @@ impl HttpProber {
             result = result.metric("body_bytes", n as f64);
         }
         if is_https {
-            result = tls_expiry(result, not_after(&seen, &host), params);
+            result = tls_expiry(result, not_after, params);
         }
         result
     }
 
-    fn client(&self, key: &ClientKey) -> Result<(reqwest::Client, Seen), String> {
+    fn client(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((client, seen)) = clients.get(key) {
-            return Ok((client.clone(), seen.clone()));
+        if let Some(client) = clients.get(key) {
+            return Ok(client.clone());
         }
-        let seen: Seen = Arc::default();
         let roots = match &key.ca_file {
             None => self.system_roots.clone(),
             Some(path) => {
@@ -202,16 +211,15 @@ impl HttpProber {
                     .map_err(|e| format!("cannot build the TLS verifier: {e}"))?,
             )
         };
-        let recorded = seen.clone();
-        let on_leaf: OnLeaf = Box::new(move |leaf, server_name| {
-            if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) {
-                let name = server_name.to_str().trim_matches(['[', ']']).to_string();
-                let not_after = cert.validity().not_after.timestamp();
-                recorded
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name, not_after);
-            }
+        let on_leaf: OnLeaf = Box::new(|leaf, _server_name| {
+            let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) else {
+                return;
+            };
+            let not_after = cert.validity().not_after.timestamp();
+            // The first leaf is the URL's own server (later ones: redirects).
+            let _ = LEAF.try_with(|slot| {
+                slot.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(not_after);
+            });
         });
         let check = inner.map_or(Check::Anything, Check::WebPki);
         let verifier = Arc::new(Verifier::new(check, self.provider.clone(), on_leaf));
@@ -222,6 +230,8 @@ impl HttpProber {
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // A resumed session shows no certificate: every check must see the server's own.
+        tls.resumption = rustls::client::Resumption::disabled();
         let redirects = if key.follow_redirects {
             reqwest::redirect::Policy::limited(MAX_REDIRECTS)
         } else {
@@ -235,8 +245,8 @@ impl HttpProber {
             .user_agent(concat!("snbox/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", error_text(&e)))?;
-        clients.insert(key.clone(), (client.clone(), seen.clone()));
-        Ok((client, seen))
+        clients.insert(key.clone(), client.clone());
+        Ok(client)
     }
 }
 
@@ -363,10 +373,6 @@ fn redacted(url: &reqwest::Url) -> String {
     let _ = url.set_username("");
     let _ = url.set_password(None);
     url.to_string()
-}
-
-fn not_after(seen: &Seen, host: &str) -> Option<i64> {
-    seen.lock().unwrap_or_else(|e| e.into_inner()).get(host).copied()
 }
 
 fn now_s() -> i64 {

@@ -592,6 +592,15 @@ impl Scheduler {
             },
         }];
         if let Some((from, to, state_type)) = outcome.change {
+            tracing::info!(
+                service = %s.id,
+                device = %s.device_id,
+                from = from.as_str(),
+                to = to.as_str(),
+                state_type = state_type.as_str(),
+                output = %s.last_output,
+                "state change"
+            );
             records.push(Record {
                 ts: wall,
                 body: Body::StateChange { from, to, state_type },
@@ -622,6 +631,15 @@ impl Scheduler {
 
     fn notification(&self, slot: usize, kind: crate::record::NotificationType, held_s: u64, wall: Timestamp) -> Record {
         let s = &self.slots[slot];
+        tracing::info!(
+            service = %s.id,
+            device = %s.device_id,
+            kind = ?kind,
+            status = s.saved.state.state.as_str(),
+            held_s,
+            output = %s.last_output,
+            "notification"
+        );
         let (contacts, contact_groups) = match &self.plan.devices[s.device].outcome {
             Ok(dev) => (
                 dev.contacts.clone(),
