@@ -107,7 +107,10 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
             source,
         })?;
     let metrics = Arc::new(Metrics::default());
-    let probers = Arc::new(Probers::new(&settings.limits));
+    let probers = Arc::new(Probers::for_daemon(
+        &settings.limits,
+        crate::settings::local_address(settings.status.listen),
+    ));
     let (scheduler, snapshots) = Scheduler::new(
         plan.clone(),
         saved,

@@ -26,7 +26,7 @@
 //! the settings ever reaches a log line, an error message or a report.
 
 // One function borrows the ICMP socket's descriptor to size its receive buffer
-// (probe::icmp::raise_receive_buffer); nothing else may use `unsafe`.
+// (probe::icmp::tune_socket); nothing else may use `unsafe`.
 #![deny(unsafe_code)]
 
 pub mod app;

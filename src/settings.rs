@@ -280,6 +280,16 @@ const KEYS: [&str; 8] = [
 /// Status tokens shorter than this are refused: they guard the endpoint off loopback.
 const MIN_TOKEN_LEN: usize = 16;
 
+/// Where to reach a listener from this machine: a wildcard address means loopback.
+pub fn local_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port()),
+        _ => listen,
+    }
+}
+
 impl Settings {
     pub fn load(path: &Path) -> Result<Settings, Problems> {
         let text = input::read(path, input::MAX_SETTINGS_BYTES, "the largest settings file")?;

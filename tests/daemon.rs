@@ -930,3 +930,42 @@ fn a_service_never_checked_is_pending_and_snbox_status_lists_problems_with_a_tok
     assert_eq!(lines("notification").len(), 1, "{log}");
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }
+
+/// The shipped example's HTTP check asks the box's own status endpoint through `{status}`:
+/// it stays OK wherever `status.listen` is.
+#[test]
+fn the_shipped_example_http_check_follows_status_listen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The example as shipped, checked every 2 s rather than every minute.
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string("config/standalone.json").expect("example")).expect("JSON");
+    for template in doc["service_templates"].as_array_mut().expect("templates") {
+        template["interval_s"] = json!(2);
+    }
+    let example = dir.path().join("example.json");
+    std::fs::write(&example, doc.to_string()).expect("write");
+    let daemon = Daemon::start(dir.path(), |port| {
+        assert_ne!(port, 8730);
+        format!(
+            "state_dir = \"state\"\n[standalone]\ndocument = \"{}\"\n[status]\nlisten = \"127.0.0.1:{port}\"\n",
+            example.display()
+        )
+    });
+    let state = |daemon: &Daemon| -> Value {
+        daemon
+            .json("/services")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| s["id"] == "paris-gw-status")
+            .map(|s| s["live"]["state"].clone())
+            .unwrap_or(Value::Null)
+    };
+    daemon.wait_for(
+        || state(&daemon) != "pending" && !state(&daemon).is_null(),
+        "paris-gw-status checked",
+    );
+    assert_eq!(state(&daemon), "ok", "{}", daemon.json("/services"));
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}

@@ -2,6 +2,7 @@
 //! users) and against hostile UDP peers of the test's own: garbage, truncated, oversized and
 //! deeply nested answers, silence, and late replies.
 
+mod common;
 #[path = "common/peers.rs"]
 mod peers;
 
@@ -525,4 +526,62 @@ async fn snmp_v3_first_check_after_an_agent_restart_rediscovers_the_engine() {
         .check("v3", "127.0.0.1", &user, &get(&[SYS_LOCATION]), TIMEOUT)
         .await;
     assert_eq!(r.status, Status::Ok, "the first check after the restart: {}", r.output);
+}
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// A re-plan that changes a device's credentials or removes it drops its session (and socket)
+/// and its services' counter samples: 100 re-plans leave the descriptors where they were.
+#[tokio::test]
+async fn replans_with_changing_credentials_leave_no_sessions_behind() {
+    use snbox::schedule::{Probers, Runner as _};
+    let communities: Vec<String> = (0..10).map(|i| format!("c{i}-7f3a")).collect();
+    let names: Vec<&str> = communities.iter().map(String::as_str).collect();
+    let agent = Snmpd::start_with_communities(&names);
+    let probers = Probers::new(&snbox::settings::Limits::default());
+    let params = get(&[SYS_UPTIME]);
+    let mut baseline = None;
+    for round in 0..100 {
+        let community = &communities[round % communities.len()];
+        let mut doc = common::seed_doc("partner");
+        common::push(
+            &mut doc,
+            "service_templates",
+            serde_json::json!({ "id": "up", "owner": null, "kind": "snmp", "criticality": "low",
+                "availability_rate": 99.0, "availability_period": "24x7", "control_period": "24x7",
+                "interval_s": 60, "params": { "oid": SYS_UPTIME } }),
+        );
+        common::push(
+            &mut doc,
+            "devices",
+            serde_json::json!({ "id": format!("d{round}"), "node": "site1", "name": "D", "address": "127.0.0.1",
+                "snmp": { "version": "2c", "port": agent.port, "community": community } }),
+        );
+        common::push(
+            &mut doc,
+            "services",
+            serde_json::json!({ "id": format!("d{round}-up"), "device": format!("d{round}"), "template": "up" }),
+        );
+        let plan = common::plan(&doc);
+        probers.retain_for(&plan);
+        let r = probers
+            .snmp
+            .check(
+                &format!("d{round}-up"),
+                "127.0.0.1",
+                &peers::v2c(agent.port, community),
+                &params,
+                TIMEOUT,
+            )
+            .await;
+        assert_eq!(r.status, Status::Ok, "{}", r.output);
+        let open = open_descriptors();
+        let first = *baseline.get_or_insert(open);
+        assert!(
+            open <= first + 2,
+            "round {round}: {open} descriptors open, {first} after the first"
+        );
+    }
 }

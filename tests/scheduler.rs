@@ -619,3 +619,74 @@ async fn r10_a_crash_loses_at_most_a_minute_of_availability_history() {
     cancel.cancel();
     task.await.expect("scheduler ends");
 }
+
+/// Checks that take 20 s each, counting how many run at once on each device.
+struct Slow {
+    running: Mutex<HashMap<String, usize>>,
+    most: Mutex<usize>,
+}
+
+impl Runner for Slow {
+    fn run<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
+        Box::pin(async move {
+            let device = job.address().to_string();
+            {
+                let mut running = self.running.lock().expect("lock");
+                let n = running.entry(device.clone()).or_default();
+                *n += 1;
+                let mut most = self.most.lock().expect("lock");
+                *most = (*most).max(*n);
+            }
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            *self.running.lock().expect("lock").entry(device).or_default() -= 1;
+            CheckResult::new(Status::Ok, "slow").took(Duration::from_secs(20))
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replan_keeps_the_per_device_limit_while_checks_hold_their_permits() {
+    // One device, eight services checked every 30 s, at most two at once on the device.
+    let a = doc(1, 8, ping(30, json!({ "timeout_s": 25 })), json!([]));
+    let mut b = a.clone();
+    b["version"] = json!("sched-2");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = Store::open(dir.path(), 64 << 20).expect("store");
+    let clock = Arc::new(TokioClock::starting_at(ts("2026-11-23T10:00:00Z")));
+    let slow = Arc::new(Slow {
+        running: Mutex::new(HashMap::new()),
+        most: Mutex::new(0),
+    });
+    let limits = Limits {
+        max_concurrent_per_device: 2,
+        ..Limits::default()
+    };
+    let (mut scheduler, _snapshots) = Scheduler::new(
+        Arc::new(common::plan(&a)),
+        HashMap::new(),
+        slow.clone(),
+        opened.store.clone(),
+        clock,
+        &limits,
+        Arc::new(Metrics::default()),
+    );
+    let (plans, plans_rx) = tokio::sync::watch::channel(Arc::new(common::plan(&a)));
+    scheduler.follow(plans_rx);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(cancel.clone(), Duration::from_secs(30)));
+    for i in 0..12 {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        // The same devices and services under a new version, while checks run.
+        let mut next = if i % 2 == 0 { b.clone() } else { a.clone() };
+        next["version"] = json!(format!("v{i}"));
+        plans.send_replace(Arc::new(common::plan(&next)));
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    cancel.cancel();
+    task.await.expect("scheduler ends");
+    let most = *slow.most.lock().expect("lock");
+    assert_eq!(most, 2, "checks at once on one device across re-plans");
+}

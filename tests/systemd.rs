@@ -173,20 +173,35 @@ fn with_stderr_as_the_journal_stream_but_no_journald_it_logs_to_stderr() {
         .stderr(log)
         .spawn()
         .expect("snbox run");
+    // Up means it has logged "snbox started", to the journal or to stderr: wait for that
+    // either way, so that the journal case asserts something.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut text = String::new();
-    while Instant::now() < deadline && !text.contains("snbox started") && !journald {
+    let listen = std::fs::read_to_string(dir.path().join("snbox.toml"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("listen = ").map(|a| a.trim_matches('"').to_string()))
+        })
+        .expect("listen address");
+    while Instant::now() < deadline && std::net::TcpStream::connect(&listen).is_err() {
         std::thread::sleep(Duration::from_millis(100));
-        text = std::fs::read_to_string(&log_path).unwrap_or_default();
     }
+    assert!(std::net::TcpStream::connect(&listen).is_ok(), "snbox did not start");
+    std::thread::sleep(Duration::from_millis(200));
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     if journald {
         assert!(
-            !text.contains("snbox started"),
+            !text.contains("snbox started") && !text.contains("the journal is not reachable"),
             "with a journald, logs go to the journal: {text}"
         );
+        let journal = Command::new("journalctl")
+            .args(["-q", "-t", "snbox", "-n", "20", "-o", "cat"])
+            .output()
+            .expect("journalctl beside journald");
+        let journal = String::from_utf8_lossy(&journal.stdout);
+        assert!(journal.contains("snbox started"), "not in the journal: {journal}");
     } else {
         assert!(text.contains("the journal is not reachable"), "{text}");
         assert!(text.contains("snbox started"), "{text}");

@@ -36,7 +36,7 @@ pub enum CentralError {
 }
 
 impl CentralError {
-    /// A transient failure worth retrying (not a refusal of the credential).
+    /// The server refused the box's credential (401): not worth retrying.
     pub fn is_revoked(&self) -> bool {
         matches!(self, CentralError::Unauthorized(_))
     }

@@ -1,6 +1,5 @@
 //! `snbox run` (the daemon) and `snbox status` (its status endpoint, for a person).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -77,7 +76,7 @@ pub fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 
 pub fn status(config: Option<PathBuf>, format: OutputFormat, token: Option<String>) -> anyhow::Result<ExitCode> {
     let settings = settings_from(config)?;
-    let addr = local_address(settings.status.listen);
+    let addr = settings::local_address(settings.status.listen);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (code, text) = runtime
         .block_on(async {
@@ -110,15 +109,6 @@ pub fn status(config: Option<PathBuf>, format: OutputFormat, token: Option<Strin
         OutputFormat::Text => print_status(&body)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Where to reach a listener from this machine: a wildcard address means loopback.
-fn local_address(listen: SocketAddr) -> SocketAddr {
-    match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port()),
-        _ => listen,
-    }
 }
 
 fn print_status(s: &serde_json::Value) -> anyhow::Result<()> {

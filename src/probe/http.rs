@@ -23,6 +23,8 @@ use crate::tls::{Check, OnLeaf, Verifier, error_text, pem_certificates, system_r
 const MAX_BODY: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 5;
 const DAY_S: i64 = 86_400;
+/// In a URL, the box's own status endpoint (`status.listen`, a wildcard read as loopback).
+pub const STATUS_ENDPOINT: &str = "{status}";
 
 /// The `not_after` (Unix seconds) of the first leaf certificate a check's own connection was
 /// shown. Clients are shared by every check, so what a connection sees is handed to the check
@@ -41,6 +43,9 @@ pub struct HttpProber {
     /// Why the system store gave nothing, said in every result that needed it.
     system_roots_problem: Option<String>,
     clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+    /// The box's own status endpoint, for URLs that name `{status}` (the shipped example
+    /// checks it, wherever `status.listen` puts it).
+    status_endpoint: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -72,7 +77,14 @@ impl HttpProber {
             system_roots: Arc::new(roots),
             system_roots_problem: problem,
             clients: Mutex::new(HashMap::new()),
+            status_endpoint: None,
         }
+    }
+
+    /// Where `{status}` in a URL points: the daemon's own status endpoint.
+    pub fn with_status_endpoint(mut self, addr: std::net::SocketAddr) -> HttpProber {
+        self.status_endpoint = Some(addr);
+        self
     }
 
     /// Runs one check of `params` against `address` (used when `url` is not set), within `timeout`.
@@ -83,7 +95,7 @@ impl HttpProber {
     }
 
     async fn run(&self, address: &str, params: &HttpParams, timeout: Duration) -> CheckResult {
-        let url = match target_url(address, params) {
+        let url = match target_url(address, params, self.status_endpoint) {
             Ok(url) => url,
             Err(message) => return CheckResult::unknown(message),
         };
@@ -92,20 +104,14 @@ impl HttpProber {
             Err(_) => return CheckResult::unknown(format!("invalid HTTP method {:?}", params.method)),
         };
         let is_https = url.scheme() == "https";
-        let insecure = params.insecure_tls.unwrap_or(false);
-        let ca_file = params.ca_file.as_ref().map(PathBuf::from);
+        let key = client_key(params);
         if is_https
-            && !insecure
-            && ca_file.is_none()
+            && !key.insecure
+            && key.ca_file.is_none()
             && let Some(problem) = &self.system_roots_problem
         {
             return CheckResult::unknown(problem.clone());
         }
-        let key = ClientKey {
-            insecure,
-            follow_redirects: params.follow_redirects.unwrap_or(true),
-            ca_file,
-        };
         let client = match self.client(&key) {
             Ok(c) => c,
             Err(message) => return CheckResult::unknown(message),
@@ -185,6 +191,15 @@ impl HttpProber {
         result
     }
 
+    /// Keeps the clients that checks of `in_use` need; drops the rest.
+    pub fn retain<'a>(&self, in_use: impl IntoIterator<Item = &'a HttpParams>) {
+        let keep: std::collections::HashSet<ClientKey> = in_use.into_iter().map(client_key).collect();
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| keep.contains(key));
+    }
+
     fn client(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = clients.get(key) {
@@ -250,11 +265,24 @@ impl HttpProber {
     }
 }
 
-fn target_url(address: &str, params: &HttpParams) -> Result<reqwest::Url, String> {
-    let text = match &params.url {
-        Some(url) => url.clone(),
-        None if address.contains(':') => format!("http://[{address}]/"),
-        None => format!("http://{address}/"),
+fn client_key(params: &HttpParams) -> ClientKey {
+    ClientKey {
+        insecure: params.insecure_tls.unwrap_or(false),
+        follow_redirects: params.follow_redirects.unwrap_or(true),
+        ca_file: params.ca_file.as_ref().map(PathBuf::from),
+    }
+}
+
+fn target_url(
+    address: &str,
+    params: &HttpParams,
+    status_endpoint: Option<std::net::SocketAddr>,
+) -> Result<reqwest::Url, String> {
+    let text = match (&params.url, status_endpoint) {
+        (Some(url), Some(status)) if url.contains(STATUS_ENDPOINT) => url.replace(STATUS_ENDPOINT, &status.to_string()),
+        (Some(url), _) => url.clone(),
+        (None, _) if address.contains(':') => format!("http://[{address}]/"),
+        (None, _) => format!("http://{address}/"),
     };
     let url = reqwest::Url::parse(&text).map_err(|e| format!("invalid url: {e}"))?;
     match url.scheme() {

@@ -42,6 +42,14 @@ pub struct IcmpProber {
 }
 
 impl IcmpProber {
+    /// Forgets the sequence numbers of addresses no service pings any more.
+    pub fn retain(&self, addresses: &std::collections::HashSet<IpAddr>) {
+        self.sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|ip, _| addresses.contains(ip));
+    }
+
     /// At most `max_in_flight` echo requests wait for their reply at once.
     pub fn new(max_in_flight: usize) -> IcmpProber {
         IcmpProber {

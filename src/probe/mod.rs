@@ -1,9 +1,11 @@
 //! Probes: a target plus check parameters in, one typed [`CheckResult`] out.
 //!
 //! One module per protocol. Probes never touch SQLite or the scheduler, never panic on what a
-//! peer sends, and bound every network call with a timeout. A result is `unknown` only when
-//! the check itself could not run or decide (a bad parameter, no ICMP socket, an SNMP OID
-//! that does not exist); a target that does not answer is `critical`.
+//! peer sends, and bound every network call with a timeout. A result is `unknown` when the
+//! check itself could not run or decide (a bad parameter, no ICMP socket, an SNMP OID that
+//! does not exist). A host that does not answer a ping or an HTTP request is `critical`; an
+//! SNMP agent that does not answer is `unknown` (the value could not be read: often
+//! credentials or an ACL, not the device). docs/PROBES.md has the whole table.
 
 pub mod http;
 pub mod icmp;

@@ -145,6 +145,28 @@ impl SnmpProber {
         SnmpProber::default()
     }
 
+    /// Keeps the sessions of the agents in `agents` (address and SNMP settings) and the counter
+    /// samples of the services in `series`; drops the rest (their sockets close): a re-plan
+    /// that removes a device or changes its credentials leaves nothing behind.
+    pub fn retain<'a>(
+        &self,
+        agents: impl IntoIterator<Item = (&'a str, &'a Snmp)>,
+        series: &std::collections::HashSet<&str>,
+    ) {
+        let keep: std::collections::HashSet<AgentKey> = agents
+            .into_iter()
+            .map(|(address, snmp)| agent_key(address, snmp))
+            .collect();
+        self.agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| keep.contains(key));
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, _| series.contains(id.as_str()));
+    }
+
     /// Runs one check. `series` names the service, for counter rates between checks.
     pub async fn check(
         &self,

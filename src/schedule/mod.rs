@@ -62,6 +62,9 @@ const WALL_RECHECK: Duration = Duration::from_secs(60);
 pub trait Runner: Send + Sync + 'static {
     fn run<'a>(&'a self, job: &'a Job)
     -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>>;
+
+    /// A new plan is in force: state kept for devices and services it no longer has goes.
+    fn retain_for(&self, _plan: &Plan) {}
 }
 
 /// The probers, one per protocol, shared by every check.
@@ -72,6 +75,15 @@ pub struct Probers {
 }
 
 impl Probers {
+    /// The daemon's probers: `{status}` in an HTTP URL is `status_endpoint`.
+    pub fn for_daemon(limits: &Limits, status_endpoint: std::net::SocketAddr) -> Probers {
+        let probers = Probers::new(limits);
+        Probers {
+            http: probers.http.with_status_endpoint(status_endpoint),
+            ..probers
+        }
+    }
+
     pub fn new(limits: &Limits) -> Probers {
         Probers {
             icmp: IcmpProber::new(limits.max_concurrent_icmp as usize),
@@ -87,6 +99,31 @@ impl Runner for Probers {
         job: &'a Job,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
         Box::pin(job.run(self))
+    }
+
+    fn retain_for(&self, plan: &Plan) {
+        let mut addresses = std::collections::HashSet::new();
+        let mut agents = Vec::new();
+        let mut http = Vec::new();
+        let mut series = std::collections::HashSet::new();
+        for (s, service) in plan.accepted_services() {
+            let Some(device) = s.device.map(|d| &plan.devices[d]) else {
+                continue;
+            };
+            match &service.params {
+                CheckParams::Icmp(_) => addresses.extend(device.address.parse::<std::net::IpAddr>().ok()),
+                CheckParams::Snmp(_) => {
+                    if let Some(snmp) = device.outcome.as_ref().ok().and_then(|d| d.snmp.as_ref()) {
+                        agents.push((device.address.as_str(), snmp));
+                        series.insert(s.id.as_str());
+                    }
+                }
+                CheckParams::Http(p) => http.push(p),
+            }
+        }
+        self.icmp.retain(&addresses);
+        self.snmp.retain(agents, &series);
+        self.http.retain(http);
     }
 }
 
@@ -219,7 +256,8 @@ pub struct Scheduler {
     clock: Arc<dyn Clock>,
     global: Arc<Semaphore>,
     per_kind: [Arc<Semaphore>; 3],
-    per_device: HashMap<usize, Arc<Semaphore>>,
+    /// By device id: indices change with every plan, semaphores must not.
+    per_device: HashMap<Arc<str>, Arc<Semaphore>>,
     per_device_limit: usize,
     results_tx: mpsc::UnboundedSender<Done>,
     results_rx: mpsc::UnboundedReceiver<Done>,
@@ -346,7 +384,10 @@ impl Scheduler {
         self.generation += 1;
         self.by_id = index_by_id(&slots);
         self.slots = slots;
-        self.per_device.clear();
+        // Semaphores of devices that stay are kept: checks running now hold their permits.
+        let devices: std::collections::HashSet<&str> = plan.devices.iter().map(|d| d.id.as_str()).collect();
+        self.per_device.retain(|id, _| devices.contains(&**id));
+        self.probers.retain_for(&plan);
         self.plan = plan;
         self.schedule_all();
         self.outgoing_forgotten.extend(gone);
@@ -485,7 +526,7 @@ impl Scheduler {
             self.global.clone(),
             self.per_kind[metrics::kind_index(kind)].clone(),
             self.per_device
-                .entry(s.device)
+                .entry(s.device_id.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_device_limit)))
                 .clone(),
         );
@@ -1022,7 +1063,6 @@ async fn resolve(address: &str) -> Result<IpAddr, String> {
     }
 }
 
-/// The first point of the grid `anchor + k × interval` after `now`.
 /// How long to sleep towards a wall-clock moment: at most [`WALL_RECHECK`], after which the
 /// wall clock is read again. A step of the clock (NTP, an operator's `date -s`) moves the
 /// moment, which a monotonic timer set before the step cannot know.
@@ -1030,6 +1070,7 @@ fn until_wall(wall: Timestamp, at: Timestamp) -> Duration {
     duration_between(wall, at).min(WALL_RECHECK)
 }
 
+/// The first point of the grid `anchor + k × interval` after `now`.
 fn next_on_grid(anchor: Instant, interval: Duration, now: Instant) -> Instant {
     let next = anchor + interval;
     if next > now {
