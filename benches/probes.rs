@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use snbox::document::params::{HttpParams, IcmpParams, SnmpParams};
+use snbox::document::params::{HttpParams, IcmpParams, SnmpParams, SnmpRead};
 use snbox::probe::Status;
 
 const ICMP_TARGETS: usize = 10_000;
@@ -204,7 +204,7 @@ fn community(i: usize) -> String {
 async fn child_snmp_get(port: u16, total: usize) {
     let prober = Arc::new(snbox::probe::snmp::SnmpProber::new());
     let params = SnmpParams {
-        oid: Some("1.3.6.1.2.1.1.3.0".into()),
+        read: Some(SnmpRead::Get(vec!["1.3.6.1.2.1.1.3.0".parse().expect("an OID")])),
         ..SnmpParams::default()
     };
     let per_agent = total / SNMP_AGENTS;
@@ -233,7 +233,7 @@ async fn child_snmp_get(port: u16, total: usize) {
 async fn child_snmp_walk(port: u16, device: &str, walks: usize) {
     let prober = snbox::probe::snmp::SnmpProber::new();
     let params = SnmpParams {
-        walk: Some("1.3.6.1.2.1.2.2".into()),
+        read: Some(SnmpRead::Walk("1.3.6.1.2.1.2.2".parse().expect("an OID"))),
         ..SnmpParams::default()
     };
     let snmp = peers::v2c(port, device);
@@ -250,7 +250,7 @@ async fn child_snmp_walk(port: u16, device: &str, walks: usize) {
 async fn child_http(url: &str, total: usize, concurrency: usize) {
     let prober = Arc::new(snbox::probe::http::HttpProber::new());
     let params = HttpParams {
-        url: Some(url.to_string()),
+        url: Some(url.parse().expect("a URL")),
         ..HttpParams::default()
     };
     let per_loop = total / concurrency;

@@ -74,6 +74,10 @@ enum ConfigCommand {
         /// Also fail (exit 2) when a device or service is rejected or a warning is raised.
         #[arg(long)]
         strict: bool,
+        /// Also resolve devices' host names here, warning about those that do not resolve
+        /// (this machine's resolver, which may not be the box's).
+        #[arg(long)]
+        resolve: bool,
     },
     /// Print, for every device and service, the decision and every effective value with its source.
     Explain {
@@ -114,7 +118,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             monitoring,
             strict,
-        }) => cli::config::check(config, monitoring, strict),
+            resolve,
+        }) => cli::config::check(config, monitoring, strict, resolve),
         Command::Config(ConfigCommand::Explain {
             monitoring,
             at,

@@ -524,3 +524,86 @@ fn a_utf8_byte_order_mark_is_not_an_error() {
     let out = snbox(&["config", "check", "--config", settings.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// Values that could only fail at run time are refused by `config check`, each with its path
+/// (the params are read once, at plan time, into what the probes use).
+#[test]
+fn config_check_refuses_what_can_never_work_with_its_path() {
+    let mut doc = base_doc();
+    let templates = doc["service_templates"].as_array_mut().expect("templates");
+    templates.push(
+        json!({ "id": "bad-oid", "owner": null, "kind": "snmp", "criticality": "low",
+        "availability_rate": 99, "availability_period": "24x7", "control_period": "24x7",
+        "interval_s": 4294967295u32, "params": { "oid": "1.3.6.1.two" } }),
+    );
+    templates.push(
+        json!({ "id": "many", "owner": null, "kind": "icmp", "criticality": "low",
+        "availability_rate": 99, "availability_period": "24x7", "control_period": "24x7",
+        "params": { "packets": 1000000000u32 } }),
+    );
+    let services = doc["services"].as_array_mut().expect("services");
+    services.push(json!({ "id": "re", "device": "d", "template": "web", "params": { "body_regex": "(" } }));
+    services.push(json!({ "id": "file", "device": "d", "template": "web", "params": { "url": "file:///etc/passwd" } }));
+    services.push(json!({ "id": "order", "device": "d", "template": "ping", "params": { "warn_rtt_ms": 500.0, "crit_rtt_ms": 100.0 } }));
+    services.push(json!({ "id": "verb", "device": "d", "template": "web", "params": { "method": "GE T" } }));
+    let (out, code) = check_doc(&doc);
+    assert_eq!(code, 2, "{out}");
+    for expected in [
+        "service_templates[3].interval_s: 4294967295 is out of range: from 1 to 86400",
+        "service_templates[3].params.oid: \"1.3.6.1.two\" is not an OID",
+        "service_templates[4].params.packets: 1000000000 is out of range: from 1 to 100",
+        "services[1].params.body_regex: not a regular expression",
+        "services[2].params.url: the scheme \"file\" is not checked",
+        "services[3].params.warn_rtt_ms: 500 is beyond crit_rtt_ms 100",
+        "services[4].params.method: \"GE T\" is not an HTTP method",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+/// An address is an IP address or a host name (resolved at each check; `--resolve` tries it
+/// here); anything else rejects the device.
+#[test]
+fn config_check_rejects_a_device_address_that_is_neither_an_ip_nor_a_host_name() {
+    let mut doc = base_doc();
+    let devices = doc["devices"].as_array_mut().expect("devices");
+    for (id, address) in [
+        ("url", "http://10.0.0.1/"),
+        ("port", "127.0.0.1:161"),
+        ("space", "core switch"),
+        ("dots", "10.0.0"),
+    ] {
+        devices.push(json!({ "id": id, "node": "s", "name": id, "address": address }));
+    }
+    devices.push(json!({ "id": "named", "node": "s", "name": "n", "address": "not-an-ip" }));
+    devices.push(json!({ "id": "local", "node": "s", "name": "l", "address": "localhost" }));
+    let (out, code) = check_doc(&doc);
+    assert_eq!(
+        code, 0,
+        "rejected devices are listed, not fatal without --strict: {out}"
+    );
+    for i in 1..=4 {
+        assert!(
+            out.contains(&format!("devices[{i}].address: device")) && out.contains("rejected: invalid_field:address"),
+            "devices[{i}] in:\n{out}"
+        );
+    }
+    assert!(
+        !out.contains("devices[5].address") && !out.contains("devices[6].address"),
+        "{out}"
+    );
+    // localhost resolves from /etc/hosts: no DNS query leaves the machine.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut doc = base_doc();
+    doc["devices"][0]["address"] = json!("localhost");
+    let path = write(dir.path(), "doc.json", &doc.to_string());
+    let out = snbox(&[
+        "config",
+        "check",
+        "--resolve",
+        "--strict",
+        "--monitoring",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

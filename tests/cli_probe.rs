@@ -83,6 +83,14 @@ async fn probe_snmp_takes_the_community_from_the_environment_and_never_prints_it
         !text.contains("Wr0ngCommunity") && !text.contains(peers::COMMUNITY),
         "{text}"
     );
+    // ADDRESS:PORT as net-snmp's tools take it.
+    let at = format!("127.0.0.1:{port}");
+    let out = snbox(
+        &["probe", "snmp", &at, "--oid", "1.3.6.1.2.1.1.6.0", "--format", "json"],
+        &[("SNBOX_SNMP_COMMUNITY", peers::COMMUNITY)],
+    )
+    .await;
+    assert_eq!(json(&out)["status"], "ok", "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[tokio::test]
@@ -129,7 +137,40 @@ async fn probe_bad_arguments_exit_2_with_a_message() {
             vec!["probe", "snmp", "127.0.0.1", "--oid", "1.3.6.1", "--snmp-version", "3"],
             "--user",
         ),
-        (vec!["probe", "icmp", "127.0.0.1", "--timeout", "0"], "--timeout"),
+        (
+            vec!["probe", "icmp", "127.0.0.1", "--timeout", "0"],
+            "above 0 and at most 3600",
+        ),
+        (
+            vec!["probe", "icmp", "127.0.0.1", "--packets", "0"],
+            "--packets: 0 is out of range",
+        ),
+        (
+            vec!["probe", "icmp", "127.0.0.1", "--packets", "100000"],
+            "--packets: 100000 is out of range",
+        ),
+        (vec!["probe", "snmp", "127.0.0.1", "--oid", "abc"], "--oid"),
+        (
+            vec![
+                "probe",
+                "snmp",
+                "127.0.0.1:161",
+                "--port",
+                "162",
+                "--oid",
+                "1.3.6.1.2.1.1.3.0",
+            ],
+            "disagree",
+        ),
+        (
+            vec!["probe", "http", "http://127.0.0.1:1/", "--body-regex", "("],
+            "--body-regex: not a regular expression",
+        ),
+        (vec!["probe", "http", "file:///etc/passwd"], "URL: the scheme \"file\""),
+        (
+            vec!["probe", "http", "http://127.0.0.1:1/", "--method", "GE T"],
+            "--method",
+        ),
         (vec!["probe", "icmp", "not-an-address"], "invalid"),
         (
             vec![

@@ -393,7 +393,7 @@ fn fuzz_snmp_answers_through_snmp2_and_our_value_handling() {
                 json!({ "version": if *v1 { "1" } else { "2c" }, "port": port, "community": "c" }),
             )
             .expect("snmp");
-            let params: SnmpParams = serde_json::from_value(match shape {
+            let params: SnmpParams = snbox::document::params::parse(match shape {
                 0 => json!({ "oid": oids[0] }),
                 1 => json!({ "oids": oids }),
                 2 => json!({ "walk": "1.3.6.1.2.1.1.3" }),
@@ -522,7 +522,7 @@ fn fuzz_http_answers_through_the_http_probe() {
         (http_answer(), any::<bool>()),
         |(answer, body_check)| {
             *current.lock().expect("lock") = http_bytes(answer);
-            let params: HttpParams = serde_json::from_value(if *body_check {
+            let params: HttpParams = snbox::document::params::parse(if *body_check {
                 json!({ "url": format!("http://127.0.0.1:{port}/"), "body_regex": "^ok", "follow_redirects": true })
             } else {
                 json!({ "url": format!("http://127.0.0.1:{port}/") })

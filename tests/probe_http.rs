@@ -8,17 +8,18 @@ mod http_server;
 use std::time::{Duration, Instant};
 
 use http_server::{Cert, start};
-use snbox::document::params::HttpParams;
+use snbox::document::params::{HttpParams, Pattern};
 use snbox::probe::http::HttpProber;
 use snbox::probe::{CheckResult, Status};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
 fn params(url: &str) -> HttpParams {
-    HttpParams {
-        url: Some(url.to_string()),
-        ..HttpParams::default()
-    }
+    snbox::document::params::parse(serde_json::json!({ "url": url })).expect("params")
+}
+
+fn pattern(regex: &str) -> Pattern {
+    serde_json::from_value(serde_json::json!(regex)).expect("a regex")
 }
 
 async fn check(p: &HttpParams) -> CheckResult {
@@ -30,7 +31,7 @@ async fn http_ok_with_status_latency_and_body() {
     let server = start(None).await;
     let mut p = params(&server.url("/ok"));
     p.body_contains = Some("hello".into());
-    p.body_regex = Some("^hello o+k$".into());
+    p.body_regex = Some(pattern("^hello o+k$"));
     let r = check(&p).await;
     assert_eq!(r.status, Status::Ok, "{}", r.output);
     assert!(r.output.starts_with("HTTP 200, body matches in "), "{}", r.output);
@@ -59,14 +60,8 @@ async fn http_body_that_does_not_match_is_critical() {
     assert_eq!(r.status, Status::Critical);
     assert!(r.output.contains("body does not contain \"goodbye\""), "{}", r.output);
     p.body_contains = None;
-    p.body_regex = Some("^bye".into());
+    p.body_regex = Some(pattern("^bye"));
     assert_eq!(check(&p).await.status, Status::Critical);
-    p.body_regex = Some("(unclosed".into());
-    assert_eq!(
-        check(&p).await.status,
-        Status::Unknown,
-        "a bad regex is the check's own fault"
-    );
 }
 
 #[tokio::test]
@@ -256,15 +251,35 @@ async fn http_basic_auth_and_no_credential_in_the_output() {
     assert!(!r.output.contains("Hunter2pw"), "{}", r.output);
     let r = check(&params("http://admin:Hunter2pw@127.0.0.1:1/")).await;
     assert!(!r.output.contains("Hunter2pw"), "{}", r.output);
+    // Nothing redirected: the output does not say it did.
+    let url = server.url("/ok").replace("http://", "http://admin:Hunter2pw@");
+    let r = check(&params(&url)).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.output);
+    assert!(!r.output.contains("redirected"), "{}", r.output);
 }
 
 #[tokio::test]
-async fn http_bad_parameters_are_unknown() {
-    let mut p = params("ftp://127.0.0.1/");
-    assert_eq!(check(&p).await.status, Status::Unknown);
-    p.url = Some("http://127.0.0.1/".into());
-    p.method = Some("GE T".into());
-    assert_eq!(check(&p).await.status, Status::Unknown);
+async fn http_bad_parameters_are_refused_when_read_and_a_missing_ca_file_is_unknown() {
+    use snbox::document::params::parse;
+    for (fields, field) in [
+        (serde_json::json!({ "url": "ftp://127.0.0.1/" }), "url"),
+        (serde_json::json!({ "url": "file:///etc/passwd" }), "url"),
+        (serde_json::json!({ "method": "GE T" }), "method"),
+        (serde_json::json!({ "body_regex": "(unclosed" }), "body_regex"),
+        (serde_json::json!({ "warn_ms": 500.0, "crit_ms": 100.0 }), "warn_ms"),
+        (
+            serde_json::json!({ "tls_warn_days": 5, "tls_crit_days": 30 }),
+            "tls_warn_days",
+        ),
+        (serde_json::json!({ "expect_status": [99] }), "expect_status"),
+    ] {
+        let refused = parse::<HttpParams>(fields.clone()).err();
+        assert_eq!(
+            refused.as_ref().map(|e| e.0.as_str()),
+            Some(field),
+            "{fields}: {refused:?}"
+        );
+    }
     let mut p = params("https://127.0.0.1/");
     p.ca_file = Some("/nonexistent/ca.pem".into());
     let r = check(&p).await;
@@ -280,7 +295,7 @@ async fn https_days_left_belong_to_the_connection_the_check_made() {
     let long = start(Some(Cert::Valid)).await;
     let short = start(Some(Cert::ExpiresIn(5))).await;
     let insecure = |url: String| HttpParams {
-        url: Some(url),
+        url: Some(url.parse().expect("a URL")),
         insecure_tls: Some(true),
         ..HttpParams::default()
     };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use peers::{CISCO_C3560, COMMUNITY, LINUX_HOST, LOCATION, Snmpd, Snmpsim, V3_USERS};
-use snbox::document::params::{Direction, SnmpParams};
+use snbox::document::params::{Direction, SnmpParams, SnmpRead};
 use snbox::document::{Snmp, SnmpVersion};
 use snbox::probe::Status;
 use snbox::probe::snmp::SnmpProber;
@@ -54,14 +54,14 @@ fn v3(port: u16, user: &str) -> Snmp {
 
 fn get(oids: &[&str]) -> SnmpParams {
     SnmpParams {
-        oids: Some(oids.iter().map(|s| s.to_string()).collect()),
+        read: Some(SnmpRead::Get(oids.iter().map(|s| s.parse().expect("an OID")).collect())),
         ..SnmpParams::default()
     }
 }
 
 fn walk(root: &str) -> SnmpParams {
     SnmpParams {
-        walk: Some(root.to_string()),
+        read: Some(SnmpRead::Walk(root.parse().expect("an OID"))),
         ..SnmpParams::default()
     }
 }
@@ -177,7 +177,7 @@ async fn snmp_thresholds_and_expectations() {
     );
     p.crit = Some(2.0);
     assert_eq!(at(p.clone()).await.status, Status::Critical);
-    p.direction = Some(Direction::Below);
+    p.direction = Direction::Below;
     assert_eq!(at(p.clone()).await.status, Status::Ok, "and not below");
     let mut p = get(&[SYS_LOCATION]);
     p.expect = Some(LOCATION.into());
@@ -228,7 +228,7 @@ async fn snmp_counter_rate_between_checks() {
     let prober = SnmpProber::new();
     // sysUpTime moves by exactly 100 ticks a second: a counter whose rate is known.
     let mut p = get(&[SYS_UPTIME]);
-    p.as_rate = Some(true);
+    p.as_rate = true;
     let first = prober
         .check("rate", "127.0.0.1", &v2c(agent.port), &p, Duration::from_secs(3))
         .await;
@@ -259,14 +259,14 @@ async fn snmp_counter_rate_between_checks() {
     );
     // A Counter32 (ifInOctets of lo) is read as a counter too.
     let mut p = get(&["1.3.6.1.2.1.2.2.1.10.1"]);
-    p.as_rate = Some(true);
+    p.as_rate = true;
     let r = prober
         .check("octets", "127.0.0.1", &v2c(agent.port), &p, Duration::from_secs(3))
         .await;
     assert_eq!(r.status, Status::Ok, "{}", r.output);
     assert!(r.metrics["rate"] >= 0.0);
     // A string is not a counter.
-    p.oids = Some(vec![SYS_LOCATION.into()]);
+    p.read = Some(SnmpRead::Get(vec![SYS_LOCATION.parse().expect("an OID")]));
     assert_eq!(
         prober
             .check("str", "127.0.0.1", &v2c(agent.port), &p, TIMEOUT)

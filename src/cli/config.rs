@@ -21,7 +21,12 @@ fn print_problems(file: &Path, problems: &Problems) {
     }
 }
 
-pub fn check(config: Option<PathBuf>, monitoring: Option<PathBuf>, strict: bool) -> anyhow::Result<ExitCode> {
+pub fn check(
+    config: Option<PathBuf>,
+    monitoring: Option<PathBuf>,
+    strict: bool,
+    resolve: bool,
+) -> anyhow::Result<ExitCode> {
     let config = config.or_else(|| monitoring.is_none().then(|| PathBuf::from(settings::DEFAULT_PATH)));
     let mut failed = false;
     let mut zone = TimeZone::UTC;
@@ -45,7 +50,7 @@ pub fn check(config: Option<PathBuf>, monitoring: Option<PathBuf>, strict: bool)
     }
     if let Some(path) = &document {
         match plan_from_file(path, &zone, max_bytes) {
-            Ok(plan) => failed |= summarize(path, &plan)? && strict,
+            Ok(plan) => failed |= summarize(path, &plan, resolve)? && strict,
             Err(rejected) => {
                 print_problems(path, &rejected.problems);
                 failed = true;
@@ -56,7 +61,7 @@ pub fn check(config: Option<PathBuf>, monitoring: Option<PathBuf>, strict: bool)
 }
 
 /// Prints what a valid document resolves to; true when anything was rejected or set aside.
-fn summarize(path: &Path, plan: &Plan) -> anyhow::Result<bool> {
+fn summarize(path: &Path, plan: &Plan, resolve: bool) -> anyhow::Result<bool> {
     let devices = plan.accepted_devices().count();
     let services = plan.accepted_services().count();
     outln!(
@@ -81,6 +86,18 @@ fn summarize(path: &Path, plan: &Plan) -> anyhow::Result<bool> {
             notes += 1;
         }
     }
+    let unresolved = if resolve { unresolved_names(plan) } else { Vec::new() };
+    for (d, answered) in unresolved {
+        outln!(
+            "{}: devices[{}].address: warning: device {:?}: the host name {:?} does not resolve on this machine{} (it is resolved at each check)",
+            path.display(),
+            d.index,
+            d.id,
+            d.address,
+            if answered { "" } else { " within 5 s" }
+        );
+        notes += 1;
+    }
     for s in &plan.services {
         for r in s.outcome.as_ref().err().into_iter().flatten() {
             outln!(
@@ -94,6 +111,56 @@ fn summarize(path: &Path, plan: &Plan) -> anyhow::Result<bool> {
         }
     }
     Ok(notes > 0)
+}
+
+/// How long `config check` spends resolving host names, at most.
+const RESOLVE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Accepted devices whose host name does not resolve here (within [`RESOLVE_BUDGET`], 32 at a
+/// time): worth a warning, not a refusal, since the box's resolver may know names this
+/// machine's does not.
+fn unresolved_names(plan: &Plan) -> Vec<(&snbox::rules::DevicePlan, bool)> {
+    use std::net::ToSocketAddrs as _;
+    let named: Vec<_> = plan
+        .accepted_devices()
+        .map(|(d, _)| d)
+        .filter(|d| snbox::rules::address_kind(&d.address) == Some(snbox::rules::AddressKind::HostName))
+        .collect();
+    let mut names: Vec<String> = named.iter().map(|d| d.address.clone()).collect();
+    names.sort();
+    names.dedup();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let deadline = std::time::Instant::now() + RESOLVE_BUDGET;
+    let mut resolved = std::collections::HashSet::new();
+    let mut answered = std::collections::HashSet::new();
+    for chunk in names.chunks(32) {
+        for name in chunk {
+            let (tx, name) = (tx.clone(), name.clone());
+            std::thread::spawn(move || {
+                let ok = (name.as_str(), 0)
+                    .to_socket_addrs()
+                    .is_ok_and(|mut a| a.next().is_some());
+                let _ = tx.send((name, ok));
+            });
+        }
+        for _ in chunk {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((name, ok)) => {
+                    if ok {
+                        resolved.insert(name.clone());
+                    }
+                    answered.insert(name);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    named
+        .into_iter()
+        .filter(|d| !resolved.contains(&d.address))
+        .map(|d| (d, answered.contains(&d.address)))
+        .collect()
 }
 
 pub fn explain(

@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::{OutputFormat, bad};
-use snbox::document::params::{Direction, HttpParams, IcmpParams, SnmpParams};
+use serde_json::json;
+use snbox::document::params::{self, Checked, HttpParams, IcmpParams, SnmpParams};
 use snbox::document::{AuthProtocol, PrivProtocol, SecurityLevel, Snmp, SnmpVersion};
 use snbox::probe::CheckResult;
 use snbox::probe::http::HttpProber;
@@ -96,8 +97,9 @@ pub struct SnmpArgs {
     walk: Option<String>,
     #[arg(long = "snmp-version", default_value = "2c", value_parser = ["1", "2c", "3"])]
     version: String,
-    #[arg(long, default_value_t = 161)]
-    port: u16,
+    /// The agent's UDP port (default 161; `ADDRESS:PORT` says it too).
+    #[arg(long)]
+    port: Option<u16>,
     /// v1/v2c community (default "public"). Prefer the environment variable.
     #[arg(long, env = "SNBOX_SNMP_COMMUNITY", hide_env_values = true)]
     community: Option<String>,
@@ -146,14 +148,11 @@ pub fn run(command: ProbeCommand) -> anyhow::Result<std::process::ExitCode> {
                 crit_loss_pct,
                 common,
             } => {
-                let params = IcmpParams {
-                    packets,
-                    interval_ms,
-                    warn_rtt_ms,
-                    crit_rtt_ms,
-                    warn_loss_pct,
-                    crit_loss_pct,
-                };
+                let params: IcmpParams = checked(json!({
+                    "packets": packets, "interval_ms": interval_ms,
+                    "warn_rtt_ms": warn_rtt_ms, "crit_rtt_ms": crit_rtt_ms,
+                    "warn_loss_pct": warn_loss_pct, "crit_loss_pct": crit_loss_pct,
+                }))?;
                 let timeout = timeout(&common)?;
                 Ok((IcmpProber::new(64).check(address, &params, timeout).await, common))
             }
@@ -174,30 +173,23 @@ pub fn run(command: ProbeCommand) -> anyhow::Result<std::process::ExitCode> {
                 password,
                 common,
             } => {
-                let params = HttpParams {
-                    url: Some(url),
-                    method,
-                    expect_status: (!expect_status.is_empty()).then_some(expect_status),
-                    body_contains,
-                    body_regex,
-                    warn_ms,
-                    crit_ms,
-                    tls_warn_days,
-                    tls_crit_days,
-                    follow_redirects: Some(!no_follow_redirects),
-                    insecure_tls: Some(insecure_tls),
-                    ca_file,
-                    username,
-                    password: password.map(Secret::new),
-                };
+                let params: HttpParams = checked(json!({
+                    "url": url, "method": method,
+                    "expect_status": (!expect_status.is_empty()).then_some(expect_status),
+                    "body_contains": body_contains, "body_regex": body_regex,
+                    "warn_ms": warn_ms, "crit_ms": crit_ms,
+                    "tls_warn_days": tls_warn_days, "tls_crit_days": tls_crit_days,
+                    "follow_redirects": !no_follow_redirects, "insecure_tls": insecure_tls,
+                    "ca_file": ca_file, "username": username, "password": password,
+                }))?;
                 let timeout = timeout(&common)?;
                 Ok((HttpProber::new().check("", &params, timeout).await, common))
             }
             ProbeCommand::Snmp(args) => {
-                let (snmp, params) = snmp_of(&args)?;
+                let (address, snmp, params) = snmp_of(&args)?;
                 let timeout = timeout(&args.common)?;
                 let result = SnmpProber::new()
-                    .check("probe", &args.address, &snmp, &params, timeout)
+                    .check("probe", &address, &snmp, &params, timeout)
                     .await;
                 Ok::<_, anyhow::Error>((result, args.common))
             }
@@ -210,7 +202,7 @@ pub fn run(command: ProbeCommand) -> anyhow::Result<std::process::ExitCode> {
 fn timeout(common: &Common) -> anyhow::Result<Duration> {
     if !(common.timeout > 0.0 && common.timeout <= 3600.0) {
         return Err(bad(format!(
-            "--timeout {} is not a number of seconds from 0 to 3600",
+            "--timeout {} is not a number of seconds above 0 and at most 3600",
             common.timeout
         )));
     }
@@ -218,7 +210,7 @@ fn timeout(common: &Common) -> anyhow::Result<Duration> {
 }
 
 /// The device's SNMP block and the check's params, from the flags, parsed as a document's are.
-fn snmp_of(args: &SnmpArgs) -> anyhow::Result<(Snmp, SnmpParams)> {
+fn snmp_of(args: &SnmpArgs) -> anyhow::Result<(String, Snmp, SnmpParams)> {
     fn named<T: serde::de::DeserializeOwned>(flag: &str, value: &Option<String>) -> anyhow::Result<Option<T>> {
         value
             .as_ref()
@@ -228,6 +220,7 @@ fn snmp_of(args: &SnmpArgs) -> anyhow::Result<(Snmp, SnmpParams)> {
             })
             .transpose()
     }
+    let (address, port) = host_and_port(&args.address, args.port)?;
     let version = match args.version.as_str() {
         "1" => SnmpVersion::V1,
         "3" => SnmpVersion::V3,
@@ -235,7 +228,7 @@ fn snmp_of(args: &SnmpArgs) -> anyhow::Result<(Snmp, SnmpParams)> {
     };
     let snmp = Snmp {
         version,
-        port: Some(args.port),
+        port: Some(port.unwrap_or(161)),
         community: Some(Secret::new(args.community.clone().unwrap_or_else(|| "public".into()))),
         user: args.user.clone(),
         level: named::<SecurityLevel>("level", &args.level)?,
@@ -257,17 +250,59 @@ fn snmp_of(args: &SnmpArgs) -> anyhow::Result<(Snmp, SnmpParams)> {
     if args.oid.is_empty() && args.walk.is_none() {
         return Err(bad("give --oid OID (repeatable) or --walk OID"));
     }
-    let params = SnmpParams {
-        oid: None,
-        oids: (!args.oid.is_empty()).then(|| args.oid.clone()),
-        walk: args.walk.clone(),
-        warn: args.warn,
-        crit: args.crit,
-        direction: args.below.then_some(Direction::Below),
-        as_rate: args.as_rate.then_some(true),
-        expect: args.expect.clone(),
+    let params: SnmpParams = checked(json!({
+        "oids": (!args.oid.is_empty()).then(|| args.oid.clone()), "walk": args.walk,
+        "warn": args.warn, "crit": args.crit,
+        "direction": if args.below { "below" } else { "above" },
+        "as_rate": args.as_rate, "expect": args.expect,
+    }))?;
+    Ok((address, snmp, params))
+}
+
+/// The flags as a document's `params`, checked the same way; a refusal names the flag.
+fn checked<T: Checked>(mut fields: serde_json::Value) -> anyhow::Result<T> {
+    if let Some(map) = fields.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    params::parse(fields).map_err(|(field, message)| {
+        let flag = match field.split(['.', '[']).next().unwrap_or_default() {
+            "oids" => "--oid".to_string(),
+            "direction" => "--below".to_string(),
+            "url" => "URL".to_string(),
+            "follow_redirects" => "--no-follow-redirects".to_string(),
+            other => format!("--{}", other.replace('_', "-")),
+        };
+        bad(format!("{flag}: {message}"))
+    })
+}
+
+/// `host`, `host:port` or `[v6]:port` as net-snmp's tools take them; `--port` when none is
+/// written, and both at once only if they agree.
+fn host_and_port(text: &str, flag_port: Option<u16>) -> anyhow::Result<(String, Option<u16>)> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, "")) => (v6, None),
+            Some((v6, tail)) => match tail.strip_prefix(':').map(str::parse::<u16>) {
+                Some(Ok(port)) => (v6, Some(port)),
+                _ => return Err(bad(format!("{text:?} is not [IPv6]:port"))),
+            },
+            None => return Err(bad(format!("{text:?} is not [IPv6]:port"))),
+        }
+    } else {
+        match text.rsplit_once(':') {
+            // More than one colon: an IPv6 address without a port.
+            Some((host, _)) if host.contains(':') => (text, None),
+            Some((host, port)) => match port.parse::<u16>() {
+                Ok(port) => (host, Some(port)),
+                Err(_) => return Err(bad(format!("{text:?}: {port:?} is not a port"))),
+            },
+            None => (text, None),
+        }
     };
-    Ok((snmp, params))
+    match (port, flag_port) {
+        (Some(a), Some(b)) if a != b => Err(bad(format!("{text} and --port {b} disagree"))),
+        (a, b) => Ok((host.to_string(), a.or(b))),
+    }
 }
 
 fn print(result: &CheckResult, format: OutputFormat) -> anyhow::Result<()> {

@@ -26,21 +26,76 @@ impl CheckKind {
         }
     }
 
-    /// Parses a `params` object for this kind. The error is `(path inside params, message)`.
+    /// Parses a `params` object for this kind into checked, typed values (compiled regex,
+    /// OIDs, bounded counts, ordered thresholds). The error is `(path inside params, message)`.
     pub fn parse_params(self, params: &Map<String, Value>) -> Result<CheckParams, (String, String)> {
         let value = Value::Object(params.clone());
-        fn typed<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, (String, String)> {
-            serde_path_to_error::deserialize(value).map_err(|e| {
-                let path = e.path().to_string();
-                let path = if path == "." { String::new() } else { path };
-                (path, e.into_inner().to_string())
-            })
-        }
         Ok(match self {
-            CheckKind::Icmp => CheckParams::Icmp(typed(value)?),
-            CheckKind::Snmp => CheckParams::Snmp(typed(value)?),
-            CheckKind::Http => CheckParams::Http(typed(value)?),
+            CheckKind::Icmp => CheckParams::Icmp(parse(value)?),
+            CheckKind::Snmp => CheckParams::Snmp(parse(value)?),
+            CheckKind::Http => CheckParams::Http(parse(value)?),
         })
+    }
+}
+
+/// Params of one kind from a JSON object, checked: what the document, the CLI and tests use.
+pub fn parse<T: Checked>(value: Value) -> Result<T, (String, String)> {
+    let raw: T::Fields = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        (path, e.into_inner().to_string())
+    })?;
+    T::check(raw)
+}
+
+/// Params as the document writes them (`Fields`), turned into what probes use.
+pub trait Checked: Sized {
+    type Fields: for<'de> Deserialize<'de>;
+    /// The error is `(field, message)`.
+    fn check(fields: Self::Fields) -> Result<Self, (String, String)>;
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> (String, String) {
+    (field.to_string(), message.into())
+}
+
+/// `value` within `range`, when set.
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &str,
+    value: Option<T>,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), (String, String)> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(invalid(
+            field,
+            format!("{v} is out of range: from {} to {}", range.start(), range.end()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A warning limit must be reached before the critical one.
+fn ordered(warn: (&str, Option<f64>), crit: (&str, Option<f64>), below: bool) -> Result<(), (String, String)> {
+    if let (Some(w), Some(c)) = (warn.1, crit.1) {
+        let backwards = if below { w < c } else { w > c };
+        if backwards {
+            let side = if below { "below" } else { "above" };
+            return Err(invalid(
+                warn.0,
+                format!(
+                    "{w} is beyond {} {c}: a warning comes before the critical limit ({side})",
+                    crit.0
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn finite(field: &str, value: Option<f64>) -> Result<(), (String, String)> {
+    match value {
+        Some(v) if !v.is_finite() || v < 0.0 => Err(invalid(field, format!("{v} is not a number from 0 up"))),
+        _ => Ok(()),
     }
 }
 
@@ -72,6 +127,9 @@ impl CheckParams {
     }
 }
 
+/// Echoes sent per check, at most.
+pub const MAX_PACKETS: u32 = 100;
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IcmpParams {
@@ -89,38 +147,247 @@ pub struct IcmpParams {
     pub crit_loss_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+impl Checked for IcmpParams {
+    type Fields = IcmpParams;
+
+    fn check(p: IcmpParams) -> Result<IcmpParams, (String, String)> {
+        within("packets", p.packets, 1..=MAX_PACKETS)?;
+        within("interval_ms", p.interval_ms, 1..=10_000)?;
+        finite("warn_rtt_ms", p.warn_rtt_ms)?;
+        finite("crit_rtt_ms", p.crit_rtt_ms)?;
+        within("warn_loss_pct", p.warn_loss_pct, 0.0..=100.0)?;
+        within("crit_loss_pct", p.crit_loss_pct, 0.0..=100.0)?;
+        ordered(("warn_rtt_ms", p.warn_rtt_ms), ("crit_rtt_ms", p.crit_rtt_ms), false)?;
+        ordered(
+            ("warn_loss_pct", p.warn_loss_pct),
+            ("crit_loss_pct", p.crit_loss_pct),
+            false,
+        )?;
+        Ok(p)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
+    #[default]
     Above,
     Below,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An SNMP object identifier, read from its dotted form (`1.3.6.1.2.1.1.3.0`) once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectId(Vec<u64>);
+
+impl ObjectId {
+    pub fn arcs(&self) -> &[u64] {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ObjectId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ObjectId, String> {
+        let arcs: Result<Vec<u64>, _> = text.trim_start_matches('.').split('.').map(str::parse::<u64>).collect();
+        match arcs {
+            // BER encodes the first two arcs as one number: 0, 1 or 2, then below 40 under 0 and 1.
+            Ok(arcs) if arcs.len() >= 2 && arcs[0] <= 2 && (arcs[0] == 2 || arcs[1] < 40) => Ok(ObjectId(arcs)),
+            _ => Err(format!(
+                "{text:?} is not an OID: numbers separated by dots, such as 1.3.6.1.2.1.1.3.0"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, arc) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            write!(f, "{arc}")?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ObjectId, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What an SNMP check reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnmpRead {
+    /// These OIDs in one request (`oid`, then `oids`).
+    Get(Vec<ObjectId>),
+    /// Every value under this OID.
+    Walk(ObjectId),
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct SnmpParams {
+    /// `None` in a template that leaves the OIDs to its services.
+    pub read: Option<SnmpRead>,
+    pub warn: Option<f64>,
+    pub crit: Option<f64>,
+    pub direction: Direction,
+    /// Judge the rate per second between two samples of a counter.
+    pub as_rate: bool,
+    /// The exact string the value must equal.
+    pub expect: Option<String>,
+}
+
+/// The SNMP params as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnmpFields {
     /// One OID to GET.
     #[serde(default)]
-    pub oid: Option<String>,
+    oid: Option<ObjectId>,
     /// Several OIDs to GET in one PDU (each judged by the same thresholds).
     #[serde(default)]
-    pub oids: Option<Vec<String>>,
+    oids: Option<Vec<ObjectId>>,
     /// A subtree to walk (GETBULK on v2c/v3, GETNEXT on v1).
     #[serde(default)]
-    pub walk: Option<String>,
+    walk: Option<ObjectId>,
     #[serde(default)]
-    pub warn: Option<f64>,
+    warn: Option<f64>,
     #[serde(default)]
-    pub crit: Option<f64>,
+    crit: Option<f64>,
     /// Whether `warn`/`crit` are upper (`above`, the default) or lower (`below`) limits.
     #[serde(default)]
-    pub direction: Option<Direction>,
-    /// Judge the rate per second between two samples of a counter.
+    direction: Option<Direction>,
     #[serde(default)]
-    pub as_rate: Option<bool>,
-    /// The exact string the value must equal.
+    as_rate: Option<bool>,
     #[serde(default)]
-    pub expect: Option<String>,
+    expect: Option<String>,
+}
+
+impl Checked for SnmpParams {
+    type Fields = SnmpFields;
+
+    fn check(f: SnmpFields) -> Result<SnmpParams, (String, String)> {
+        let read = match (f.oid, f.oids, f.walk) {
+            (None, None, None) => None,
+            (None, None, Some(walk)) => Some(SnmpRead::Walk(walk)),
+            (_, _, Some(_)) => return Err(invalid("walk", "a walk reads one subtree: give it without oid or oids")),
+            (_, Some(list), None) if list.is_empty() => return Err(invalid("oids", "an empty list")),
+            (oid, list, None) => Some(SnmpRead::Get(oid.into_iter().chain(list.unwrap_or_default()).collect())),
+        };
+        let direction = f.direction.unwrap_or_default();
+        ordered(("warn", f.warn), ("crit", f.crit), direction == Direction::Below)?;
+        for (field, value) in [("warn", f.warn), ("crit", f.crit)] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return Err(invalid(field, "not a finite number"));
+            }
+        }
+        let as_rate = f.as_rate.unwrap_or(false);
+        if as_rate && matches!(read, Some(SnmpRead::Walk(_))) {
+            return Err(invalid(
+                "as_rate",
+                "rates are read from a GET of counters, not from a walk",
+            ));
+        }
+        Ok(SnmpParams {
+            read,
+            warn: f.warn,
+            crit: f.crit,
+            direction,
+            as_rate,
+            expect: f.expect,
+        })
+    }
+}
+
+/// A regular expression, compiled when the document is read.
+#[derive(Debug, Clone)]
+pub struct Pattern(regex::Regex);
+
+impl Pattern {
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pattern, D::Error> {
+        let text = String::deserialize(d)?;
+        // The default size limit (10 MiB compiled) bounds what one document may ask.
+        regex::Regex::new(&text).map(Pattern).map_err(|e| {
+            // regex draws the pattern over several lines; its last one says what is wrong.
+            let text = e.to_string();
+            let why = text.lines().last().unwrap_or_default().trim_start_matches("error: ");
+            serde::de::Error::custom(format!("not a regular expression: {why}"))
+        })
+    }
+}
+
+/// An HTTP method, read once: an upper-case token such as GET, HEAD or POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Method(reqwest::Method);
+
+impl Method {
+    pub fn get() -> Method {
+        Method(reqwest::Method::GET)
+    }
+
+    pub fn as_reqwest(&self) -> &reqwest::Method {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
+        let text = String::deserialize(d)?;
+        let token = !text.is_empty() && text.bytes().all(|b| b.is_ascii_uppercase() || b == b'-');
+        match reqwest::Method::from_bytes(text.as_bytes()) {
+            Ok(m) if token => Ok(Method(m)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{text:?} is not an HTTP method such as GET, HEAD or POST"
+            ))),
+        }
+    }
+}
+
+/// An `http` or `https` URL (with `{status}` standing for the box's own status endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckUrl(String);
+
+/// In a URL, the box's own status endpoint (`status.listen`, a wildcard read as loopback).
+pub const STATUS_ENDPOINT: &str = "{status}";
+
+impl CheckUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for CheckUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<CheckUrl, String> {
+        let probe = text.replace(STATUS_ENDPOINT, "127.0.0.1:1");
+        let url = url::Url::parse(&probe).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+        match url.scheme() {
+            "http" | "https" if url.host().is_some() => Ok(CheckUrl(text.to_string())),
+            "http" | "https" => Err(format!("{text:?} names no host")),
+            other => Err(format!("the scheme {other:?} is not checked: http or https")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CheckUrl, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -128,15 +395,15 @@ pub struct SnmpParams {
 pub struct HttpParams {
     /// Defaults to `http://<device address>/`.
     #[serde(default)]
-    pub url: Option<String>,
+    pub url: Option<CheckUrl>,
     #[serde(default)]
-    pub method: Option<String>,
+    pub method: Option<Method>,
     #[serde(default)]
     pub expect_status: Option<Vec<u16>>,
     #[serde(default)]
     pub body_contains: Option<String>,
     #[serde(default)]
-    pub body_regex: Option<String>,
+    pub body_regex: Option<Pattern>,
     #[serde(default)]
     pub warn_ms: Option<f64>,
     #[serde(default)]
@@ -156,4 +423,31 @@ pub struct HttpParams {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<Secret>,
+}
+
+impl Checked for HttpParams {
+    type Fields = HttpParams;
+
+    fn check(p: HttpParams) -> Result<HttpParams, (String, String)> {
+        if let Some(codes) = &p.expect_status {
+            if codes.is_empty() {
+                return Err(invalid("expect_status", "an empty list"));
+            }
+            if let Some(code) = codes.iter().find(|c| !(100..=599).contains(*c)) {
+                return Err(invalid(
+                    "expect_status",
+                    format!("{code} is not an HTTP status (100 to 599)"),
+                ));
+            }
+        }
+        finite("warn_ms", p.warn_ms)?;
+        finite("crit_ms", p.crit_ms)?;
+        ordered(("warn_ms", p.warn_ms), ("crit_ms", p.crit_ms), false)?;
+        ordered(
+            ("tls_warn_days", p.tls_warn_days.map(f64::from)),
+            ("tls_crit_days", p.tls_crit_days.map(f64::from)),
+            true,
+        )?;
+        Ok(p)
+    }
 }

@@ -16,15 +16,13 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 
 use super::{CheckResult, Status, Thresholds, ms};
-use crate::document::params::HttpParams;
+use crate::document::params::{CheckUrl, HttpParams, STATUS_ENDPOINT};
 use crate::tls::{Check, OnLeaf, Verifier, error_text, pem_certificates, system_roots};
 
 /// Bodies are read only when a body check asks for it, and never past this size.
 const MAX_BODY: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 5;
 const DAY_S: i64 = 86_400;
-/// In a URL, the box's own status endpoint (`status.listen`, a wildcard read as loopback).
-pub const STATUS_ENDPOINT: &str = "{status}";
 
 /// The `not_after` (Unix seconds) of the first leaf certificate a check's own connection was
 /// shown. Clients are shared by every check, so what a connection sees is handed to the check
@@ -99,10 +97,10 @@ impl HttpProber {
             Ok(url) => url,
             Err(message) => return CheckResult::unknown(message),
         };
-        let method = match reqwest::Method::from_bytes(params.method.as_deref().unwrap_or("GET").as_bytes()) {
-            Ok(m) => m,
-            Err(_) => return CheckResult::unknown(format!("invalid HTTP method {:?}", params.method)),
-        };
+        let method = params
+            .method
+            .as_ref()
+            .map_or(reqwest::Method::GET, |m| m.as_reqwest().clone());
         let is_https = url.scheme() == "https";
         let key = client_key(params);
         if is_https
@@ -176,7 +174,8 @@ impl HttpProber {
         } else {
             result.output = format!("{} in {:.1} ms", result.output, ms(elapsed));
         }
-        if final_url != url {
+        // reqwest takes the credentials out of the URL it reports: compare without them.
+        if redacted(&final_url) != redacted(&url) {
             result.output = format!("{} (redirected to {})", result.output, redacted(&final_url));
         }
         let mut result = result
@@ -278,9 +277,9 @@ fn target_url(
     params: &HttpParams,
     status_endpoint: Option<std::net::SocketAddr>,
 ) -> Result<reqwest::Url, String> {
-    let text = match (&params.url, status_endpoint) {
+    let text = match (params.url.as_ref().map(CheckUrl::as_str), status_endpoint) {
         (Some(url), Some(status)) if url.contains(STATUS_ENDPOINT) => url.replace(STATUS_ENDPOINT, &status.to_string()),
-        (Some(url), _) => url.clone(),
+        (Some(url), _) => url.to_string(),
         (None, _) if address.contains(':') => format!("http://[{address}]/"),
         (None, _) => format!("http://{address}/"),
     };
@@ -317,17 +316,13 @@ fn judge_body(body: &[u8], code: u16, params: &HttpParams) -> CheckResult {
             format!("HTTP {code}, body does not contain {needle:?}"),
         );
     }
-    if let Some(pattern) = &params.body_regex {
-        match regex::Regex::new(pattern) {
-            Err(e) => return CheckResult::unknown(format!("invalid body_regex: {e}")),
-            Ok(re) if !re.is_match(&text) => {
-                return CheckResult::new(
-                    Status::Critical,
-                    format!("HTTP {code}, body does not match /{pattern}/"),
-                );
-            }
-            Ok(_) => {}
-        }
+    if let Some(pattern) = &params.body_regex
+        && !pattern.is_match(&text)
+    {
+        return CheckResult::new(
+            Status::Critical,
+            format!("HTTP {code}, body does not match /{}/", pattern.as_str()),
+        );
     }
     CheckResult::new(Status::Ok, format!("HTTP {code}, body matches"))
 }

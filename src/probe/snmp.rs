@@ -20,7 +20,7 @@ use snmp2::{AsyncSession, Oid, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::{CheckResult, Status, Thresholds};
-use crate::document::params::{Direction, SnmpParams};
+use crate::document::params::{Direction, ObjectId, SnmpParams, SnmpRead};
 use crate::document::{AuthProtocol, PrivProtocol, SecurityLevel, Snmp, SnmpVersion};
 
 const DEFAULT_PORT: u16 = 161;
@@ -189,21 +189,22 @@ impl SnmpProber {
         params: &SnmpParams,
         timeout: Duration,
     ) -> CheckResult {
-        let oids: Vec<String> = match (&params.oid, &params.oids, &params.walk) {
-            (_, _, Some(walk)) => vec![walk.clone()],
-            (Some(oid), None, None) => vec![oid.clone()],
-            (None, Some(list), None) if !list.is_empty() => list.clone(),
-            (Some(oid), Some(list), None) => std::iter::once(oid.clone()).chain(list.iter().cloned()).collect(),
-            _ => return CheckResult::unknown("no oid, oids or walk to read"),
+        let (oids, walk): (&[ObjectId], Option<&ObjectId>) = match &params.read {
+            Some(SnmpRead::Get(oids)) => (oids, None),
+            Some(SnmpRead::Walk(prefix)) => (std::slice::from_ref(prefix), Some(prefix)),
+            None => return CheckResult::unknown("no oid, oids or walk to read"),
         };
-        let parsed: Result<Vec<Oid<'static>>, String> = oids.iter().map(|o| parse_oid(o)).collect();
+        let parsed: Result<Vec<Oid<'static>>, String> = oids
+            .iter()
+            .map(|o| Oid::from(o.arcs()).map_err(|e| format!("invalid OID {o}: {e:?}")))
+            .collect();
         let parsed = match parsed {
             Ok(p) => p,
             Err(message) => return CheckResult::unknown(message),
         };
         let agent = self.agent(address, snmp);
         let deadline = Instant::now() + timeout;
-        let values = if params.walk.is_some() {
+        let values = if walk.is_some() {
             self.walk(&agent, address, snmp, &parsed[0], deadline).await
         } else {
             self.get(&agent, address, snmp, &parsed, deadline).await
@@ -221,12 +222,12 @@ impl SnmpProber {
                 return CheckResult::unknown(format!("SNMP agent at {}: {why}", agent_name(address, snmp)));
             }
         };
-        if params.as_rate == Some(true) && params.walk.is_none() {
+        if params.as_rate && walk.is_none() {
             return self
                 .rate(series, &agent, address, snmp, &parsed, values, params, deadline)
                 .await;
         }
-        judge(&values, params, params.walk.as_deref())
+        judge(&values, params, walk.map(ToString::to_string).as_deref())
     }
 
     fn agent(&self, address: &str, snmp: &Snmp) -> Arc<AsyncMutex<Option<AsyncSession>>> {
@@ -428,7 +429,7 @@ fn thresholds(params: &SnmpParams) -> Thresholds {
     Thresholds {
         warn: params.warn,
         crit: params.crit,
-        below: params.direction == Some(Direction::Below),
+        below: params.direction == Direction::Below,
     }
 }
 
@@ -690,7 +691,7 @@ fn agent_name(address: &str, snmp: &Snmp) -> String {
 }
 
 /// A numeric OID, with or without a leading dot.
-pub fn parse_oid(text: &str) -> Result<Oid<'static>, String> {
+fn parse_oid(text: &str) -> Result<Oid<'static>, String> {
     let arcs: Result<Vec<u64>, _> = text.trim_start_matches('.').split('.').map(str::parse::<u64>).collect();
     match arcs {
         Ok(arcs) if arcs.len() >= 2 => Oid::from(&arcs).map_err(|e| format!("invalid OID {text:?}: {e:?}")),

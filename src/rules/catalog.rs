@@ -333,13 +333,25 @@ pub fn check_numbers(
         ));
     }
     for (field, value) in counts {
-        if value == Some(0) {
+        let Some(value) = value else { continue };
+        let most = largest(field);
+        if !(1..=most).contains(&value) {
             problems.push(Problem::new(
                 "invalid_value",
                 format!("{at}.{field}"),
-                "must be at least 1",
+                format!("{value} is out of range: from 1 to {most}"),
             ));
         }
+    }
+}
+
+/// The largest value a counted setting may take: a day between checks, an hour for one.
+fn largest(field: &str) -> u32 {
+    match field {
+        "interval_s" | "retry_interval_s" => 86_400,
+        "timeout_s" => 3_600,
+        "max_attempts" => 100,
+        _ => u32::MAX,
     }
 }
 

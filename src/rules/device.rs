@@ -31,6 +31,8 @@ pub fn resolve(index: usize, raw: &document::Device, box_node: NodeIdx, tree: &T
     );
     if raw.address.trim().is_empty() {
         reasons.push(reason("missing_field:address", format!("{at}.address")));
+    } else if address_kind(&raw.address).is_none() {
+        reasons.push(reason("invalid_field:address", format!("{at}.address")));
     }
     if let Some(snmp) = &raw.snmp {
         reasons.extend(
@@ -176,6 +178,31 @@ fn contacts(
 }
 
 /// The fields an SNMP block lacks for its version and security level.
+/// What a device's address is: an IP address, or a host name resolved at each check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    Ip,
+    HostName,
+}
+
+/// An IP address, or a host name as RFC 1123 writes one (letters, digits and hyphens in labels
+/// of at most 63, 253 in all); anything else (a URL, a port, a space) is no address.
+pub fn address_kind(address: &str) -> Option<AddressKind> {
+    if address.parse::<std::net::IpAddr>().is_ok() {
+        return Some(AddressKind::Ip);
+    }
+    let name = address.strip_suffix('.').unwrap_or(address);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    // A name of digits and dots only would be a mistyped IPv4 address.
+    let numeric = name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    (name.len() <= 253 && !numeric && name.split('.').all(label_ok)).then_some(AddressKind::HostName)
+}
+
 pub fn reason(code: impl Into<String>, path: impl Into<String>) -> Reason {
     Reason {
         code: code.into(),

@@ -279,7 +279,7 @@ impl Resolver<'_> {
             },
         };
         if let CheckParams::Snmp(p) = &params {
-            if p.oid.is_none() && p.oids.is_none() && p.walk.is_none() {
+            if p.read.is_none() {
                 reasons.push(reason("missing_field:params.oid", self.at.of("params.oid")));
             }
             if self.dev.snmp.is_none() {
