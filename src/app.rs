@@ -53,6 +53,11 @@ pub enum AppError {
     },
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("{}: {problem}", settings.display())]
+    Settings {
+        settings: PathBuf,
+        problem: crate::problem::Problem,
+    },
     #[error("stopped with {records} records the store could not commit: they are lost")]
     Lost { records: u64 },
     #[error("the store's writer did not finish in time: records queued for it may be lost")]
@@ -64,7 +69,10 @@ impl AppError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            AppError::Document { .. } | AppError::Unpaired | AppError::IdentityMismatch { .. }
+            AppError::Document { .. }
+                | AppError::Unpaired
+                | AppError::IdentityMismatch { .. }
+                | AppError::Settings { .. }
         )
     }
 }
@@ -81,6 +89,15 @@ pub async fn run(settings: Settings, clock: Arc<dyn Clock>) -> Result<(), AppErr
 /// Runs the daemon until `cancel` (the tests' way in).
 pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: CancellationToken) -> Result<(), AppError> {
     let started = Instant::now();
+    if let Some(problem) = crate::settings::state_dir_problem(&settings.state_dir) {
+        return Err(AppError::Settings {
+            settings: settings.path.clone(),
+            problem,
+        });
+    }
+    for w in &settings.warnings {
+        tracing::warn!(settings = %settings.path.display(), "{w}");
+    }
     let origin = origin_of(&settings)?;
     let plan = match &origin {
         Origin::Standalone(document) => {
@@ -93,6 +110,13 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         }
         Origin::Central(c) => last_good_plan(&settings, &c.1)?,
     };
+    for (field, node) in tokens_outside(&settings.status.tokens, &plan) {
+        tracing::warn!(
+            field,
+            node,
+            "this status token's node is not in the document: it sees nothing (403)"
+        );
+    }
     let plan = Arc::new(plan);
     let opened = Store::open(&settings.state_dir, settings.buffer.max_bytes)?;
     let saved: HashMap<String, Saved> = opened
@@ -231,6 +255,17 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         Ok(Ok(Ok(records))) => Err(AppError::Lost { records }),
         _ => Err(AppError::WriterStuck),
     }
+}
+
+/// Status tokens scoped to a node `plan` does not have: `(status.tokens[i].node, node)`.
+pub fn tokens_outside<'a>(tokens: &'a [crate::settings::Token], plan: &crate::rules::Plan) -> Vec<(String, &'a str)> {
+    tokens
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, t.node.as_deref()?)))
+        .filter(|(_, node)| plan.tree.get(node).is_none())
+        .map(|(i, node)| (format!("status.tokens[{i}].node"), node))
+        .collect()
 }
 
 /// Where this run takes its documents from.

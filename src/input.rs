@@ -105,10 +105,34 @@ pub fn typed<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, Problem> 
     serde_path_to_error::deserialize(value).map_err(|e| at_path(e, at))
 }
 
-/// Deserializes a JSON text, naming the offending value's path below `at` on error.
-pub fn typed_str<'de, T: serde::Deserialize<'de>>(text: &'de str, at: &str) -> Result<T, Problem> {
+/// Deserializes a JSON text, naming the offending value's path below `at` on error. When
+/// `text` is a slice of `file` (the document as written), the position is the one in the file;
+/// otherwise (TOML read as JSON) there is no position worth giving, only the path.
+pub fn typed_str<'de, T: serde::Deserialize<'de>>(text: &'de str, at: &str, file: Option<&str>) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| at_path(e, at))
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let (line, column) = (e.inner().line(), e.inner().column());
+        let mut problem = at_path(e, at);
+        problem.message = strip_position(&problem.message);
+        if let Some(start) = file.and_then(|f| offset_in(f, text))
+            && line > 0
+        {
+            let (base_line, base_column) = line_col_of(file.unwrap_or_default(), start);
+            let (line, column) = if line == 1 {
+                (base_line, base_column + column - 1)
+            } else {
+                (base_line + line - 1, column)
+            };
+            problem.message = format!("{} at line {line} column {column}", problem.message);
+        }
+        problem
+    })
+}
+
+/// Where `part` starts in `whole`, when it is a slice of it.
+fn offset_in(whole: &str, part: &str) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (start + part.len() <= whole.len()).then_some(start)
 }
 
 fn at_path<E: std::fmt::Display>(e: serde_path_to_error::Error<E>, at: &str) -> Problem {
@@ -134,10 +158,16 @@ fn strip_position(message: &str) -> String {
 }
 
 fn line_col(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
+    let (line, col) = line_col_of(text, offset);
+    format!("line {line} column {col}")
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col_of(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    format!("line {line} column {col}")
+    (line, col)
 }
 
 fn toml_to_json(value: toml::Value) -> Value {

@@ -102,7 +102,7 @@ fn main() -> ExitCode {
         // Like a tool killed by SIGPIPE, quietly (128 + 13).
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
-            eprintln!("snbox: {e:#}");
+            eprintln!("snbox: {}", cli::error_text(&e));
             if e.downcast_ref::<BadInput>().is_some() {
                 ExitCode::from(2)
             } else {

@@ -32,6 +32,9 @@ pub struct Settings {
     pub limits: Limits,
     pub buffer: Buffer,
     pub log: Log,
+    /// Settings that are valid but probably not what was meant (`config check` prints them,
+    /// `snbox run` logs them).
+    pub warnings: Vec<Problem>,
 }
 
 /// Where the monitoring document comes from.
@@ -280,6 +283,36 @@ const KEYS: [&str; 8] = [
 /// Status tokens shorter than this are refused: they guard the endpoint off loopback.
 const MIN_TOKEN_LEN: usize = 16;
 
+/// What keeps `state_dir` from holding the box's state: not a directory, or not writable by
+/// this user (nor creatable, when it does not exist yet). `config check` and `snbox run` both
+/// refuse on it.
+pub fn state_dir_problem(state_dir: &Path) -> Option<Problem> {
+    use rustix::fs::{Access, access};
+    let problem = |message: String| Some(Problem::new("invalid_value", "state_dir", message));
+    let writable = |dir: &Path| access(dir, Access::WRITE_OK | Access::EXEC_OK).is_ok();
+    match std::fs::metadata(state_dir) {
+        Ok(meta) if !meta.is_dir() => problem(format!("{} is not a directory", state_dir.display())),
+        Ok(_) if !writable(state_dir) => problem(format!("{} is not writable by this user", state_dir.display())),
+        Ok(_) => None,
+        Err(_) => {
+            // The nearest folder that exists must let us create the rest.
+            let existing = state_dir.ancestors().skip(1).find(|a| a.exists())?;
+            let why = if !existing.is_dir() {
+                "is not a directory"
+            } else if !writable(existing) {
+                "is not writable by this user"
+            } else {
+                return None;
+            };
+            problem(format!(
+                "{} does not exist and cannot be created: {} {why}",
+                state_dir.display(),
+                existing.display()
+            ))
+        }
+    }
+}
+
 /// Where to reach a listener from this machine: a wildcard address means loopback.
 pub fn local_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -377,7 +410,22 @@ impl Settings {
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
+        let mut warnings = Vec::new();
+        if let Some(status) = &status
+            && !status.listen.ip().is_loopback()
+            && status.tokens.is_empty()
+        {
+            warnings.push(Problem::new(
+                "no_tokens",
+                "status.listen",
+                format!(
+                    "{} is reachable from other machines but status.tokens is empty: only status.no_token_from can read it",
+                    status.listen
+                ),
+            ));
+        }
         Ok(Settings {
+            warnings,
             path: path.to_path_buf(),
             state_dir,
             timezone,
@@ -470,11 +518,26 @@ fn status_of(raw: RawStatus, problems: &mut Vec<Problem>) -> Option<Status> {
         }
     };
     for (i, t) in raw.tokens.iter().enumerate() {
-        if t.token.expose().chars().count() < MIN_TOKEN_LEN {
+        let token = t.token.expose();
+        if token.chars().count() < MIN_TOKEN_LEN {
             problems.push(Problem::new(
                 "invalid_value",
                 format!("status.tokens[{i}].token"),
                 format!("a status token needs at least {MIN_TOKEN_LEN} characters"),
+            ));
+        } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            // A bearer token is sent in a header: spaces and control characters never match.
+            problems.push(Problem::new(
+                "invalid_value",
+                format!("status.tokens[{i}].token"),
+                "a status token is printable ASCII without spaces",
+            ));
+        }
+        if t.node.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            problems.push(Problem::new(
+                "invalid_value",
+                format!("status.tokens[{i}].node"),
+                "an empty node: leave `node` out for a token that sees the whole box",
             ));
         }
     }
@@ -485,12 +548,18 @@ fn status_of(raw: RawStatus, problems: &mut Vec<Problem>) -> Option<Status> {
             .enumerate()
             .filter_map(|(i, text)| {
                 let net = Network::parse(text);
-                if net.is_none() {
-                    problems.push(Problem::new(
+                match net {
+                    None => problems.push(Problem::new(
                         "invalid_value",
                         format!("status.no_token_from[{i}]"),
                         format!("{text:?} is not an address or a block such as \"127.0.0.0/8\""),
-                    ));
+                    )),
+                    Some(n) if n.prefix == 0 => problems.push(Problem::new(
+                        "invalid_value",
+                        format!("status.no_token_from[{i}]"),
+                        format!("{text:?} is every address: anyone could read the status without a token"),
+                    )),
+                    Some(_) => {}
                 }
                 net
             })

@@ -520,7 +520,11 @@ fn a_utf8_byte_order_mark_is_not_an_error() {
     let doc = write(dir.path(), "bom.json", &format!("\u{feff}{}", base_doc()));
     let out = snbox(&["config", "check", "--monitoring", doc.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let settings = write(dir.path(), "bom.toml", "\u{feff}state_dir = \"state\"\n");
+    let settings = write(
+        dir.path(),
+        "bom.toml",
+        "\u{feff}state_dir = \"state\"\n[standalone]\ndocument = \"bom.json\"\n",
+    );
     let out = snbox(&["config", "check", "--config", settings.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
@@ -606,4 +610,126 @@ fn config_check_rejects_a_device_address_that_is_neither_an_ip_nor_a_host_name()
         path.to_str().expect("utf-8"),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_nested_field_is_reported_at_its_own_line_in_the_file() {
+    let mut doc = base_doc();
+    doc["devices"][0]["snmp"] = json!({ "version": "2c", "community": "c", "port": "not-a-port" });
+    let pretty = serde_json::to_string_pretty(&doc).expect("json");
+    let line = pretty.lines().position(|l| l.contains("not-a-port")).expect("the line") + 1;
+    assert!(line > 20, "deep enough to tell: {line}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "doc.json", &pretty);
+    let out = snbox(&["config", "check", "--monitoring", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "devices[0].snmp.port: invalid type: string \"not-a-port\", expected u16 at line {line} column"
+        )),
+        "line {line}: {}",
+        text(&out)
+    );
+}
+
+/// A state_dir that cannot hold the state is refused by `config check` as by `snbox run`,
+/// naming the setting, said once.
+#[test]
+fn a_state_dir_that_is_not_a_directory_is_refused_by_check_and_run_alike() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "file", "");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/standalone.json");
+    let settings = write(
+        dir.path(),
+        "snbox.toml",
+        &format!(
+            "state_dir = \"file\"\n[standalone]\ndocument = \"{}\"\n[status]\nlisten = \"127.0.0.1:0\"\n",
+            example.display()
+        ),
+    );
+    let settings = settings.to_str().expect("utf-8");
+    for args in [
+        vec!["config", "check", "--config", settings],
+        vec!["run", "--config", settings],
+    ] {
+        let out = snbox(&args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(
+            said.contains("state_dir: ") && said.contains("is not a directory"),
+            "{args:?}: {said}"
+        );
+        assert_eq!(
+            said.matches("is not a directory").count(),
+            1,
+            "{args:?} said it more than once: {said}"
+        );
+    }
+    let empty = write(dir.path(), "empty.toml", "state_dir = \"state\"\n");
+    for args in [
+        vec!["config", "check", "--config", empty.to_str().expect("utf-8")],
+        vec!["run", "--config", empty.to_str().expect("utf-8")],
+    ] {
+        let out = snbox(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("this box is not paired"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn status_settings_that_can_only_go_wrong_are_refused_or_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/standalone.json");
+    let check = |status: &str, strict: bool| {
+        let path = write(
+            dir.path(),
+            "snbox.toml",
+            &format!(
+                "state_dir = \"state\"\n[standalone]\ndocument = \"{}\"\n[status]\n{status}\n",
+                example.display()
+            ),
+        );
+        let mut args = vec!["config", "check", "--config", path.to_str().expect("utf-8")];
+        if strict {
+            args.push("--strict");
+        }
+        let out = snbox(&args);
+        (text(&out), out.status.code())
+    };
+    let (out, code) = check("[[status.tokens]]\ntoken = \"                \"\n", false);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("status.tokens[0].token: a status token is printable ASCII without spaces"),
+        "{out}"
+    );
+    let (out, code) = check("no_token_from = [\"0.0.0.0/0\"]\n", false);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("status.no_token_from[0]: \"0.0.0.0/0\" is every address"),
+        "{out}"
+    );
+    let (out, code) = check("listen = \"0.0.0.0:8730\"\n", false);
+    assert_eq!(code, Some(0), "a warning: {out}");
+    assert!(
+        out.contains("warning: no_tokens: status.listen: 0.0.0.0:8730 is reachable from other machines"),
+        "{out}"
+    );
+    assert_eq!(
+        check("listen = \"0.0.0.0:8730\"\n", true).1,
+        Some(2),
+        "--strict fails on a warning"
+    );
+    let (out, code) = check(
+        "[[status.tokens]]\ntoken = \"Tok-0123456789abcdef\"\nnode = \"nowhere\"\n",
+        false,
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("warning: status.tokens[0].node: node \"nowhere\" is not in the document"),
+        "{out}"
+    );
 }

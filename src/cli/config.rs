@@ -32,15 +32,27 @@ pub fn check(
     let mut zone = TimeZone::UTC;
     let mut max_bytes = snbox::input::DEFAULT_MAX_DOCUMENT_BYTES;
     let mut document = monitoring;
+    let mut settings = None;
     if let Some(path) = &config {
         match Settings::load(path) {
             Ok(s) => {
-                outln!("{}: settings are valid", path.display());
+                let problems = runnable(&s);
+                if problems.is_empty() {
+                    outln!("{}: settings are valid", path.display());
+                } else {
+                    print_problems(path, &Problems(problems));
+                    failed = true;
+                }
+                for w in &s.warnings {
+                    outln!("{}: warning: {w}", path.display());
+                    failed |= strict;
+                }
                 zone = s.timezone.clone();
                 max_bytes = s.limits.max_document_bytes;
                 if let (None, Source::Standalone { document: d }) = (&document, &s.source) {
                     document = Some(d.clone());
                 }
+                settings = Some((path, s));
             }
             Err(problems) => {
                 print_problems(path, &problems);
@@ -50,7 +62,19 @@ pub fn check(
     }
     if let Some(path) = &document {
         match plan_from_file(path, &zone, max_bytes) {
-            Ok(plan) => failed |= summarize(path, &plan, resolve)? && strict,
+            Ok(plan) => {
+                failed |= summarize(path, &plan, resolve)? && strict;
+                if let Some((config, s)) = &settings {
+                    for (field, node) in snbox::app::tokens_outside(&s.status.tokens, &plan) {
+                        outln!(
+                            "{}: warning: {field}: node {node:?} is not in the document {}: this token sees nothing (403)",
+                            config.display(),
+                            path.display()
+                        );
+                        failed |= strict;
+                    }
+                }
+            }
             Err(rejected) => {
                 print_problems(path, &rejected.problems);
                 failed = true;
@@ -161,6 +185,23 @@ fn unresolved_names(plan: &Plan) -> Vec<(&snbox::rules::DevicePlan, bool)> {
         .filter(|d| !resolved.contains(&d.address))
         .map(|d| (d, answered.contains(&d.address)))
         .collect()
+}
+
+/// What `snbox run` would refuse in settings that parse: the same checks, the same words.
+fn runnable(settings: &Settings) -> Vec<snbox::problem::Problem> {
+    let mut problems: Vec<_> = snbox::settings::state_dir_problem(&settings.state_dir)
+        .into_iter()
+        .collect();
+    if matches!(settings.source, Source::Unpaired)
+        && matches!(snbox::central::identity::Identity::load(&settings.state_dir), Ok(None))
+    {
+        problems.push(snbox::problem::Problem::new(
+            "not_paired",
+            "",
+            snbox::app::AppError::Unpaired.to_string(),
+        ));
+    }
+    problems
 }
 
 pub fn explain(

@@ -91,17 +91,21 @@ pub fn parse_partial(text: &str, format: Format) -> Result<Partial, Problems> {
         }
         version
     });
-    let box_ = top.remove("box").and_then(|b| keep(typed_str(b.get(), "box"), &mut p));
+    // Positions are the file's own for JSON; TOML was converted, so only paths are given.
+    let file = (format == Format::Json).then_some(json.as_ref());
+    let box_ = top
+        .remove("box")
+        .and_then(|b| keep(typed_str(b.get(), "box", file), &mut p));
     let before_tree = p.len();
-    let tree = list(&mut top, "tree", &mut p);
+    let tree = list(&mut top, "tree", file, &mut p);
     let tree_complete = p.len() == before_tree;
-    let time_ranges = list(&mut top, "time_ranges", &mut p);
-    let defaults = list(&mut top, "defaults", &mut p);
-    let contacts = list(&mut top, "contacts", &mut p);
-    let contact_groups = list(&mut top, "contact_groups", &mut p);
-    let service_templates = list(&mut top, "service_templates", &mut p);
-    let devices = list(&mut top, "devices", &mut p);
-    let services = list(&mut top, "services", &mut p);
+    let time_ranges = list(&mut top, "time_ranges", file, &mut p);
+    let defaults = list(&mut top, "defaults", file, &mut p);
+    let contacts = list(&mut top, "contacts", file, &mut p);
+    let contact_groups = list(&mut top, "contact_groups", file, &mut p);
+    let service_templates = list(&mut top, "service_templates", file, &mut p);
+    let devices = list(&mut top, "devices", file, &mut p);
+    let services = list(&mut top, "services", file, &mut p);
     let document = match (version, box_) {
         (Some(version), Some(box_)) => Some(Document {
             version,
@@ -129,7 +133,12 @@ fn keep<T>(result: Result<T, Problem>, problems: &mut Vec<Problem>) -> Option<T>
 }
 
 /// One top-level list, each element deserialized on its own so that every bad one is reported.
-fn list<T: DeserializeOwned>(top: &mut HashMap<String, &RawValue>, key: &str, problems: &mut Vec<Problem>) -> Vec<T> {
+fn list<T: DeserializeOwned>(
+    top: &mut HashMap<String, &RawValue>,
+    key: &str,
+    file: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> Vec<T> {
     let Some(raw) = top.remove(key) else {
         return Vec::new();
     };
@@ -139,7 +148,7 @@ fn list<T: DeserializeOwned>(top: &mut HashMap<String, &RawValue>, key: &str, pr
             // Sized up front: growing a list of 20,000 services doubles it into a peak.
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
-                out.extend(keep(typed_str(item.get(), &format!("{key}[{i}]")), problems));
+                out.extend(keep(typed_str(item.get(), &format!("{key}[{i}]"), file), problems));
             }
             out
         }
