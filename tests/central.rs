@@ -61,7 +61,7 @@ fn pair(dir: &Path, central: &Central, extra: &[&str]) -> std::process::Output {
 /// A document for the test box: `n` pings every second on loopback addresses.
 fn document(version: &str, n: usize) -> Value {
     let devices: Vec<Value> = (0..n)
-        .map(|i| json!({ "id": format!("d{i}"), "node": "s", "name": "D", "address": format!("127.0.3.{}", i + 1) }))
+        .map(|i| json!({ "id": format!("d{i}"), "node": "s", "name": "D", "address": format!("127.0.{}.{}", 3 + i / 250, i % 250 + 1) }))
         .collect();
     let services: Vec<Value> = (0..n)
         .map(|i| json!({ "id": format!("d{i}-ping"), "device": format!("d{i}"), "template": "ping" }))
