@@ -256,3 +256,29 @@ fn the_watchdog_is_withheld_while_the_store_is_stuck_and_resumes_after() {
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(text.contains("WATCHDOG=1 withheld"), "{text}");
 }
+
+/// A store whose commits keep failing (here a trigger refuses every outbox insert, as a
+/// read-only file would) answers quickly but is unhealthy after 10 s: the watchdog is withheld.
+#[test]
+fn the_watchdog_is_withheld_while_the_store_cannot_commit_and_resumes_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("notify.sock");
+    let mut notify = Notify::bind(&socket_path);
+    let settings = settings_for(dir.path(), &busy_document(dir.path()));
+    let mut child = run_under_notify(&settings, &socket_path, Stdio::null());
+    assert!(notify.read_until("WATCHDOG=1", Duration::from_secs(20)), "{:?}", notify.said);
+    let db = rusqlite::Connection::open(dir.path().join("state/snbox.db")).expect("db");
+    db.busy_timeout(Duration::from_secs(5)).expect("busy");
+    db.execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        .expect("trigger");
+    let petted = |messages: &[String]| messages.iter().any(|m| m.lines().any(|l| l == "WATCHDOG=1"));
+    // Within the grace the box still pets; past it, never.
+    notify.read_for(snbox::store::UNHEALTHY_AFTER + Duration::from_secs(2));
+    let unhealthy = notify.read_for(Duration::from_secs(3));
+    db.execute_batch("DROP TRIGGER refuse").expect("drop trigger");
+    assert!(!petted(&unhealthy), "WATCHDOG=1 while no commit succeeds: {unhealthy:?}");
+    let after = notify.read_for(Duration::from_secs(6));
+    assert!(petted(&after), "the watchdog resumes once the store commits: {after:?}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert_eq!(child.wait().expect("exit").code(), Some(0));
+}
