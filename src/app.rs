@@ -89,7 +89,10 @@ pub async fn run(settings: Settings, clock: Arc<dyn Clock>) -> Result<(), AppErr
 /// Runs the daemon until `cancel` (the tests' way in).
 pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: CancellationToken) -> Result<(), AppError> {
     let started = Instant::now();
-    if let Some(problem) = crate::settings::state_dir_problem(&settings.state_dir) {
+    use crate::settings::StateDirProblem;
+    if let Some(StateDirProblem::Unusable(problem) | StateDirProblem::NotWritableHere(problem)) =
+        crate::settings::state_dir_problem(&settings.state_dir)
+    {
         return Err(AppError::Settings {
             settings: settings.path.clone(),
             problem,

@@ -283,32 +283,48 @@ const KEYS: [&str; 8] = [
 /// Status tokens shorter than this are refused: they guard the endpoint off loopback.
 const MIN_TOKEN_LEN: usize = 16;
 
-/// What keeps `state_dir` from holding the box's state: not a directory, or not writable by
-/// this user (nor creatable, when it does not exist yet). `config check` and `snbox run` both
-/// refuse on it.
-pub fn state_dir_problem(state_dir: &Path) -> Option<Problem> {
+/// What keeps `state_dir` from holding the box's state.
+#[derive(Debug)]
+pub enum StateDirProblem {
+    /// Not a directory, or under a file: no user can use it.
+    Unusable(Problem),
+    /// Not writable (nor creatable) by this user: `snbox run` refuses it; `config check`, which
+    /// may run as another user than the daemon, warns.
+    NotWritableHere(Problem),
+}
+
+/// Whether `state_dir` can hold the box's state for this user.
+pub fn state_dir_problem(state_dir: &Path) -> Option<StateDirProblem> {
     use rustix::fs::{Access, access};
-    let problem = |message: String| Some(Problem::new("invalid_value", "state_dir", message));
+    let problem = |message: String| Problem::new("invalid_value", "state_dir", message);
     let writable = |dir: &Path| access(dir, Access::WRITE_OK | Access::EXEC_OK).is_ok();
     match std::fs::metadata(state_dir) {
-        Ok(meta) if !meta.is_dir() => problem(format!("{} is not a directory", state_dir.display())),
-        Ok(_) if !writable(state_dir) => problem(format!("{} is not writable by this user", state_dir.display())),
+        Ok(meta) if !meta.is_dir() => Some(StateDirProblem::Unusable(problem(format!(
+            "{} is not a directory",
+            state_dir.display()
+        )))),
+        Ok(_) if !writable(state_dir) => Some(StateDirProblem::NotWritableHere(problem(format!(
+            "{} is not writable by this user",
+            state_dir.display()
+        )))),
         Ok(_) => None,
         Err(_) => {
             // The nearest folder that exists must let us create the rest.
             let existing = state_dir.ancestors().skip(1).find(|a| a.exists())?;
-            let why = if !existing.is_dir() {
-                "is not a directory"
-            } else if !writable(existing) {
-                "is not writable by this user"
-            } else {
-                return None;
+            let cannot = |why: &str| {
+                problem(format!(
+                    "{} does not exist and cannot be created: {} {why}",
+                    state_dir.display(),
+                    existing.display()
+                ))
             };
-            problem(format!(
-                "{} does not exist and cannot be created: {} {why}",
-                state_dir.display(),
-                existing.display()
-            ))
+            if !existing.is_dir() {
+                Some(StateDirProblem::Unusable(cannot("is not a directory")))
+            } else if !writable(existing) {
+                Some(StateDirProblem::NotWritableHere(cannot("is not writable by this user")))
+            } else {
+                None
+            }
         }
     }
 }

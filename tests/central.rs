@@ -58,19 +58,20 @@ fn pair(dir: &Path, central: &Central, extra: &[&str]) -> std::process::Output {
     snbox(&args)
 }
 
-/// A document for the test box: `n` pings every second on loopback addresses.
+/// A document for the test box: `n` HTTP checks every second of loopback addresses where
+/// nothing listens (refused at once: records without needing ICMP privileges).
 fn document(version: &str, n: usize) -> Value {
     let devices: Vec<Value> = (0..n)
         .map(|i| json!({ "id": format!("d{i}"), "node": "s", "name": "D", "address": format!("127.0.{}.{}", 3 + i / 250, i % 250 + 1) }))
         .collect();
     let services: Vec<Value> = (0..n)
-        .map(|i| json!({ "id": format!("d{i}-ping"), "device": format!("d{i}"), "template": "ping" }))
+        .map(|i| json!({ "id": format!("d{i}-web"), "device": format!("d{i}"), "template": "web-down" }))
         .collect();
     central::document(
         version,
-        json!([ { "id": "ping", "kind": "icmp", "criticality": "high", "availability_rate": 99.0,
+        json!([ { "id": "web-down", "kind": "http", "criticality": "high", "availability_rate": 99.0,
             "availability_period": "24x7", "control_period": "24x7", "interval_s": 1, "timeout_s": 1,
-            "params": { "packets": 1 } } ]),
+            "max_attempts": 1 } ]),
         json!(devices),
         json!(services),
     )
@@ -290,7 +291,7 @@ fn every_record_arrives_once_through_lost_acks_500s_429s_garbage_and_lies() {
         let h = c.heartbeats.last().expect("heartbeats");
         assert_eq!(h["box_id"], BOX_ID);
         assert!(h["buffer"]["records"].is_u64() && h["buffer"]["dropped"] == 0, "{h}");
-        assert!(h["checks"]["icmp"]["per_min"].is_number(), "{h}");
+        assert!(h["checks"]["http"]["per_min"].is_number(), "{h}");
         c.clock_offset_s = 60;
     });
     daemon.wait_for(
@@ -663,6 +664,7 @@ fn state_changes(central: &Central, service: &str) -> Vec<(String, String)> {
 }
 
 #[test]
+#[ignore = "needs root (mounts a tmpfs): bash .ci/run runs it"]
 fn full_disk_drops_the_oldest_results_keeps_state_changes_says_so_and_recovers() {
     let rt = runtime();
     let central = rt.block_on(central::start(&[(TOKEN, Token::Valid)]));

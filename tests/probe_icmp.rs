@@ -20,6 +20,7 @@ fn params(packets: u32) -> IcmpParams {
 }
 
 #[tokio::test]
+#[ignore = "needs root or unprivileged ICMP (net.ipv4.ping_group_range): bash .ci/run runs it"]
 async fn icmp_loopback_answers_with_a_measured_rtt() {
     let prober = IcmpProber::new(256);
     for target in ["127.0.0.1", "::1"] {
@@ -39,6 +40,7 @@ async fn icmp_loopback_answers_with_a_measured_rtt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root or unprivileged ICMP (net.ipv4.ping_group_range): bash .ci/run runs it"]
 async fn icmp_two_thousand_distinct_loopback_addresses_all_answer() {
     let prober = IcmpProber::new(512);
     let targets: Vec<IpAddr> = (0..2000u32)
@@ -58,6 +60,7 @@ async fn icmp_two_thousand_distinct_loopback_addresses_all_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root or unprivileged ICMP (net.ipv4.ping_group_range): bash .ci/run runs it"]
 async fn icmp_concurrent_checks_of_one_host_never_collide() {
     // Replies match on host and sequence only: 50 checks of 3 packets at once to one host.
     let prober = IcmpProber::new(512);
@@ -72,6 +75,7 @@ async fn icmp_concurrent_checks_of_one_host_never_collide() {
 }
 
 #[tokio::test]
+#[ignore = "needs root or unprivileged ICMP (net.ipv4.ping_group_range): bash .ci/run runs it"]
 async fn icmp_rtt_thresholds_give_warning_then_critical() {
     let prober = IcmpProber::new(16);
     let mut p = params(2);
@@ -120,6 +124,7 @@ fn probe_json(ns: &peers::Netns, args: &[&str], as_nobody: bool) -> serde_json::
 }
 
 #[test]
+#[ignore = "needs root (a network namespace): bash .ci/run runs it"]
 fn icmp_target_that_never_answers_is_critical_within_the_timeout() {
     // A namespace of our own whose stack ignores every echo request: a silent host.
     let ns = peers::Netns::new("silent", &["sysctl -qw net.ipv4.icmp_echo_ignore_all=1"]);
@@ -140,6 +145,7 @@ fn icmp_target_that_never_answers_is_critical_within_the_timeout() {
 }
 
 #[test]
+#[ignore = "needs root (drops to another user with setpriv): bash .ci/run runs it"]
 fn icmp_without_socket_permission_says_both_ways_to_fix_it() {
     // ping_group_range is per namespace: in ours nobody may open a DGRAM ICMP socket, and an
     // unprivileged user has no CAP_NET_RAW for a RAW one.

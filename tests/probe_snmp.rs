@@ -97,6 +97,7 @@ fn netsnmp_walk_count_as(port: u16, version: &str, community: &str, root: &str) 
 }
 
 #[tokio::test]
+#[ignore = "needs snmpd: bash .ci/run installs it and runs this"]
 async fn snmp_v2c_get_of_several_oids_in_one_request() {
     let agent = Snmpd::start();
     let r = SnmpProber::new()
@@ -118,6 +119,7 @@ async fn snmp_v2c_get_of_several_oids_in_one_request() {
 }
 
 #[tokio::test]
+#[ignore = "needs snmpd: bash .ci/run installs it and runs this"]
 async fn snmp_walks_match_net_snmp_with_getbulk_and_getnext() {
     let agent = Snmpd::start();
     for (version, label) in [(SnmpVersion::V2c, "2c"), (SnmpVersion::V1, "1")] {
@@ -140,6 +142,7 @@ async fn snmp_walks_match_net_snmp_with_getbulk_and_getnext() {
 }
 
 #[tokio::test]
+#[ignore = "needs snmpd: bash .ci/run installs it and runs this"]
 async fn snmp_v3_every_security_level_and_algorithm() {
     let agent = Snmpd::start();
     let prober = SnmpProber::new();
@@ -160,6 +163,7 @@ async fn snmp_v3_every_security_level_and_algorithm() {
 }
 
 #[tokio::test]
+#[ignore = "needs snmpd: bash .ci/run installs it and runs this"]
 async fn snmp_thresholds_and_expectations() {
     let agent = Snmpd::start();
     let prober = SnmpProber::new();
@@ -196,6 +200,7 @@ async fn snmp_thresholds_and_expectations() {
 }
 
 #[tokio::test]
+#[ignore = "needs snmpd: bash .ci/run installs it and runs this"]
 async fn snmp_missing_oid_is_unknown() {
     let agent = Snmpd::start();
     let r = SnmpProber::new()
@@ -223,6 +228,7 @@ async fn snmp_missing_oid_is_unknown() {
 }
 
 #[tokio::test]
+#[ignore = "needs snmpd: bash .ci/run installs it and runs this"]
 async fn snmp_counter_rate_between_checks() {
     let agent = Snmpd::start();
     let prober = SnmpProber::new();
@@ -327,6 +333,7 @@ async fn snmp_garbage_truncated_oversized_and_nested_answers_are_unknown_never_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs snmpd: bash .ci/run installs it and runs this"]
 async fn snmp_silent_agent_delays_only_its_own_checks() {
     let agent = Snmpd::start();
     let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -375,6 +382,7 @@ async fn snmp_silent_agent_delays_only_its_own_checks() {
 }
 
 #[tokio::test]
+#[ignore = "needs snmpd: bash .ci/run installs it and runs this"]
 async fn snmp_a_late_reply_does_not_break_the_next_check() {
     // A relay that holds the first answer back past the timeout, then relays promptly.
     let agent = Snmpd::start();
@@ -431,6 +439,7 @@ fn recorded(device: &str, port: u16) -> Snmp {
 }
 
 #[tokio::test]
+#[ignore = "needs snmpsim: bash .ci/run installs it and runs this"]
 async fn snmp_recorded_cisco_switch_and_linux_host() {
     let sim = Snmpsim::start();
     let prober = SnmpProber::new();
@@ -484,6 +493,7 @@ async fn snmp_recorded_cisco_switch_and_linux_host() {
 }
 
 #[tokio::test]
+#[ignore = "needs snmpsim: bash .ci/run installs it and runs this"]
 async fn snmp_v3_context_selects_the_recorded_device() {
     let sim = Snmpsim::start();
     let snmp = Snmp {
@@ -512,6 +522,7 @@ async fn snmp_v3_context_selects_the_recorded_device() {
 }
 
 #[tokio::test]
+#[ignore = "needs snmpd: bash .ci/run installs it and runs this"]
 async fn snmp_v3_first_check_after_an_agent_restart_rediscovers_the_engine() {
     let agent = Snmpd::start();
     let port = agent.port;
@@ -535,6 +546,7 @@ fn open_descriptors() -> usize {
 /// A re-plan that changes a device's credentials or removes it drops its session (and socket)
 /// and its services' counter samples: 100 re-plans leave the descriptors where they were.
 #[tokio::test]
+#[ignore = "needs snmpd: bash .ci/run installs it and runs this"]
 async fn replans_with_changing_credentials_leave_no_sessions_behind() {
     use snbox::schedule::{Probers, Runner as _};
     let communities: Vec<String> = (0..10).map(|i| format!("c{i}-7f3a")).collect();

@@ -17,6 +17,7 @@ fn analyze(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[ignore = "needs systemd-analyze: bash .ci/run installs it and runs this"]
 fn the_unit_verifies_and_its_exposure_is_at_most_2_5() {
     let dir = tempfile::tempdir().expect("tempdir");
     // verify checks that the commands exist: point them at the binary under test.
@@ -266,7 +267,11 @@ fn the_watchdog_is_withheld_while_the_store_cannot_commit_and_resumes_after() {
     let mut notify = Notify::bind(&socket_path);
     let settings = settings_for(dir.path(), &busy_document(dir.path()));
     let mut child = run_under_notify(&settings, &socket_path, Stdio::null());
-    assert!(notify.read_until("WATCHDOG=1", Duration::from_secs(20)), "{:?}", notify.said);
+    assert!(
+        notify.read_until("WATCHDOG=1", Duration::from_secs(20)),
+        "{:?}",
+        notify.said
+    );
     let db = rusqlite::Connection::open(dir.path().join("state/snbox.db")).expect("db");
     db.busy_timeout(Duration::from_secs(5)).expect("busy");
     db.execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'refused'); END")
@@ -276,7 +281,10 @@ fn the_watchdog_is_withheld_while_the_store_cannot_commit_and_resumes_after() {
     notify.read_for(snbox::store::UNHEALTHY_AFTER + Duration::from_secs(2));
     let unhealthy = notify.read_for(Duration::from_secs(3));
     db.execute_batch("DROP TRIGGER refuse").expect("drop trigger");
-    assert!(!petted(&unhealthy), "WATCHDOG=1 while no commit succeeds: {unhealthy:?}");
+    assert!(
+        !petted(&unhealthy),
+        "WATCHDOG=1 while no commit succeeds: {unhealthy:?}"
+    );
     let after = notify.read_for(Duration::from_secs(6));
     assert!(petted(&after), "the watchdog resumes once the store commits: {after:?}");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();

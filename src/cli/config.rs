@@ -36,14 +36,14 @@ pub fn check(
     if let Some(path) = &config {
         match Settings::load(path) {
             Ok(s) => {
-                let problems = runnable(&s);
+                let (problems, cautions) = runnable(&s);
                 if problems.is_empty() {
                     outln!("{}: settings are valid", path.display());
                 } else {
                     print_problems(path, &Problems(problems));
                     failed = true;
                 }
-                for w in &s.warnings {
+                for w in s.warnings.iter().chain(&cautions) {
                     outln!("{}: warning: {w}", path.display());
                     failed |= strict;
                 }
@@ -187,11 +187,19 @@ fn unresolved_names(plan: &Plan) -> Vec<(&snbox::rules::DevicePlan, bool)> {
         .collect()
 }
 
-/// What `snbox run` would refuse in settings that parse: the same checks, the same words.
-fn runnable(settings: &Settings) -> Vec<snbox::problem::Problem> {
-    let mut problems: Vec<_> = snbox::settings::state_dir_problem(&settings.state_dir)
-        .into_iter()
-        .collect();
+/// What `snbox run` would refuse in settings that parse, in the same words: errors, and
+/// warnings for what depends on the user (`config check` may not run as the daemon's user).
+fn runnable(settings: &Settings) -> (Vec<snbox::problem::Problem>, Vec<snbox::problem::Problem>) {
+    use snbox::settings::StateDirProblem;
+    let (mut problems, mut cautions) = (Vec::new(), Vec::new());
+    match snbox::settings::state_dir_problem(&settings.state_dir) {
+        Some(StateDirProblem::Unusable(p)) => problems.push(p),
+        Some(StateDirProblem::NotWritableHere(mut p)) => {
+            p.message.push_str(": the daemon's user must be able to write it");
+            cautions.push(p);
+        }
+        None => {}
+    }
     if matches!(settings.source, Source::Unpaired)
         && matches!(snbox::central::identity::Identity::load(&settings.state_dir), Ok(None))
     {
@@ -201,7 +209,7 @@ fn runnable(settings: &Settings) -> Vec<snbox::problem::Problem> {
             snbox::app::AppError::Unpaired.to_string(),
         ));
     }
-    problems
+    (problems, cautions)
 }
 
 pub fn explain(
