@@ -19,7 +19,13 @@
 //!   RSS over the outage, the buffer against its cap, results dropped, the catch-up rate and
 //!   whether every record left in the buffer arrived.
 //!
-//! `cargo bench --bench daemon [-- outbox|load [SECONDS]|replay [RECORDS]|outage [SECONDS]]`. `load` needs root (RAW ICMP) and
+//! - `quiet [SECONDS]`: the common case on a box's flash: 1,000 ICMP services (3 echoes) at
+//!   60 s on loopback for SECONDS (240 by default), measured from the end of the first minute:
+//!   bytes written to storage per result (`/proc/<pid>/io` `write_bytes`) beside the bytes a
+//!   result takes in the database, and CPU per check; with fping (Debian's `fping`) sending the
+//!   same echoes once a minute, side by side.
+//!
+//! `cargo bench --bench daemon [-- outbox|load [SECONDS]|replay [RECORDS]|outage [SECONDS]|quiet [SECONDS]]`. `load` needs root (RAW ICMP) and
 //! `apt-get install snmpd snmp nginx-light`. Loopback only; every loop is bounded.
 
 #[path = "../tests/common/central.rs"]
@@ -56,6 +62,7 @@ fn main() {
         Some("load") => load(seconds),
         Some("replay") => replay(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(REPLAY_RECORDS)),
         Some("outage") => outage(seconds),
+        Some("quiet") => quiet(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(240)),
         _ => {
             outbox();
             load(seconds);
@@ -758,4 +765,145 @@ fn buffer_and_results(port: u16) -> Option<(f64, f64)> {
 
 fn daemon_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+}
+
+// ------------------------------------------------------------------ the quiet case on flash
+
+/// Bytes this process has caused to be written to storage (`/proc/<pid>/io`), and its CPU
+/// seconds.
+fn io_and_cpu(pid: u32) -> Option<(f64, f64)> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let written = io
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    Some((written, sample(pid, Instant::now())?.cpu_s))
+}
+
+fn quiet(seconds: u64) {
+    const SERVICES: usize = 1_000;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir on the disk");
+    let port = peers::free_tcp_port();
+    let mut devices = Vec::new();
+    let mut services = Vec::new();
+    for i in 0..SERVICES {
+        let id = format!("d{i}");
+        devices.push(
+            json!({ "id": id, "node": "site", "name": id, "address": format!("127.3.{}.{}", i / 250, i % 250 + 1) }),
+        );
+        services.push(json!({ "id": format!("{id}-ping"), "device": id, "template": "ping" }));
+    }
+    let doc = json!({
+        "version": "quiet-1k", "box": { "id": "bx-quiet", "node": "msp" },
+        "tree": [ { "id": "msp", "kind": "partner", "name": "MSP", "timezone": "Europe/Paris" },
+                  { "id": "client", "kind": "company", "name": "Client", "parent": "msp" },
+                  { "id": "site", "kind": "site", "name": "Site", "parent": "client" } ],
+        "time_ranges": [ { "id": "24x7", "name": "Always", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ] } ],
+        "defaults": [ { "aspect": "control", "time_range": "24x7" }, { "aspect": "availability", "time_range": "24x7" },
+                      { "aspect": "notification", "time_range": "24x7" } ],
+        "service_templates": [ { "id": "ping", "kind": "icmp", "criticality": "medium", "availability_rate": 99.0,
+            "availability_period": "24x7", "control_period": "24x7", "interval_s": 60, "timeout_s": 5,
+            "params": { "packets": 3, "interval_ms": 200 } } ],
+        "devices": devices, "services": services,
+    });
+    std::fs::write(dir.path().join("doc.json"), doc.to_string()).expect("doc");
+    std::fs::write(
+        dir.path().join("snbox.toml"),
+        format!(
+            "state_dir = \"state\"\n[standalone]\ndocument = \"doc.json\"\n[status]\nlisten = \"127.0.0.1:{port}\"\n\
+             [buffer]\nmax_bytes = 1073741824\n"
+        ),
+    )
+    .expect("settings");
+    let (mut child, pid) = spawn_snbox(dir.path(), &dir.path().join("snbox.toml"), seconds + 60);
+    assert!(
+        peers::wait_tcp(port, Duration::from_secs(60)),
+        "snbox did not start: {}",
+        daemon_log(dir.path())
+    );
+    // The first minute starts every service (and writes origins and states once).
+    std::thread::sleep(Duration::from_secs(60));
+    let (written0, cpu0) = io_and_cpu(pid).expect("snbox runs");
+    let (bytes0, results0) = buffer_and_results(port).expect("status");
+    let window = seconds.saturating_sub(60).max(60);
+    std::thread::sleep(Duration::from_secs(window));
+    let (written1, cpu1) = io_and_cpu(pid).expect("snbox runs");
+    let (bytes1, results1) = buffer_and_results(port).expect("status");
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = child.wait();
+    let results = results1 - results0;
+    let per_min = 60.0 / window as f64;
+    println!(
+        "quiet case: {SERVICES} ICMP services (3 echoes, 200 ms apart) every 60 s on loopback; steady state over {window} s after the first minute; state on {}",
+        dir.path().display()
+    );
+    header(&[
+        "",
+        "results/min",
+        "written KiB/min",
+        "written B/result",
+        "DB B/result",
+        "CPU ms/min",
+        "CPU ms/check",
+    ]);
+    row(
+        "snbox",
+        &[
+            f0(results * per_min),
+            f0((written1 - written0) / 1024.0 * per_min),
+            f0((written1 - written0) / results),
+            f1((bytes1 - bytes0) / results),
+            f0((cpu1 - cpu0) * 1000.0 * per_min),
+            f2((cpu1 - cpu0) * 1000.0 / results),
+        ],
+    );
+    fping_side_by_side(SERVICES, window);
+}
+
+/// The same echoes sent by fping, once a minute for `window` seconds: CPU per host checked.
+fn fping_side_by_side(hosts: usize, window: u64) {
+    let Some(fping) = ["/usr/bin/fping", "/usr/sbin/fping"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        println!("fping is not installed (apt-get install fping): no side-by-side figure");
+        return;
+    };
+    let targets: Vec<String> = (0..hosts)
+        .map(|i| format!("127.3.{}.{}", i / 250, i % 250 + 1))
+        .collect();
+    let rounds = (window / 60).max(1);
+    let mut cpu = 0.0;
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "%U %S"])
+            .arg(fping)
+            .args(["-q", "-c", "3", "-p", "200", "-t", "5000"])
+            .args(&targets)
+            .output()
+            .expect("fping runs");
+        let times = String::from_utf8_lossy(&out.stderr);
+        let last = times.lines().last().unwrap_or_default();
+        cpu += last
+            .split_whitespace()
+            .filter_map(|t| t.parse::<f64>().ok())
+            .sum::<f64>();
+        std::thread::sleep(Duration::from_secs(60).saturating_sub(started.elapsed()));
+    }
+    let checks = (hosts as u64 * rounds) as f64;
+    let none = || "-".to_string();
+    row(
+        "fping -c 3 -p 200, once a minute",
+        &[
+            f0(hosts as f64),
+            none(),
+            none(),
+            none(),
+            f0(cpu * 1000.0 / rounds as f64),
+            f2(cpu * 1000.0 / checks),
+        ],
+    );
 }

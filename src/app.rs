@@ -161,6 +161,9 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     let (plans, plans_rx) = tokio::sync::watch::channel(plan.clone());
     let (document_state, document_rx) = tokio::sync::watch::channel(DocumentState::new(origin.describe(), &plan));
     let mut scheduler = scheduler;
+    if let Some(alive_until) = opened.alive_until {
+        scheduler.resume_availability(alive_until);
+    }
     scheduler.follow(plans_rx);
     let (follower, sync) = match origin {
         Origin::Standalone(document) => (

@@ -66,6 +66,22 @@ fn push(doc: &mut Value, key: &str, item: Value) {
     doc[key].as_array_mut().expect("list").push(item);
 }
 
+/// The device `web1` on s1, with HTTP checks `(id, url, extra fields)`.
+fn push_web_checks(doc: &mut Value, checks: &[(&str, &str, Value)]) {
+    push(
+        doc,
+        "devices",
+        json!({ "id": "web1", "node": "s1", "name": "W", "address": "127.0.0.1" }),
+    );
+    for (id, url, extra) in checks {
+        let mut service = json!({ "id": id, "device": "web1", "template": "web", "params": { "url": url } });
+        if let (Some(s), Some(e)) = (service.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        push(doc, "services", service);
+    }
+}
+
 /// One sample of the exposition format: name, labels, value.
 type Sample = (String, Vec<(String, String)>, f64);
 
@@ -793,16 +809,7 @@ fn status_endpoint_bounds_connections_request_heads_and_slow_clients() {
 fn a_store_that_cannot_commit_is_unhealthy_and_a_shutdown_that_loses_records_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut doc = base_doc();
-    push(
-        &mut doc,
-        "devices",
-        json!({ "id": "web1", "node": "s1", "name": "W", "address": "127.0.0.1" }),
-    );
-    push(
-        &mut doc,
-        "services",
-        json!({ "id": "web1-http", "device": "web1", "template": "web", "params": { "url": "http://127.0.0.1:1/" } }),
-    );
+    push_web_checks(&mut doc, &[("web1-http", "http://127.0.0.1:1/", json!({}))]);
     let daemon = start(dir.path(), &doc, "");
     daemon.wait_for(
         || daemon.json("/status")["buffer"]["records"].as_u64() > Some(0),
@@ -852,30 +859,15 @@ fn a_service_never_checked_is_pending_and_snbox_status_lists_problems_with_a_tok
         "time_ranges",
         json!({ "id": "later", "name": "later", "weekly": [ { "days": [other_day], "from": "03:00", "to": "03:01" } ] }),
     );
-    push(
+    push_web_checks(
         &mut doc,
-        "devices",
-        json!({ "id": "web1", "node": "s1", "name": "W", "address": "127.0.0.1" }),
-    );
-    push(
-        &mut doc,
-        "services",
-        json!({ "id": "closed-web", "device": "web1", "template": "web", "params": { "url": "http://127.0.0.1:9/" } }),
-    );
-    push(
-        &mut doc,
-        "services",
-        json!({ "id": "later-web", "device": "web1", "template": "web", "control_period": "later",
-                "params": { "url": "http://127.0.0.1:9/" } }),
+        &[
+            ("closed-web", "http://127.0.0.1:9/", json!({})),
+            ("later-web", "http://127.0.0.1:9/", json!({ "control_period": "later" })),
+        ],
     );
     let extra = format!("no_token_from = []\n[[status.tokens]]\ntoken = \"{FULL_TOKEN}\"\n");
-    std::fs::write(dir.path().join("doc.json"), doc.to_string()).expect("doc");
-    let daemon = Daemon::start(dir.path(), |port| {
-        format!(
-            "state_dir = \"state\"\ntimezone = \"Europe/Paris\"\n[standalone]\ndocument = \"doc.json\"\n\
-             [status]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n"
-        )
-    });
+    let daemon = start(dir.path(), &doc, &extra);
     let get = |path: &str| daemon.request(path, None, Some(FULL_TOKEN)).expect("answer").1;
     daemon.wait_for(
         || serde_json::from_str::<Value>(&get("/status")).is_ok_and(|s| s["services"]["states"]["critical"] == 1),

@@ -275,8 +275,8 @@ fn inject_outbox_failure(db: &std::path::Path, on: bool) {
     conn.execute_batch(sql).expect("trigger");
 }
 
-#[test]
-fn a_rolled_back_commit_files_every_record_under_its_own_service() {
+/// Runs `test` on a store in a fresh directory, with its database's path.
+fn with_store(test: impl AsyncFnOnce(Store, std::path::PathBuf)) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -284,8 +284,13 @@ fn a_rolled_back_commit_files_every_record_under_its_own_service() {
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let opened = Store::open(dir.path(), 64 * 1024 * 1024).expect("store");
-        let store = opened.store;
-        let db = dir.path().join("snbox.db");
+        test(opened.store, dir.path().join("snbox.db")).await;
+    });
+}
+
+#[test]
+fn a_rolled_back_commit_files_every_record_under_its_own_service() {
+    with_store(async |store, db| {
         // A known origin first, so the next new origin's row id is predictable.
         store
             .append_committed(vec![(origin_of("a"), record(0, 10))], vec![])
@@ -391,5 +396,44 @@ fn store_counts_follow_commits_failures_acks_and_drops() {
             (again.records, again.last_seq, again.oldest_ts),
             (2, healed.last_seq, acked.oldest_ts)
         );
+    });
+}
+
+/// Flash wears by bytes written: writes nobody waits for share one commit a second; a writer
+/// that waits for its commit gets it at once, with everything queued before it.
+#[test]
+fn writes_nobody_waits_for_share_one_commit_a_second() {
+    with_store(async |store, _| {
+        let started = std::time::Instant::now();
+        for i in 0..50 {
+            store
+                .append(vec![(origin_of(&format!("s{i}")), record(0, 10))], vec![])
+                .await
+                .expect("queued");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let queued = store.stats().await.expect("stats");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1) || queued.commits <= 1,
+            "{queued:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let grouped = store.stats().await.expect("stats");
+        assert_eq!(grouped.records, 50, "{grouped:?}");
+        assert!(
+            grouped.commits <= 2,
+            "50 writes in half a second: {} commits",
+            grouped.commits
+        );
+        store
+            .append(vec![(origin_of("late"), record(0, 10))], vec![])
+            .await
+            .expect("queued");
+        let seq = store
+            .append_committed(vec![(origin_of("waits"), record(1, 0))], vec![])
+            .await
+            .expect("committed");
+        let now = store.stats().await.expect("stats");
+        assert_eq!((now.records, now.last_seq, now.unsaved), (52, seq, 0), "{now:?}");
     });
 }

@@ -42,6 +42,14 @@ impl Runner for Script {
 }
 
 impl Script {
+    fn new(clock: Arc<TokioClock>, outcome: Outcome) -> Arc<Script> {
+        Arc::new(Script {
+            clock,
+            outcome,
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+
     fn calls_of(&self, service: &str) -> Vec<Timestamp> {
         self.calls
             .lock()
@@ -114,11 +122,7 @@ async fn run(document: &Value, start: &str, duration: Duration, outcome: Outcome
     let dir = tempfile::tempdir().expect("tempdir");
     let opened = Store::open(dir.path(), 64 << 20).expect("store");
     let clock = Arc::new(TokioClock::starting_at(ts(start)));
-    let script = Arc::new(Script {
-        clock: clock.clone(),
-        outcome,
-        calls: Mutex::new(Vec::new()),
-    });
+    let script = Script::new(clock.clone(), outcome);
     let metrics = Arc::new(Metrics::default());
     let (scheduler, _snapshot) = Scheduler::new(
         plan,
@@ -364,11 +368,7 @@ async fn replan_keeps_the_state_and_schedule_of_services_that_stay() {
     let dir = tempfile::tempdir().expect("tempdir");
     let opened = Store::open(dir.path(), 64 << 20).expect("store");
     let clock = Arc::new(TokioClock::starting_at(ts("2026-11-23T10:00:00Z")));
-    let script = Arc::new(Script {
-        clock: clock.clone(),
-        outcome: Box::new(|_, _| Status::Critical),
-        calls: Mutex::new(Vec::new()),
-    });
+    let script = Script::new(clock.clone(), Box::new(|_, _| Status::Critical));
     let (mut scheduler, snapshots) = Scheduler::new(
         Arc::new(common::plan(&a)),
         HashMap::new(),
@@ -560,24 +560,21 @@ async fn r9_clock_steps_keep_the_spacing_and_a_step_back_no_longer_stalls_a_serv
     }
 }
 
-/// What a crash leaves: the states committed while the scheduler runs, read from the file by
-/// another connection without stopping it (no final save).
+/// What a crash leaves is what was committed while the scheduler ran (read from a copy of the
+/// files, no final save): after a restart on it, availability counts the saved states until
+/// the box's last mark of life (every minute), not only until the last saved states (every
+/// five minutes).
 #[tokio::test(start_paused = true)]
-async fn r10_a_crash_loses_at_most_a_minute_of_availability_history() {
+async fn r10_after_a_crash_availability_counts_until_the_last_mark_of_life() {
     let d = doc(2, 1, ping(30, json!({})), json!([]));
     let plan = Arc::new(common::plan(&d));
     let dir = tempfile::tempdir().expect("tempdir");
     let opened = Store::open(dir.path(), 64 << 20).expect("store");
     let clock = Arc::new(TokioClock::starting_at(ts("2026-11-23T10:00:00Z")));
-    let script = Arc::new(Script {
-        clock: clock.clone(),
-        outcome: Box::new(|_, _| Status::Ok),
-        calls: Mutex::new(Vec::new()),
-    });
     let (scheduler, _snapshots) = Scheduler::new(
-        plan,
+        plan.clone(),
         HashMap::new(),
-        script,
+        Script::new(clock.clone(), Box::new(|_, _| Status::Ok)),
         opened.store.clone(),
         clock.clone(),
         &Limits::default(),
@@ -585,37 +582,59 @@ async fn r10_a_crash_loses_at_most_a_minute_of_availability_history() {
     );
     let cancel = CancellationToken::new();
     let task = tokio::spawn(scheduler.run(cancel.clone(), Duration::from_secs(5)));
-    tokio::time::sleep(Duration::from_secs(20 * 60 + 1)).await;
+    // 23.5 minutes: the last periodic save was at 20, the last mark of life at 23.
+    tokio::time::sleep(Duration::from_secs(23 * 60 + 30)).await;
     let crash = clock.now();
-    // The writer applies requests in order: once this answers, everything queued is committed.
-    opened.store.stats().await.expect("stats");
-    let db = rusqlite::Connection::open(dir.path().join("snbox.db")).expect("db");
-    let saved: Vec<Value> = db
-        .prepare("SELECT state FROM service_state")
-        .expect("q")
-        .query_map([], |r| r.get::<_, String>(0))
-        .expect("rows")
-        .map(|json| serde_json::from_str(&json.expect("row")).expect("json"))
+    // Writes queued in the last (real) second are committed as a group commit would.
+    opened
+        .store
+        .append_committed(Vec::new(), Vec::new())
+        .await
+        .expect("commit");
+    let copy = tempfile::tempdir().expect("tempdir");
+    for file in ["snbox.db", "snbox.db-wal"] {
+        if dir.path().join(file).exists() {
+            std::fs::copy(dir.path().join(file), copy.path().join(file)).expect("copy");
+        }
+    }
+    cancel.cancel();
+    task.await.expect("scheduler ends");
+
+    let restarted = Store::open(copy.path(), 64 << 20).expect("the copy opens");
+    let alive_until = restarted.alive_until.expect("a mark of life");
+    assert!(
+        crash.as_second() - alive_until.as_second() <= 61,
+        "{alive_until} for a crash at {crash}"
+    );
+    let saved = restarted
+        .states
+        .into_iter()
+        .map(|(id, json)| (id, serde_json::from_str(&json).expect("a saved state")))
         .collect();
-    assert_eq!(saved.len(), 2);
-    for s in &saved {
-        let last: Timestamp = s["state"]["last_check"]
-            .as_str()
-            .expect("last_check")
-            .parse()
-            .expect("ts");
-        let lost = crash.as_second() - last.as_second();
+    let clock = Arc::new(TokioClock::starting_at(crash));
+    let (mut scheduler, snapshots) = Scheduler::new(
+        plan,
+        saved,
+        Script::new(clock.clone(), Box::new(|_, _| Status::Ok)),
+        restarted.store.clone(),
+        clock,
+        &Limits::default(),
+        Arc::new(Metrics::default()),
+    );
+    scheduler.resume_availability(alive_until);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(cancel.clone(), Duration::from_secs(5)));
+    let live = snapshots.get().await.expect("the scheduler answers");
+    for view in &live.services {
+        let counted = view.availability[1].available_s as i64;
+        // Checks start within the first 30 s (spread); what is lost is the last minute at most.
         assert!(
-            lost <= snbox::schedule::SAVE_EVERY.as_secs() as i64 + 30,
-            "the saved state is {lost} s old at the crash: {s}"
-        );
-        let spans = s["availability"]["spans"].as_array().expect("spans");
-        let counted_until = spans.last().and_then(|sp| sp["end"].as_i64()).expect("a span");
-        assert!(
-            crash.as_second() - counted_until <= snbox::schedule::SAVE_EVERY.as_secs() as i64 + 30,
-            "availability counted until {counted_until}, crash at {crash}: {s}"
+            counted >= 23 * 60 + 30 - 30 - 61,
+            "{}: {counted} s available counted for a box up 1,410 s",
+            view.id
         );
     }
+    drop(live);
     cancel.cancel();
     task.await.expect("scheduler ends");
 }

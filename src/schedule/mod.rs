@@ -52,9 +52,15 @@ const AVAILABILITY_EVERY: Duration = Duration::from_secs(3600);
 const SNAPSHOT_REUSE: Duration = Duration::from_secs(1);
 /// How long a request waits for the scheduler's answer.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
+/// How often the scheduler marks the store with the time it is still running and checking:
+/// after a crash, availability counts until the last mark (a row of `meta`, with the next
+/// group commit: a few bytes a minute).
+const ALIVE_EVERY: Duration = Duration::from_secs(60);
 /// How often the states (and availability histories) of the services checked since the last
 /// save are saved, besides on each change: what a crash can lose of availability (DAEMON.md).
-pub const SAVE_EVERY: Duration = Duration::from_secs(60);
+/// Every minute would rewrite every state's pages each minute: about 600 bytes written to
+/// flash per result at 1,000 services, more than the result itself.
+pub const SAVE_EVERY: Duration = Duration::from_secs(300);
 /// Sleeps towards a wall-clock moment (a period opening) last at most this long (see `until_wall`).
 const WALL_RECHECK: Duration = Duration::from_secs(60);
 
@@ -133,6 +139,10 @@ pub struct Saved {
     pub state: ServiceState,
     #[serde(default)]
     pub availability: Availability,
+    /// After a restart: availability was counted until then (the box's last mark of life), so
+    /// the first check counts from there rather than from its last check.
+    #[serde(default)]
+    pub counted_until: Option<Timestamp>,
 }
 
 /// A service's state as the status endpoint shows it: `pending` until its first result.
@@ -394,11 +404,29 @@ impl Scheduler {
         self.last_snapshot = None;
     }
 
+    /// After a crash: the box ran and checked until `alive_until` (its last mark), and a
+    /// service's state then was its saved one (state changes are saved with their records), so
+    /// availability counts that state from its last saved check until then.
+    pub fn resume_availability(&mut self, alive_until: Timestamp) {
+        for s in &mut self.slots {
+            let Some(last) = s.saved.state.last_check.filter(|l| *l < alive_until) else {
+                continue;
+            };
+            let state = s.saved.state.state;
+            s.saved
+                .availability
+                .count(last, alive_until, state, [&s.periods[1], &s.periods[0]], &s.tz);
+            s.saved.counted_until = Some(alive_until);
+            s.unsaved = true;
+        }
+    }
+
     /// Runs until `cancel`, then lets the checks in flight finish (within `drain`) and commits
     /// their records and every state.
     pub async fn run(mut self, cancel: CancellationToken, drain: Duration) {
         let mut save_tick = tokio::time::interval(SAVE_EVERY);
         save_tick.tick().await;
+        let mut alive_tick = tokio::time::interval(ALIVE_EVERY);
         let mut plans = self.plans.take();
         loop {
             let next = self.heap.peek().map(|Reverse((due, _, _))| *due);
@@ -436,6 +464,11 @@ impl Scheduler {
                     }
                 },
                 _ = save_tick.tick() => self.save_all(false).await,
+                _ = alive_tick.tick() => {
+                    if let Err(e) = self.store.mark_alive(self.clock.now()).await {
+                        tracing::error!(error = %e, "the store is closed");
+                    }
+                }
             }
         }
         // Checks still waiting for a permit give up at once; those running finish.
@@ -595,7 +628,11 @@ impl Scheduler {
             state = State::Unreachable;
         }
         // R10: the previous state held from the previous check until now (within reason).
-        if let Some(previous) = s.saved.state.last_check {
+        let previous = match (s.saved.counted_until.take(), s.saved.state.last_check) {
+            (Some(counted), Some(last)) => Some(counted.max(last)),
+            (counted, last) => counted.or(last),
+        };
+        if let Some(previous) = previous {
             let max_gap = s.interval.max(s.retry) * 2 + s.timeout;
             let until =
                 wall.min(previous + jiff::SignedDuration::try_from(max_gap).unwrap_or(jiff::SignedDuration::ZERO));
@@ -908,6 +945,7 @@ fn build_slots(
         let saved_state = saved(&sp.id).unwrap_or_else(|| Saved {
             state: ServiceState::new(now_wall),
             availability: Availability::default(),
+            counted_until: None,
         });
         let offset = Duration::from_millis(stable_hash(&sp.id) % interval.as_millis().max(1) as u64);
         by_service.insert(index, slots.len());

@@ -80,6 +80,9 @@ enum Op {
     Forget {
         services: Vec<String>,
     },
+    Alive {
+        at: i64,
+    },
     Pending {
         after: u64,
         limit: usize,
@@ -110,6 +113,8 @@ pub struct Opened {
     pub store: Store,
     /// `(service id, state JSON)` of every service saved before.
     pub states: Vec<(String, String)>,
+    /// Until when the box was last known to run and check (see [`Store::mark_alive`]).
+    pub alive_until: Option<jiff::Timestamp>,
     /// Joins the writer thread once every [`Store`] handle is dropped; gives how many records
     /// it could not commit at the end (lost).
     pub writer: std::thread::JoinHandle<u64>,
@@ -125,6 +130,9 @@ impl Store {
         let path = state_dir.join("snbox.db");
         let mut writer = writer::Writer::open(&path, max_bytes)?;
         let states = writer.load_states()?;
+        let alive_until = writer
+            .alive_until()?
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("snbox-store".into())
@@ -136,6 +144,7 @@ impl Store {
         Ok(Opened {
             store: Store { tx },
             states,
+            alive_until,
             writer: thread,
         })
     }
@@ -161,6 +170,17 @@ impl Store {
         })
         .await?
         .map_err(StoreError::Failed)
+    }
+
+    /// Records that the box runs and checks at `at`, with the next group commit: after a crash,
+    /// availability counts until the last such mark, not only until the last saved states.
+    pub async fn mark_alive(&self, at: jiff::Timestamp) -> Result<(), StoreError> {
+        self.tx
+            .send(Op::Alive {
+                at: at.as_millisecond(),
+            })
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Deletes the saved states of services no plan has any more (queued like an append).

@@ -18,6 +18,10 @@ const BATCH: usize = 512;
 
 /// How often unsaved writes are retried when no new write comes.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Writes nobody waits for are committed together, at most one commit per this much time:
+/// flash wears by bytes written, and each commit rewrites whole pages and syncs them. A crash
+/// loses what waits (results of the last second, which no one was told were committed).
+const GROUP_COMMIT: Duration = Duration::from_secs(1);
 /// Results kept in memory, at most, while nothing can be committed; the oldest go first.
 const UNSAVED_RESULTS: usize = 20_000;
 /// Failing commits for this long make the store unhealthy (`/healthz`, the watchdog): longer
@@ -56,7 +60,8 @@ pub struct Stats {
     /// The filesystem, not the setting, is what limits the outbox now, and it is at its limit
     /// (or a commit failed for lack of space).
     pub disk_full: bool,
-    /// Records waiting in memory because they could not be committed yet.
+    /// Records not committed yet: waiting for their group's commit (at most a second), or
+    /// kept in memory after a failed one.
     pub unsaved: u64,
     /// Seconds since commits began failing, while none has succeeded since.
     pub failing_s: Option<u64>,
@@ -76,6 +81,8 @@ impl Stats {
 enum Write {
     Append(Vec<Item>, Vec<(String, String)>),
     Forget(Vec<String>),
+    /// The box was running and checking until then (Unix milliseconds).
+    Alive(i64),
 }
 
 /// Failing commits, while none has succeeded since.
@@ -107,8 +114,11 @@ pub(super) struct Writer {
     short_wal: bool,
     /// A commit failed and none has succeeded since.
     failure: Option<Failure>,
-    /// Writes not committed yet, oldest first; retried before any new one.
+    /// Writes not committed yet, oldest first: waiting for their group's commit, or kept after
+    /// a failed one.
     unsaved: Vec<Write>,
+    /// When the oldest write of `unsaved` came: its group is committed [`GROUP_COMMIT`] later.
+    queued_since: Option<Instant>,
     /// Results dropped from `unsaved`, added to `meta.dropped` by the next commit.
     unsaved_dropped: u64,
     /// Origin ids of committed rows only: an id given inside a transaction that rolls back
@@ -134,6 +144,7 @@ impl Writer {
             short_wal: false,
             failure: None,
             unsaved: Vec::new(),
+            queued_since: None,
             unsaved_dropped: 0,
             origins: HashMap::new(),
             origin_names: HashMap::new(),
@@ -181,6 +192,14 @@ impl Writer {
         Ok(())
     }
 
+    /// Until when the box last said it was running (`Store::mark_alive`), in Unix ms.
+    pub fn alive_until(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'alive_until'", [], |r| r.get(0))
+            .optional()?)
+    }
+
     pub fn load_states(&mut self) -> Result<Vec<(String, String)>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT service, state FROM service_state")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -190,13 +209,35 @@ impl Writer {
     /// Serves requests until every handle is dropped; returns how many records it could not
     /// commit at the end (lost).
     pub fn run(mut self, mut rx: mpsc::Receiver<Op>) -> u64 {
-        while let Some(first) = rx.blocking_recv() {
+        // Only to wait for the next request with a deadline (the group's commit).
+        let timer = tokio::runtime::Builder::new_current_thread().enable_time().build();
+        if let Err(e) = &timer {
+            tracing::warn!(error = %e, "no timer for group commits: every write commits at once");
+        }
+        loop {
+            let next = match (self.wake_at(), &timer) {
+                // The timeout is made inside `block_on`: a timer needs the runtime's context.
+                (Some(at), Ok(timer)) => {
+                    match timer.block_on(async { tokio::time::timeout_at(at.into(), rx.recv()).await }) {
+                        Ok(next) => next,
+                        Err(_) => {
+                            self.apply(Vec::new());
+                            continue;
+                        }
+                    }
+                }
+                _ => rx.blocking_recv(),
+            };
+            let Some(first) = next else { break };
             let mut batch = vec![first];
             while batch.len() < BATCH {
                 match rx.try_recv() {
                     Ok(op) => batch.push(op),
                     Err(_) => break,
                 }
+            }
+            if timer.is_err() {
+                self.queued_since = Some(Instant::now() - GROUP_COMMIT);
             }
             self.apply(batch);
         }
@@ -214,25 +255,47 @@ impl Writer {
         }
     }
 
+    /// When waiting writes must be committed (their group is due) or retried (after a failure).
+    fn wake_at(&self) -> Option<Instant> {
+        if self.unsaved.is_empty() {
+            return None;
+        }
+        match &self.failure {
+            Some(f) => Some(f.at + RETRY_EVERY),
+            None => self.queued_since.map(|t| t + GROUP_COMMIT),
+        }
+    }
+
     fn apply(&mut self, batch: Vec<Op>) {
         self.read_room(false);
         // Writes join the unsaved ones (usually none); each keeps its place for its reply.
         let mut queries = Vec::new();
         let mut replies = Vec::new();
         for op in batch {
-            match op {
+            let write = match op {
                 Op::Append { items, states, done } => {
-                    replies.push((self.unsaved.len(), done));
-                    self.unsaved.push(Write::Append(items, states));
+                    if let Some(done) = done {
+                        replies.push((self.unsaved.len(), done));
+                    }
+                    Write::Append(items, states)
                 }
-                Op::Forget { services } => self.unsaved.push(Write::Forget(services)),
-                query => queries.push(query),
-            }
+                Op::Forget { services } => Write::Forget(services),
+                Op::Alive { at } => Write::Alive(at),
+                query => {
+                    queries.push(query);
+                    continue;
+                }
+            };
+            self.queued_since.get_or_insert_with(Instant::now);
+            self.unsaved.push(write);
         }
         let mut seqs = Vec::new();
-        // A batch of queries alone retries what is unsaved only now and then: each try may
-        // wait out the busy timeout.
-        let due = !replies.is_empty() || self.failure.as_ref().is_none_or(|f| f.at.elapsed() >= RETRY_EVERY);
+        // A writer waiting for its commit has it now; others wait for their group. After a
+        // failure, retries come only now and then: each may wait out the busy timeout.
+        let due = match &self.failure {
+            Some(f) => !replies.is_empty() || f.at.elapsed() >= RETRY_EVERY,
+            None => !replies.is_empty() || self.queued_since.is_some_and(|t| t.elapsed() >= GROUP_COMMIT),
+        };
         let result = if self.unsaved.is_empty() || !due {
             None
         } else {
@@ -265,14 +328,12 @@ impl Writer {
             }
         }
         for (index, done) in replies {
-            if let Some(done) = done {
-                let answer = match &result {
-                    Some(Ok(())) => Ok(seqs.get(index).copied().unwrap_or(0)),
-                    Some(Err(e)) => Err(format!("not committed yet (kept in memory): {e}")),
-                    None => Err("not committed yet (kept in memory)".to_string()),
-                };
-                let _ = done.send(answer);
-            }
+            let answer = match &result {
+                Some(Ok(())) => Ok(seqs.get(index).copied().unwrap_or(0)),
+                Some(Err(e)) => Err(format!("not committed yet (kept in memory): {e}")),
+                None => Err("not committed yet (kept in memory)".to_string()),
+            };
+            let _ = done.send(answer);
         }
         for query in queries {
             match query {
@@ -288,7 +349,7 @@ impl Writer {
                 Op::Stats { reply } => {
                     let _ = reply.send(self.stats());
                 }
-                Op::Append { .. } | Op::Forget { .. } => {}
+                Op::Append { .. } | Op::Forget { .. } | Op::Alive { .. } => {}
             }
         }
         if matches!(result, Some(Ok(())))
@@ -361,7 +422,7 @@ impl Writer {
             .iter()
             .map(|w| match w {
                 Write::Append(items, _) => items.iter().filter(|i| counted(i)).count(),
-                Write::Forget(_) => 0,
+                Write::Forget(_) | Write::Alive(_) => 0,
             })
             .sum()
     }
@@ -382,6 +443,7 @@ impl Writer {
                 }
                 self.origins.extend(committed.origins);
                 self.unsaved.clear();
+                self.queued_since = None;
                 Ok(())
             }
             Err(e) => {
@@ -405,6 +467,15 @@ impl Writer {
             let mut forget = tx.prepare_cached("DELETE FROM service_state WHERE service = ?1")?;
             for write in &self.unsaved {
                 let (items, states) = match write {
+                    Write::Alive(at) => {
+                        tx.execute(
+                            "INSERT INTO meta (key, value) VALUES ('alive_until', ?1)
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            [at],
+                        )?;
+                        seqs.push(0);
+                        continue;
+                    }
                     Write::Forget(services) => {
                         for service in services {
                             forget.execute([service])?;
