@@ -842,8 +842,8 @@ fn quiet(seconds: u64) {
     header(&[
         "",
         "results/min",
-        "written KiB/min",
-        "written B/result",
+        "KiB wr/min",
+        "B wr/result",
         "DB B/result",
         "CPU ms/min",
         "CPU ms/check",

@@ -208,8 +208,10 @@ async fn daemon_polls_real_peers_buffers_records_and_serves_its_status() {
                     .json("/services")
                     .as_array()
                     .is_some_and(|s| s.iter().all(|x| !x["live"]["last_check"].is_null()))
+                    // and committed: writes are committed in groups, every 2 s at most
+                    && daemon.json("/status")["buffer"]["records"].as_u64() >= Some(6)
             },
-            "a first result of every service",
+            "a first result of every service, committed",
         );
         daemon
     })

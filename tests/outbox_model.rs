@@ -399,10 +399,10 @@ fn store_counts_follow_commits_failures_acks_and_drops() {
     });
 }
 
-/// Flash wears by bytes written: writes nobody waits for share one commit a second; a writer
+/// Flash wears by bytes written: writes nobody waits for share one commit every 2 s; a writer
 /// that waits for its commit gets it at once, with everything queued before it.
 #[test]
-fn writes_nobody_waits_for_share_one_commit_a_second() {
+fn writes_nobody_waits_for_share_one_commit_every_two_seconds() {
     with_store(async |store, _| {
         let started = std::time::Instant::now();
         for i in 0..50 {

@@ -585,7 +585,7 @@ async fn r10_after_a_crash_availability_counts_until_the_last_mark_of_life() {
     // 23.5 minutes: the last periodic save was at 20, the last mark of life at 23.
     tokio::time::sleep(Duration::from_secs(23 * 60 + 30)).await;
     let crash = clock.now();
-    // Writes queued in the last (real) second are committed as a group commit would.
+    // Writes queued in the last (real) 2 s are committed, as the group commit would.
     opened
         .store
         .append_committed(Vec::new(), Vec::new())

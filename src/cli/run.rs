@@ -60,7 +60,11 @@ fn init_logging(level: &str) {
 pub fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let settings = settings_from(config)?;
     init_logging(&settings.log.level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread runs every task: checks wait on the network, and handing wake-ups between
+    // worker threads cost a third of the CPU (1,000 ICMP services: 0.51 ms per check against
+    // 0.74 with two workers). CPU-heavy work (planning, status reports) runs on the blocking
+    // pool, SQLite on its own thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("snbox")
         .build()?;

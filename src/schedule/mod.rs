@@ -52,6 +52,9 @@ const AVAILABILITY_EVERY: Duration = Duration::from_secs(3600);
 const SNAPSHOT_REUSE: Duration = Duration::from_secs(1);
 /// How long a request waits for the scheduler's answer.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
+/// How often what the checks produced goes to the store in one request: waking the store's
+/// thread for every result cost more CPU than the result (the store commits every 2 s anyway).
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// How often the scheduler marks the store with the time it is still running and checking:
 /// after a crash, availability counts until the last mark (a row of `meta`, with the next
 /// group commit: a few bytes a minute).
@@ -275,8 +278,7 @@ pub struct Scheduler {
     last_snapshot: Option<(Instant, std::sync::Weak<Snapshot>)>,
     metrics: Arc<Metrics>,
     tracker: TaskTracker,
-    /// Records and states made outside a result (releases, availability), committed after
-    /// each wake-up.
+    /// Records and states waiting for the next flush (every [`FLUSH_EVERY`]).
     outgoing: Vec<Item>,
     outgoing_states: Vec<(String, String)>,
     /// Services no plan has any more, whose saved states go at the next commit.
@@ -427,6 +429,8 @@ impl Scheduler {
         let mut save_tick = tokio::time::interval(SAVE_EVERY);
         save_tick.tick().await;
         let mut alive_tick = tokio::time::interval(ALIVE_EVERY);
+        let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut plans = self.plans.take();
         loop {
             let next = self.heap.peek().map(|Reverse((due, _, _))| *due);
@@ -451,10 +455,8 @@ impl Scheduler {
                     None => plans = None, // the sender is gone: no more plans
                 },
                 Some(done) = self.results_rx.recv() => self.on_result(done).await,
-                _ = sleep => {
-                    self.on_due();
-                    self.flush().await;
-                }
+                _ = sleep => self.on_due(),
+                _ = flush_tick.tick() => self.flush().await,
                 Some(ask) = self.snapshot_requests.recv() => match ask {
                     Ask::Snapshot(reply) => {
                         let _ = reply.send(self.snapshot());
@@ -704,7 +706,7 @@ impl Scheduler {
             self.schedule_release(slot);
         }
         let states = self.take_dirty(slot);
-        self.commit(slot, records, states).await;
+        self.commit(slot, records, states);
     }
 
     fn notification(&self, slot: usize, kind: crate::record::NotificationType, held_s: u64, wall: Timestamp) -> Record {
@@ -805,15 +807,14 @@ impl Scheduler {
             .unwrap_or_default()
     }
 
-    async fn commit(&mut self, slot: usize, records: Vec<Record>, states: Vec<(String, String)>) {
+    /// Queues a check's records and states for the next flush (at most [`FLUSH_EVERY`] away).
+    fn commit(&mut self, slot: usize, records: Vec<Record>, states: Vec<(String, String)>) {
         for r in &records {
             self.metrics.records[r.body.kind() as usize - 1].fetch_add(1, Relaxed);
         }
-        let origin = self.slots[slot].origin.clone();
-        let items = records.into_iter().map(|r| (origin.clone(), r)).collect();
-        if let Err(e) = self.store.append(items, states).await {
-            tracing::error!(error = %e, "records could not reach the store");
-        }
+        let origin = &self.slots[slot].origin;
+        self.outgoing.extend(records.into_iter().map(|r| (origin.clone(), r)));
+        self.outgoing_states.extend(states);
     }
 
     async fn flush(&mut self) {

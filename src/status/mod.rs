@@ -306,8 +306,16 @@ fn visible_views<'a>(
         .filter(move |v| sees(plan, scope, nodes.get(&*v.device).copied().flatten()))
 }
 
+/// Runs `render` on the blocking pool: the daemon's tasks share one thread, and a report of
+/// 50,000 services must not hold up the checks.
+async fn off_thread(render: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(render)
+        .await
+        .unwrap_or_else(|_| Denied::Busy.into_response())
+}
+
 async fn services(caller: Caller) -> Response {
-    axum::Json(services_json(&caller)).into_response()
+    off_thread(move || axum::Json(services_json(&caller)).into_response()).await
 }
 
 fn services_json(Caller { scope, snapshot }: &Caller) -> Value {
@@ -331,7 +339,11 @@ fn services_json(Caller { scope, snapshot }: &Caller) -> Value {
     Value::Array(out)
 }
 
-async fn devices(Caller { scope, snapshot }: Caller) -> Response {
+async fn devices(caller: Caller) -> Response {
+    off_thread(move || devices_json(caller)).await
+}
+
+fn devices_json(Caller { scope, snapshot }: Caller) -> Response {
     let plan = &snapshot.plan;
     let mut by_device: std::collections::HashMap<&str, Vec<Value>> = std::collections::HashMap::new();
     for v in &snapshot.services {
@@ -379,7 +391,10 @@ async fn metrics(AxumState(shared): AxumState<Shared>, caller: Caller) -> Respon
 
 async fn page(AxumState(shared): AxumState<Shared>, caller: Caller) -> Response {
     let status = status_json(&shared, &caller).await;
-    let plan = &caller.snapshot.plan;
-    let views: Vec<_> = visible_views(plan, &caller.snapshot, caller.scope).cloned().collect();
-    Html(html::render(&status, &views, plan)).into_response()
+    off_thread(move || {
+        let plan = &caller.snapshot.plan;
+        let views: Vec<_> = visible_views(plan, &caller.snapshot, caller.scope).cloned().collect();
+        Html(html::render(&status, &views, plan)).into_response()
+    })
+    .await
 }

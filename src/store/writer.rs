@@ -19,9 +19,11 @@ const BATCH: usize = 512;
 /// How often unsaved writes are retried when no new write comes.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// Writes nobody waits for are committed together, at most one commit per this much time:
-/// flash wears by bytes written, and each commit rewrites whole pages and syncs them. A crash
-/// loses what waits (results of the last second, which no one was told were committed).
-const GROUP_COMMIT: Duration = Duration::from_secs(1);
+/// flash wears by bytes written, and each commit rewrites whole pages (the outbox's last leaf,
+/// `sqlite_sequence`) and syncs them, with the filesystem's journal. At 1,000 services a
+/// minute, 1 s gave 1,123 bytes written per result, 2 s about half. A crash loses what waits
+/// (results of the last 2 s, which no one was told were committed).
+const GROUP_COMMIT: Duration = Duration::from_secs(2);
 /// Results kept in memory, at most, while nothing can be committed; the oldest go first.
 const UNSAVED_RESULTS: usize = 20_000;
 /// Failing commits for this long make the store unhealthy (`/healthz`, the watchdog): longer
