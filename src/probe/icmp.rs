@@ -22,10 +22,9 @@ use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence,
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::{CheckResult, Status, Thresholds};
-use crate::document::params::IcmpParams;
+use crate::document::params::{IcmpParams, MAX_PACKETS};
 
 const DEFAULT_PACKETS: u32 = 3;
-const MAX_PACKETS: u32 = 100;
 const DEFAULT_INTERVAL_MS: u32 = 250;
 /// How long one echo request waits for its reply, at most (and never past the check's timeout).
 const PACKET_TIMEOUT: Duration = Duration::from_secs(2);

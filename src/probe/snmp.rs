@@ -690,15 +690,10 @@ fn agent_name(address: &str, snmp: &Snmp) -> String {
     socket_address(address, snmp)
 }
 
-/// A numeric OID, with or without a leading dot.
+/// A numeric OID, with or without a leading dot (read as the document reads them).
 fn parse_oid(text: &str) -> Result<Oid<'static>, String> {
-    let arcs: Result<Vec<u64>, _> = text.trim_start_matches('.').split('.').map(str::parse::<u64>).collect();
-    match arcs {
-        Ok(arcs) if arcs.len() >= 2 => Oid::from(&arcs).map_err(|e| format!("invalid OID {text:?}: {e:?}")),
-        _ => Err(format!(
-            "invalid OID {text:?}: expected numbers separated by dots, such as 1.3.6.1.2.1.1.3.0"
-        )),
-    }
+    let id: ObjectId = text.parse()?;
+    Oid::from(id.arcs()).map_err(|e| format!("invalid OID {text:?}: {e:?}"))
 }
 
 /// Whether `a` comes after `b` in OID order.

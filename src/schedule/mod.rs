@@ -767,9 +767,7 @@ impl Scheduler {
             s.dirty = true;
             let record = self.notification(slot, kind, held_s, wall);
             let states = self.take_dirty(slot);
-            self.metrics.records[2].fetch_add(1, Relaxed);
-            self.outgoing.push((self.slots[slot].origin.clone(), record));
-            self.outgoing_states.extend(states);
+            self.commit(slot, vec![record], states);
         }
     }
 
@@ -777,7 +775,7 @@ impl Scheduler {
     fn availability(&mut self, slot: usize) {
         let wall = self.clock.now();
         let s = &self.slots[slot];
-        let records: Vec<Item> = Window::ALL
+        let records: Vec<Record> = Window::ALL
             .iter()
             .map(|w| {
                 let f = s.saved.availability.figures(*w, wall, &s.tz, s.target);
@@ -789,11 +787,10 @@ impl Scheduler {
                     target: f.target,
                     breached: f.breached,
                 };
-                (s.origin.clone(), Record { ts: wall, body })
+                Record { ts: wall, body }
             })
             .collect();
-        self.metrics.records[3].fetch_add(records.len() as u64, Relaxed);
-        self.outgoing.extend(records);
+        self.commit(slot, records, Vec::new());
         self.schedule(slot, Wake::Availability, Instant::now() + AVAILABILITY_EVERY);
     }
 

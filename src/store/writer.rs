@@ -119,8 +119,10 @@ pub(super) struct Writer {
     /// Writes not committed yet, oldest first: waiting for their group's commit, or kept after
     /// a failed one.
     unsaved: Vec<Write>,
-    /// When the oldest write of `unsaved` came: its group is committed [`GROUP_COMMIT`] later.
+    /// When the oldest write of `unsaved` came: its group is committed `group_commit` later.
     queued_since: Option<Instant>,
+    /// [`GROUP_COMMIT`], or zero when no timer could be had (every write commits at once).
+    group_commit: Duration,
     /// Results dropped from `unsaved`, added to `meta.dropped` by the next commit.
     unsaved_dropped: u64,
     /// Origin ids of committed rows only: an id given inside a transaction that rolls back
@@ -147,6 +149,7 @@ impl Writer {
             failure: None,
             unsaved: Vec::new(),
             queued_since: None,
+            group_commit: GROUP_COMMIT,
             unsaved_dropped: 0,
             origins: HashMap::new(),
             origin_names: HashMap::new(),
@@ -215,6 +218,7 @@ impl Writer {
         let timer = tokio::runtime::Builder::new_current_thread().enable_time().build();
         if let Err(e) = &timer {
             tracing::warn!(error = %e, "no timer for group commits: every write commits at once");
+            self.group_commit = Duration::ZERO;
         }
         loop {
             let next = match (self.wake_at(), &timer) {
@@ -237,9 +241,6 @@ impl Writer {
                     Ok(op) => batch.push(op),
                     Err(_) => break,
                 }
-            }
-            if timer.is_err() {
-                self.queued_since = Some(Instant::now() - GROUP_COMMIT);
             }
             self.apply(batch);
         }
@@ -264,7 +265,7 @@ impl Writer {
         }
         match &self.failure {
             Some(f) => Some(f.at + RETRY_EVERY),
-            None => self.queued_since.map(|t| t + GROUP_COMMIT),
+            None => self.queued_since.map(|t| t + self.group_commit),
         }
     }
 
@@ -296,7 +297,7 @@ impl Writer {
         // failure, retries come only now and then: each may wait out the busy timeout.
         let due = match &self.failure {
             Some(f) => !replies.is_empty() || f.at.elapsed() >= RETRY_EVERY,
-            None => !replies.is_empty() || self.queued_since.is_some_and(|t| t.elapsed() >= GROUP_COMMIT),
+            None => !replies.is_empty() || self.queued_since.is_some_and(|t| t.elapsed() >= self.group_commit),
         };
         let result = if self.unsaved.is_empty() || !due {
             None
