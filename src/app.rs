@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::central::identity::Identity;
-use crate::central::tls::Trust;
+use crate::central::trust::Trust;
 use crate::central::{Client, Pace, SyncState, Syncer};
 use crate::planning::{self, Rejected};
 use crate::problem::Problems;
 use crate::schedule::{Clock, Metrics, Probers, Saved, Scheduler};
-use crate::settings::{Central, Settings, Source};
+use crate::settings::{Central, Mode, Settings};
 use crate::source::{self, DocumentState};
 use crate::status;
 use crate::store::Store;
@@ -101,9 +101,9 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     for w in &settings.warnings {
         tracing::warn!(settings = %settings.path.display(), "{w}");
     }
-    let origin = origin_of(&settings)?;
-    let plan = match &origin {
-        Origin::Standalone(document) => {
+    let documents = documents_of(&settings)?;
+    let plan = match &documents {
+        Documents::Standalone(document) => {
             planning::plan_from_file(document, &settings.timezone, settings.limits.max_document_bytes).map_err(
                 |Rejected { problems, .. }| AppError::Document {
                     path: document.clone(),
@@ -111,7 +111,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
                 },
             )?
         }
-        Origin::Central(c) => last_good_plan(&settings, &c.1)?,
+        Documents::Central(c) => last_good_plan(&settings, &c.1)?,
     };
     for (field, node) in tokens_outside(&settings.status.tokens, &plan) {
         tracing::warn!(
@@ -159,14 +159,14 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     );
     crate::systemd::ready(plan.accepted_services().count());
     let (plans, plans_rx) = tokio::sync::watch::channel(plan.clone());
-    let (document_state, document_rx) = tokio::sync::watch::channel(DocumentState::new(origin.describe(), &plan));
+    let (document_state, document_rx) = tokio::sync::watch::channel(DocumentState::new(documents.describe(), &plan));
     let mut scheduler = scheduler;
     if let Some(alive_until) = opened.alive_until {
         scheduler.resume_availability(alive_until);
     }
     scheduler.follow(plans_rx);
-    let (follower, sync) = match origin {
-        Origin::Standalone(document) => (
+    let (follower, sync) = match documents {
+        Documents::Standalone(document) => (
             tokio::spawn(source::follow_file(
                 document,
                 settings.timezone.clone(),
@@ -177,7 +177,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
             )),
             None,
         ),
-        Origin::Central(c) => {
+        Documents::Central(c) => {
             let (central, identity) = *c;
             let trust = match (&identity.pin, &central.ca_file) {
                 (Some(pin), _) => Trust::Pinned(pin.sha256.clone()),
@@ -275,29 +275,29 @@ pub fn tokens_outside<'a>(tokens: &'a [crate::settings::Token], plan: &crate::ru
 }
 
 /// Where this run takes its documents from.
-enum Origin {
+enum Documents {
     Standalone(PathBuf),
     Central(Box<(Central, Identity)>),
 }
 
-impl Origin {
+impl Documents {
     fn describe(&self) -> String {
         match self {
-            Origin::Standalone(path) => path.display().to_string(),
-            Origin::Central(c) => format!("central {}", c.1.central_url),
+            Documents::Standalone(path) => path.display().to_string(),
+            Documents::Central(c) => format!("central {}", c.1.central_url),
         }
     }
 }
 
 /// Standalone with a document; central once paired (settings without either section use the
 /// identity's server with default periods).
-fn origin_of(settings: &Settings) -> Result<Origin, AppError> {
-    let identity = match &settings.source {
-        Source::Standalone { document } => return Ok(Origin::Standalone(document.clone())),
+fn documents_of(settings: &Settings) -> Result<Documents, AppError> {
+    let identity = match &settings.mode {
+        Mode::Standalone { document } => return Ok(Documents::Standalone(document.clone())),
         _ => Identity::load(&settings.state_dir)?.ok_or(AppError::Unpaired)?,
     };
-    let central = match &settings.source {
-        Source::Central(c) => {
+    let central = match &settings.mode {
+        Mode::Central(c) => {
             if c.url.as_str().trim_end_matches('/') != identity.central_url.as_str().trim_end_matches('/') {
                 return Err(AppError::IdentityMismatch {
                     settings: c.url.to_string(),
@@ -308,7 +308,7 @@ fn origin_of(settings: &Settings) -> Result<Origin, AppError> {
         }
         _ => Central::defaults(identity.central_url.clone(), identity.config_poll_s),
     };
-    Ok(Origin::Central(Box::new((central, identity))))
+    Ok(Documents::Central(Box::new((central, identity))))
 }
 
 /// The last good document kept in the state directory, or an empty plan until the first pull.

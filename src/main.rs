@@ -95,7 +95,19 @@ enum ConfigCommand {
     },
 }
 
+/// glibc gives each thread that allocates its own arena, and each keeps the memory it freed:
+/// at 50,000 services that was 32 MB of the daemon's 156 MB (the runtime, the blocking pool
+/// and the store's thread allocate little at a time: one arena costs no CPU we could measure).
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable; called first thing, before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn main() -> ExitCode {
+    one_malloc_arena();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

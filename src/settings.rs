@@ -27,8 +27,8 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// The box's zone (R7), used where the tree sets none.
     pub timezone: TimeZone,
-    pub source: Source,
-    pub status: Status,
+    pub mode: Mode,
+    pub status: StatusEndpoint,
     pub limits: Limits,
     pub buffer: Buffer,
     pub log: Log,
@@ -37,9 +37,9 @@ pub struct Settings {
     pub warnings: Vec<Problem>,
 }
 
-/// Where the monitoring document comes from.
+/// Where the monitoring document comes from: the box's mode.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub enum Mode {
     /// A local file; no central server at all.
     Standalone {
         document: PathBuf,
@@ -83,7 +83,7 @@ impl Central {
 }
 
 #[derive(Debug, Clone)]
-pub struct Status {
+pub struct StatusEndpoint {
     pub listen: SocketAddr,
     pub tokens: Vec<Token>,
     /// Networks whose requests need no token (default: loopback).
@@ -375,26 +375,26 @@ impl Settings {
         };
         let standalone = section::<RawStandalone>(&mut top, "standalone", &mut problems);
         let central = section::<RawCentral>(&mut top, "central", &mut problems);
-        let source = match (standalone, central) {
+        let mode = match (standalone, central) {
             (Some(_), Some(_)) => {
                 problems.push(Problem::new(
                     "invalid_value",
                     "central",
                     "[standalone] and [central] exclude each other: a box takes its document from one place",
                 ));
-                Source::Unpaired
+                Mode::Unpaired
             }
-            (Some(s), None) => Source::Standalone {
+            (Some(s), None) => Mode::Standalone {
                 document: resolve(s.document),
             },
             (None, Some(c)) => match central_of(c, &mut problems) {
-                Some(c) => Source::Central(Central {
+                Some(c) => Mode::Central(Central {
                     ca_file: c.ca_file.map(resolve),
                     ..c
                 }),
-                None => Source::Unpaired,
+                None => Mode::Unpaired,
             },
-            (None, None) => Source::Unpaired,
+            (None, None) => Mode::Unpaired,
         };
         let status = section::<RawStatus>(&mut top, "status", &mut problems).unwrap_or(RawStatus {
             listen: default_listen(),
@@ -445,8 +445,8 @@ impl Settings {
             path: path.to_path_buf(),
             state_dir,
             timezone,
-            source,
-            status: status.unwrap_or_else(|| Status {
+            mode,
+            status: status.unwrap_or_else(|| StatusEndpoint {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8730)),
                 tokens: Vec::new(),
                 no_token_from: Network::loopback(),
@@ -521,7 +521,7 @@ fn central_of(raw: RawCentral, problems: &mut Vec<Problem>) -> Option<Central> {
     })
 }
 
-fn status_of(raw: RawStatus, problems: &mut Vec<Problem>) -> Option<Status> {
+fn status_of(raw: RawStatus, problems: &mut Vec<Problem>) -> Option<StatusEndpoint> {
     let listen = match raw.listen.parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -581,7 +581,7 @@ fn status_of(raw: RawStatus, problems: &mut Vec<Problem>) -> Option<Status> {
             })
             .collect(),
     };
-    Some(Status {
+    Some(StatusEndpoint {
         no_token_from,
         listen: listen?,
         tokens: raw

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use snbox::probe::{CheckResult, Status};
-use snbox::schedule::{Clock, Job, Metrics, Runner, Scheduler, TokioClock};
+use snbox::schedule::{Clock, Detail, Job, Metrics, Runner, Scheduler, TokioClock};
 use snbox::settings::Limits;
 use snbox::store::Store;
 
@@ -34,8 +34,8 @@ impl Runner for Script {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
         Box::pin(async move {
             let now = self.clock.now();
-            self.calls.lock().expect("lock").push((job.series.to_string(), now));
-            let status = (self.outcome)(&job.series, now);
+            self.calls.lock().expect("lock").push((job.service_id.to_string(), now));
+            let status = (self.outcome)(&job.service_id, now);
             CheckResult::new(status, format!("scripted {status}")).took(Duration::from_millis(3))
         })
     }
@@ -386,7 +386,7 @@ async fn replan_keeps_the_state_and_schedule_of_services_that_stay() {
     let switched = clock.now();
     plans.send_replace(Arc::new(common::plan(&b)));
     tokio::time::sleep(Duration::from_secs(400)).await;
-    let live = snapshots.get().await.expect("the scheduler answers");
+    let live = snapshots.get(Detail::States).await.expect("the scheduler answers");
     assert_eq!(live.plan.version, "sched-2", "the status sees the new plan");
     assert_eq!(live.services.len(), 3);
     drop(live);
@@ -472,7 +472,7 @@ impl Runner for Stopwatch {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
         Box::pin(async move {
             let now = tokio::time::Instant::now();
-            self.calls.lock().expect("lock").push((job.series.to_string(), now));
+            self.calls.lock().expect("lock").push((job.service_id.to_string(), now));
             CheckResult::new(Status::Ok, "ok".to_string()).took(Duration::from_millis(3))
         })
     }
@@ -624,9 +624,12 @@ async fn r10_after_a_crash_availability_counts_until_the_last_mark_of_life() {
     scheduler.resume_availability(alive_until);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(scheduler.run(cancel.clone(), Duration::from_secs(5)));
-    let live = snapshots.get().await.expect("the scheduler answers");
-    for view in &live.services {
-        let counted = view.availability[1].available_s as i64;
+    let live = snapshots
+        .get(Detail::Availability)
+        .await
+        .expect("the scheduler answers");
+    for (view, availability) in live.services.iter().zip(&live.availability) {
+        let counted = availability[1].available_s as i64;
         // Checks start within the first 30 s (spread); what is lost is the last minute at most.
         assert!(
             counted >= 23 * 60 + 30 - 30 - 61,

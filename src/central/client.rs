@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::tls::{self, Shown, Trust};
+use super::trust::{self, Shown, Trust};
 use crate::secret::Secret;
 use crate::tls::error_text;
 
@@ -67,7 +67,7 @@ impl Answer {
 impl Client {
     pub fn new(base: &url::Url, trust: &Trust, credential: Option<Secret>) -> Result<Client, String> {
         let shown = Shown::default();
-        let tls = tls::client_config(trust, shown.clone())?;
+        let tls = trust::client_config(trust, shown.clone())?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .no_proxy()

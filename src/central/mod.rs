@@ -5,7 +5,7 @@ pub mod client;
 pub mod identity;
 pub mod pair;
 pub mod sync;
-pub mod tls;
+pub mod trust;
 
 pub use client::{CentralError, Client};
 pub use identity::Identity;

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::client::{CentralError, Client, SMALL_ANSWER};
 use super::identity::{Identity, IdentityError, Pin};
-use super::tls::{self, Trust};
+use super::trust::{self, Trust};
 use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +90,7 @@ pub async fn pair(state_dir: &Path, request: Request) -> Result<Identity, PairEr
             if url.scheme() != "https" {
                 return Err(PairError::Hash("pinning needs an https:// central URL".into()));
             }
-            Some(tls::parse_fingerprint(text).map_err(PairError::Hash)?)
+            Some(trust::parse_fingerprint(text).map_err(PairError::Hash)?)
         }
         None => None,
     };
@@ -108,7 +108,7 @@ pub async fn pair(state_dir: &Path, request: Request) -> Result<Identity, PairEr
         .await;
     let shown = client.shown.lock().ok().and_then(|s| s.clone());
     if let (Some(expected), Some(leaf)) = (&pinned, &shown) {
-        let seen = tls::fingerprint(leaf.as_ref());
+        let seen = trust::fingerprint(leaf.as_ref());
         if &seen != expected {
             return Err(PairError::PinMismatch {
                 seen,

@@ -13,7 +13,7 @@ use snbox::explain::{self, Report};
 use snbox::planning::plan_from_file;
 use snbox::problem::Problems;
 use snbox::rules::Plan;
-use snbox::settings::{self, Settings, Source};
+use snbox::settings::{self, Mode, Settings};
 
 fn print_problems(file: &Path, problems: &Problems) {
     for p in &problems.0 {
@@ -49,7 +49,7 @@ pub fn check(
                 }
                 zone = s.timezone.clone();
                 max_bytes = s.limits.max_document_bytes;
-                if let (None, Source::Standalone { document: d }) = (&document, &s.source) {
+                if let (None, Mode::Standalone { document: d }) = (&document, &s.mode) {
                     document = Some(d.clone());
                 }
                 settings = Some((path, s));
@@ -200,7 +200,7 @@ fn runnable(settings: &Settings) -> (Vec<snbox::problem::Problem>, Vec<snbox::pr
         }
         None => {}
     }
-    if matches!(settings.source, Source::Unpaired)
+    if matches!(settings.mode, Mode::Unpaired)
         && matches!(snbox::central::identity::Identity::load(&settings.state_dir), Ok(None))
     {
         problems.push(snbox::problem::Problem::new(

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use super::bad;
 use snbox::central::pair::{self, PairError, Request};
-use snbox::central::tls::Trust;
+use snbox::central::trust::Trust;
 use snbox::secret::Secret;
-use snbox::settings::{self, Settings, Source};
+use snbox::settings::{self, Mode, Settings};
 
 pub struct Args {
     pub config: Option<PathBuf>,
@@ -25,8 +25,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         bad(format!("{}: invalid settings", path.display()))
     })?;
-    let trust = match &settings.source {
-        Source::Central(c) => c.ca_file.clone().map_or(Trust::System, Trust::CaFile),
+    let trust = match &settings.mode {
+        Mode::Central(c) => c.ca_file.clone().map_or(Trust::System, Trust::CaFile),
         _ => Trust::System,
     };
     let request = Request {
@@ -47,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 identity.node,
                 snbox::central::Identity::path(&settings.state_dir).display()
             );
-            if matches!(settings.source, Source::Standalone { .. }) {
+            if matches!(settings.mode, Mode::Standalone { .. }) {
                 outln!(
                     "note: {} still has [standalone]; replace it with [central] url = \"{}\" for the daemon to use the central server",
                     path.display(),

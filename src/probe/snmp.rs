@@ -146,12 +146,12 @@ impl SnmpProber {
     }
 
     /// Keeps the sessions of the agents in `agents` (address and SNMP settings) and the counter
-    /// samples of the services in `series`; drops the rest (their sockets close): a re-plan
+    /// samples of the services in `services`; drops the rest (their sockets close): a re-plan
     /// that removes a device or changes its credentials leaves nothing behind.
     pub fn retain<'a>(
         &self,
         agents: impl IntoIterator<Item = (&'a str, &'a Snmp)>,
-        series: &std::collections::HashSet<&str>,
+        services: &std::collections::HashSet<&str>,
     ) {
         let keep: std::collections::HashSet<AgentKey> = agents
             .into_iter()
@@ -164,26 +164,26 @@ impl SnmpProber {
         self.samples
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|id, _| series.contains(id.as_str()));
+            .retain(|id, _| services.contains(id.as_str()));
     }
 
-    /// Runs one check. `series` names the service, for counter rates between checks.
+    /// Runs one check. `service_id` names the service, for counter rates between checks.
     pub async fn check(
         &self,
-        series: &str,
+        service_id: &str,
         address: &str,
         snmp: &Snmp,
         params: &SnmpParams,
         timeout: Duration,
     ) -> CheckResult {
         let start = Instant::now();
-        let result = self.run(series, address, snmp, params, timeout).await;
+        let result = self.run(service_id, address, snmp, params, timeout).await;
         result.took(start.elapsed())
     }
 
     async fn run(
         &self,
-        series: &str,
+        service_id: &str,
         address: &str,
         snmp: &Snmp,
         params: &SnmpParams,
@@ -224,7 +224,7 @@ impl SnmpProber {
         };
         if params.as_rate && walk.is_none() {
             return self
-                .rate(series, &agent, address, snmp, &parsed, values, params, deadline)
+                .rate(service_id, &agent, address, snmp, &parsed, values, params, deadline)
                 .await;
         }
         judge(&values, params, walk.map(ToString::to_string).as_deref())
@@ -340,7 +340,7 @@ impl SnmpProber {
     #[allow(clippy::too_many_arguments)]
     async fn rate(
         &self,
-        series: &str,
+        service_id: &str,
         agent: &AsyncMutex<Option<AsyncSession>>,
         address: &str,
         snmp: &Snmp,
@@ -364,7 +364,7 @@ impl SnmpProber {
             .samples
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(series)
+            .get(service_id)
             .copied();
         let (earlier, later) = match previous {
             Some(p) if current.at.saturating_duration_since(p.at) >= RATE_GAP => (p, current),
@@ -399,7 +399,7 @@ impl SnmpProber {
         self.samples
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(series.to_string(), later);
+            .insert(service_id.to_string(), later);
         let Some(rate) = rate_between(earlier, later) else {
             return CheckResult::unknown(format!(
                 "{oid}: the counter went backwards (agent restart?); the next check starts again"

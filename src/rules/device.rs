@@ -59,7 +59,7 @@ pub fn resolve(index: usize, raw: &document::Device, box_node: NodeIdx, tree: &T
             periods: Periods(p),
             contacts,
             contact_groups,
-            snmp: raw.snmp.clone(),
+            snmp: raw.snmp.clone().map(Box::new),
             host_check: None,
         }),
         _ => Err(reasons),

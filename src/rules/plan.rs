@@ -105,7 +105,8 @@ pub struct Device {
     pub periods: Periods,
     pub contacts: Vec<String>,
     pub contact_groups: Vec<ContactGroup>,
-    pub snmp: Option<Snmp>,
+    /// Boxed: most devices have none, and it is 128 bytes.
+    pub snmp: Option<Box<Snmp>>,
     /// The host check (R9), by index in [`Plan::services`].
     pub host_check: Option<usize>,
 }

@@ -13,246 +13,55 @@
 
 pub mod availability;
 pub mod clock;
+mod grid;
+mod job;
 pub mod metrics;
+mod persist;
+mod slot;
+mod snapshot;
 pub mod state;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
-use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::document::{Aspect, CheckKind, CheckParams, Snmp};
-use crate::probe::http::HttpProber;
-use crate::probe::icmp::IcmpProber;
-use crate::probe::snmp::SnmpProber;
-use crate::probe::{CheckResult, Status};
-use crate::record::{Body, Origin, Record, State, StateType, Window};
-use crate::rules::{Plan, Schedule};
+use crate::probe::CheckResult;
+use crate::record::{Body, Record, State, StateType, Window};
+use crate::rules::Plan;
 use crate::settings::Limits;
 use crate::store::{Item, Store};
 
 pub use availability::{Availability, Figures};
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use job::{Job, Probers, Runner};
 pub use metrics::Metrics;
+pub use persist::SAVE_EVERY;
+pub use slot::Saved;
+pub use snapshot::{Detail, ServiceView, Snapshot, Snapshots, ViewState};
 pub use state::ServiceState;
+
+use grid::{next_on_grid, until_wall};
+use persist::{ALIVE_EVERY, FLUSH_EVERY};
+use slot::{Slot, Wake, build_slots, index_by_id};
+use snapshot::Ask;
 
 /// How often each service's availability is sent as records.
 const AVAILABILITY_EVERY: Duration = Duration::from_secs(3600);
-/// A snapshot younger than this is shared by the requests that ask for one.
-const SNAPSHOT_REUSE: Duration = Duration::from_secs(1);
-/// How long a request waits for the scheduler's answer.
-const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
-/// How often what the checks produced goes to the store in one request: waking the store's
-/// thread for every result cost more CPU than the result (the store commits every 2 s anyway).
-const FLUSH_EVERY: Duration = Duration::from_millis(500);
-/// How often the scheduler marks the store with the time it is still running and checking:
-/// after a crash, availability counts until the last mark (a row of `meta`, with the next
-/// group commit: a few bytes a minute).
-const ALIVE_EVERY: Duration = Duration::from_secs(60);
-/// How often the states (and availability histories) of the services checked since the last
-/// save are saved, besides on each change: what a crash can lose of availability (DAEMON.md).
-/// Every minute would rewrite every state's pages each minute: about 600 bytes written to
-/// flash per result at 1,000 services, more than the result itself.
-pub const SAVE_EVERY: Duration = Duration::from_secs(300);
-/// Sleeps towards a wall-clock moment (a period opening) last at most this long (see `until_wall`).
-const WALL_RECHECK: Duration = Duration::from_secs(60);
 
-/// Runs one check. The daemon's is [`Probers`]; scheduler tests script their own outcomes.
-pub trait Runner: Send + Sync + 'static {
-    fn run<'a>(&'a self, job: &'a Job)
-    -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>>;
-
-    /// A new plan is in force: state kept for devices and services it no longer has goes.
-    fn retain_for(&self, _plan: &Plan) {}
-}
-
-/// The probers, one per protocol, shared by every check.
-pub struct Probers {
-    pub icmp: IcmpProber,
-    pub snmp: SnmpProber,
-    pub http: HttpProber,
-}
-
-impl Probers {
-    /// The daemon's probers: `{status}` in an HTTP URL is `status_endpoint`.
-    pub fn for_daemon(limits: &Limits, status_endpoint: std::net::SocketAddr) -> Probers {
-        let probers = Probers::new(limits);
-        Probers {
-            http: probers.http.with_status_endpoint(status_endpoint),
-            ..probers
-        }
-    }
-
-    pub fn new(limits: &Limits) -> Probers {
-        Probers {
-            icmp: IcmpProber::new(limits.max_concurrent_icmp as usize),
-            snmp: SnmpProber::new(),
-            http: HttpProber::new(),
-        }
-    }
-}
-
-impl Runner for Probers {
-    fn run<'a>(
-        &'a self,
-        job: &'a Job,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
-        Box::pin(job.run(self))
-    }
-
-    fn retain_for(&self, plan: &Plan) {
-        let mut addresses = std::collections::HashSet::new();
-        let mut agents = Vec::new();
-        let mut http = Vec::new();
-        let mut series = std::collections::HashSet::new();
-        for (s, service) in plan.accepted_services() {
-            let Some(device) = s.device.map(|d| &plan.devices[d]) else {
-                continue;
-            };
-            match &service.params {
-                CheckParams::Icmp(_) => addresses.extend(device.address.parse::<std::net::IpAddr>().ok()),
-                CheckParams::Snmp(_) => {
-                    if let Some(snmp) = device.outcome.as_ref().ok().and_then(|d| d.snmp.as_ref()) {
-                        agents.push((device.address.as_str(), snmp));
-                        series.insert(s.id.as_str());
-                    }
-                }
-                CheckParams::Http(p) => http.push(p),
-            }
-        }
-        self.icmp.retain(&addresses);
-        self.snmp.retain(agents, &series);
-        self.http.retain(http);
-    }
-}
-
-/// What is saved per service: its state and its availability history.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Saved {
-    pub state: ServiceState,
-    #[serde(default)]
-    pub availability: Availability,
-    /// After a restart: availability was counted until then (the box's last mark of life), so
-    /// the first check counts from there rather than from its last check.
-    #[serde(default)]
-    pub counted_until: Option<Timestamp>,
-}
-
-/// A service's state as the status endpoint shows it: `pending` until its first result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ViewState {
-    Pending,
-    Checked(State),
-}
-
-impl ViewState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ViewState::Pending => "pending",
-            ViewState::Checked(state) => state.as_str(),
-        }
-    }
-
-    /// Checked, and not OK: what an operator looks at first.
-    pub fn is_problem(self) -> bool {
-        matches!(self, ViewState::Checked(state) if !state.is_ok())
-    }
-}
-
-impl Serialize for ViewState {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-/// One service as the status endpoint shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceView {
-    // Shared with the scheduler's slots: a snapshot of 20,000 services copies no text.
-    pub id: Arc<str>,
-    pub device: Arc<str>,
-    pub kind: &'static str,
-    pub state: ViewState,
-    pub state_type: StateType,
-    pub attempt: u32,
-    pub since: Timestamp,
-    pub last_check: Option<Timestamp>,
-    pub next_check: Option<Timestamp>,
-    pub output: Arc<str>,
-    pub duration_ms: Option<u64>,
-    pub in_control_period: bool,
-    pub availability: [Figures; 3],
-}
-
-/// The live state, built when the status endpoint asks (nobody watching costs nothing).
-#[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
-    /// The plan these services come from: views and plan always match.
-    #[serde(skip)]
-    pub plan: Arc<Plan>,
-    pub at: Timestamp,
-    pub services: Vec<ServiceView>,
-    /// Checks running now.
-    pub running: usize,
-}
-
-struct Slot {
-    origin: Arc<Origin>,
-    id: Arc<str>,
-    device_id: Arc<str>,
-    kind: CheckKind,
-    /// The service's index in the plan, where its parameters are read: never copied.
-    service: usize,
-    interval: Duration,
-    retry: Duration,
-    timeout: Duration,
-    max_attempts: u32,
-    /// Control, availability and notification schedules, and the zone they are read in.
-    periods: [Arc<Schedule>; 3],
-    tz: TimeZone,
-    device: usize,
-    /// The device's host check, when this service is not it (R9).
-    host: Option<usize>,
-    offset: Duration,
-    criticality: &'static str,
-    target: f64,
-    saved: Saved,
-    /// When the current wait ends, for each kind of wake-up (stale heap entries are skipped).
-    check_due: Option<Instant>,
-    release_due: Option<Instant>,
-    availability_due: Instant,
-    running: bool,
-    last_output: Arc<str>,
-    last_duration_ms: Option<u64>,
-    in_control: bool,
-    /// A state change to save with this check's records.
-    dirty: bool,
-    /// Checked since the last periodic save: its availability history has grown.
-    unsaved: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Wake {
-    Check,
-    Release,
-    Availability,
-}
-
+/// A check's result on its way back to the scheduler.
 struct Done {
     slot: usize,
-    /// The plan generation the slot index belongs to; after a re-plan, `service` finds it.
+    /// The plan generation the slot index belongs to; after a re-plan, `service_id` finds it.
     generation: u64,
-    service: Arc<str>,
+    service_id: Arc<str>,
     result: CheckResult,
 }
 
@@ -262,14 +71,15 @@ pub struct Scheduler {
     plans: Option<watch::Receiver<Arc<Plan>>>,
     generation: u64,
     slots: Vec<Slot>,
-    by_id: HashMap<String, usize>,
+    by_id: HashMap<Arc<str>, usize>,
     heap: BinaryHeap<Reverse<(Instant, Wake, usize)>>,
     probers: Arc<dyn Runner>,
     store: Store,
     clock: Arc<dyn Clock>,
     global: Arc<Semaphore>,
     per_kind: [Arc<Semaphore>; 3],
-    /// By device id: indices change with every plan, semaphores must not.
+    /// By device id, while a check of the device runs: indices change with every plan,
+    /// semaphores must not.
     per_device: HashMap<Arc<str>, Arc<Semaphore>>,
     per_device_limit: usize,
     results_tx: mpsc::UnboundedSender<Done>,
@@ -283,6 +93,8 @@ pub struct Scheduler {
     outgoing_states: Vec<(String, String)>,
     /// Services no plan has any more, whose saved states go at the next commit.
     outgoing_forgotten: Vec<String>,
+    /// The next slot the periodic save looks at.
+    save_cursor: usize,
 }
 
 impl Scheduler {
@@ -327,6 +139,7 @@ impl Scheduler {
             outgoing: Vec::new(),
             outgoing_states: Vec::new(),
             outgoing_forgotten: Vec::new(),
+            save_cursor: 0,
         };
         scheduler.schedule_all();
         (scheduler, Snapshots { requests })
@@ -406,28 +219,9 @@ impl Scheduler {
         self.last_snapshot = None;
     }
 
-    /// After a crash: the box ran and checked until `alive_until` (its last mark), and a
-    /// service's state then was its saved one (state changes are saved with their records), so
-    /// availability counts that state from its last saved check until then.
-    pub fn resume_availability(&mut self, alive_until: Timestamp) {
-        for s in &mut self.slots {
-            let Some(last) = s.saved.state.last_check.filter(|l| *l < alive_until) else {
-                continue;
-            };
-            let state = s.saved.state.state;
-            s.saved
-                .availability
-                .count(last, alive_until, state, [&s.periods[1], &s.periods[0]], &s.tz);
-            s.saved.counted_until = Some(alive_until);
-            s.unsaved = true;
-        }
-    }
-
     /// Runs until `cancel`, then lets the checks in flight finish (within `drain`) and commits
     /// their records and every state.
     pub async fn run(mut self, cancel: CancellationToken, drain: Duration) {
-        let mut save_tick = tokio::time::interval(SAVE_EVERY);
-        save_tick.tick().await;
         let mut alive_tick = tokio::time::interval(ALIVE_EVERY);
         let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -458,14 +252,13 @@ impl Scheduler {
                 _ = sleep => self.on_due(),
                 _ = flush_tick.tick() => self.flush().await,
                 Some(ask) = self.snapshot_requests.recv() => match ask {
-                    Ask::Snapshot(reply) => {
-                        let _ = reply.send(self.snapshot());
+                    Ask::Snapshot(detail, reply) => {
+                        let _ = reply.send(self.snapshot(detail));
                     }
                     Ask::Ping(reply) => {
                         let _ = reply.send(());
                     }
                 },
-                _ = save_tick.tick() => self.save_all(false).await,
                 _ = alive_tick.tick() => {
                     if let Err(e) = self.store.mark_alive(self.clock.now()).await {
                         tracing::error!(error = %e, "the store is closed");
@@ -495,7 +288,7 @@ impl Scheduler {
                 }
             }
         }
-        self.save_all(true).await;
+        self.save_all().await;
     }
 
     fn schedule(&mut self, slot: usize, wake: Wake, due: Instant) {
@@ -568,7 +361,7 @@ impl Scheduler {
         let job = Job {
             slot,
             generation: self.generation,
-            series: s.id.clone(),
+            service_id: s.id.clone(),
             plan: self.plan.clone(),
             service: s.service,
             device: s.device,
@@ -594,7 +387,7 @@ impl Scheduler {
             let _ = tx.send(Done {
                 slot: job.slot,
                 generation: job.generation,
-                service: job.series.clone(),
+                service_id: job.service_id.clone(),
                 result,
             });
         });
@@ -605,13 +398,13 @@ impl Scheduler {
         let Done {
             slot,
             generation,
-            service,
+            service_id,
             result,
         } = done;
         let slot = if generation == self.generation {
             slot
         } else {
-            match self.by_id.get(&*service) {
+            match self.by_id.get(&*service_id) {
                 Some(slot) => *slot,
                 None => return, // removed by a new plan while its check ran
             }
@@ -623,6 +416,15 @@ impl Scheduler {
         let kind = self.slots[slot].kind;
         self.metrics.checks[metrics::kind_index(kind)][metrics::status_index(result.status)].fetch_add(1, Relaxed);
         self.metrics.durations[metrics::kind_index(kind)].observe_ms(result.duration.as_secs_f64() * 1e3);
+        // A device's semaphore lives while its checks run (or wait): 45,000 idle ones took 5 MB.
+        let device_id = &self.slots[slot].device_id;
+        if self
+            .per_device
+            .get(device_id)
+            .is_some_and(|d| Arc::strong_count(d) == 1)
+        {
+            self.per_device.remove(device_id);
+        }
         let s = &mut self.slots[slot];
         s.running = false;
         let mut state: State = result.status.into();
@@ -792,366 +594,5 @@ impl Scheduler {
             .collect();
         self.commit(slot, records, Vec::new());
         self.schedule(slot, Wake::Availability, Instant::now() + AVAILABILITY_EVERY);
-    }
-
-    fn take_dirty(&mut self, slot: usize) -> Vec<(String, String)> {
-        let s = &mut self.slots[slot];
-        if !std::mem::take(&mut s.dirty) {
-            return Vec::new();
-        }
-        serde_json::to_string(&s.saved)
-            .map(|json| vec![(s.origin.service.clone(), json)])
-            .unwrap_or_default()
-    }
-
-    /// Queues a check's records and states for the next flush (at most [`FLUSH_EVERY`] away).
-    fn commit(&mut self, slot: usize, records: Vec<Record>, states: Vec<(String, String)>) {
-        for r in &records {
-            self.metrics.records[r.body.kind() as usize - 1].fetch_add(1, Relaxed);
-        }
-        let origin = &self.slots[slot].origin;
-        self.outgoing.extend(records.into_iter().map(|r| (origin.clone(), r)));
-        self.outgoing_states.extend(states);
-    }
-
-    async fn flush(&mut self) {
-        if !self.outgoing_forgotten.is_empty() {
-            let services = std::mem::take(&mut self.outgoing_forgotten);
-            if let Err(e) = self.store.forget(services).await {
-                tracing::error!(error = %e, "removed services' states could not be deleted");
-            }
-        }
-        if self.outgoing.is_empty() && self.outgoing_states.is_empty() {
-            return;
-        }
-        let items = std::mem::take(&mut self.outgoing);
-        let states = std::mem::take(&mut self.outgoing_states);
-        if let Err(e) = self.store.append(items, states).await {
-            tracing::error!(error = %e, "records could not reach the store");
-        }
-    }
-
-    /// Saves the states of the services checked since the last save, queued: the scheduler
-    /// never waits on a commit while it runs. At shutdown (`wait`), every state, committed.
-    async fn save_all(&mut self, wait: bool) {
-        self.flush().await;
-        let states: Vec<(String, String)> = self
-            .slots
-            .iter_mut()
-            .filter(|s| wait || s.unsaved)
-            .filter_map(|s| {
-                s.unsaved = false;
-                serde_json::to_string(&s.saved)
-                    .ok()
-                    .map(|json| (s.origin.service.clone(), json))
-            })
-            .collect();
-        let saved = if wait {
-            self.store.append_committed(Vec::new(), states).await.map(drop)
-        } else if states.is_empty() {
-            Ok(())
-        } else {
-            self.store.append(Vec::new(), states).await
-        };
-        if let Err(e) = saved {
-            tracing::error!(error = %e, "the services' states could not be saved");
-        }
-    }
-
-    /// The live state now, or the one built less than [`SNAPSHOT_REUSE`] ago if a request
-    /// still holds it.
-    fn snapshot(&mut self) -> Arc<Snapshot> {
-        if let Some((at, weak)) = &self.last_snapshot
-            && at.elapsed() < SNAPSHOT_REUSE
-            && let Some(snapshot) = weak.upgrade()
-        {
-            return snapshot;
-        }
-        let snapshot = Arc::new(self.build_snapshot());
-        self.last_snapshot = Some((Instant::now(), Arc::downgrade(&snapshot)));
-        snapshot
-    }
-
-    fn build_snapshot(&self) -> Snapshot {
-        let wall = self.clock.now();
-        let now = Instant::now();
-        let services = self
-            .slots
-            .iter()
-            .map(|s| {
-                let st = &s.saved.state;
-                ServiceView {
-                    id: s.id.clone(),
-                    device: s.device_id.clone(),
-                    kind: s.kind.as_str(),
-                    state: match st.last_check {
-                        Some(_) => ViewState::Checked(st.state),
-                        None => ViewState::Pending,
-                    },
-                    state_type: st.state_type,
-                    attempt: st.attempt,
-                    since: st.since,
-                    last_check: st.last_check,
-                    next_check: s.check_due.and_then(|due| {
-                        wall.checked_add(jiff::SignedDuration::try_from(due.saturating_duration_since(now)).ok()?)
-                            .ok()
-                    }),
-                    output: s.last_output.clone(),
-                    duration_ms: s.last_duration_ms,
-                    in_control_period: s.in_control,
-                    availability: Window::ALL.map(|w| s.saved.availability.figures(w, wall, &s.tz, s.target)),
-                }
-            })
-            .collect();
-        let running = self.slots.iter().filter(|s| s.running).count();
-        Snapshot {
-            plan: self.plan.clone(),
-            at: wall,
-            services,
-            running,
-        }
-    }
-}
-
-/// One slot per accepted service of `plan`, in plan order; `saved` gives a service's saved
-/// state by id, if any. Nothing is scheduled yet.
-fn build_slots(
-    plan: &Plan,
-    mut saved: impl FnMut(&str) -> Option<Saved>,
-    now_wall: Timestamp,
-    now: Instant,
-) -> Vec<Slot> {
-    let mut slots = Vec::new();
-    let mut by_service = HashMap::new();
-    for (index, (sp, svc)) in plan
-        .services
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| s.outcome.as_ref().ok().map(|o| (i, (s, o))))
-    {
-        let Some(d) = sp.device else { continue };
-        let Ok(dev) = &plan.devices[d].outcome else { continue };
-        let tree = &plan.tree;
-        let origin = Arc::new(Origin {
-            service: sp.id.clone(),
-            device: sp.device_id.clone(),
-            node: tree.id(dev.node).to_string(),
-            company: tree.company_id(dev.node).map(str::to_string),
-        });
-        let interval = Duration::from_secs(u64::from(svc.interval_s.value.max(1)));
-        let period = |aspect: Aspect| plan.time_range(svc.periods.get(aspect)).schedule.clone();
-        let saved_state = saved(&sp.id).unwrap_or_else(|| Saved {
-            state: ServiceState::new(now_wall),
-            availability: Availability::default(),
-            counted_until: None,
-        });
-        let offset = Duration::from_millis(stable_hash(&sp.id) % interval.as_millis().max(1) as u64);
-        by_service.insert(index, slots.len());
-        slots.push(Slot {
-            id: Arc::from(sp.id.as_str()),
-            device_id: Arc::from(sp.device_id.as_str()),
-            origin,
-            kind: svc.kind,
-            service: index,
-            interval,
-            retry: Duration::from_secs(u64::from(svc.retry_interval_s.value.max(1))),
-            timeout: Duration::from_secs(u64::from(svc.timeout_s.value.max(1))),
-            max_attempts: svc.max_attempts.value,
-            periods: [
-                period(Aspect::Control),
-                period(Aspect::Availability),
-                period(Aspect::Notification),
-            ],
-            tz: plan.zone_of(dev).clone(),
-            device: d,
-            host: dev.host_check.filter(|h| *h != index),
-            offset,
-            criticality: svc.criticality.value.as_str(),
-            target: svc.availability_rate.value,
-            saved: saved_state,
-            check_due: None,
-            release_due: None,
-            availability_due: now + AVAILABILITY_EVERY.min(interval * 60) + offset,
-            running: false,
-            last_output: Arc::from(""),
-            last_duration_ms: None,
-            in_control: true,
-            dirty: false,
-            unsaved: false,
-        });
-    }
-    // Host checks by slot rather than by service index.
-    for slot in &mut slots {
-        slot.host = slot.host.and_then(|h| by_service.get(&h).copied());
-    }
-    slots
-}
-
-fn index_by_id(slots: &[Slot]) -> HashMap<String, usize> {
-    slots
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.origin.service.clone(), i))
-        .collect()
-}
-
-/// What the status endpoint and the watchdog ask the running scheduler.
-enum Ask {
-    Snapshot(oneshot::Sender<Arc<Snapshot>>),
-    /// Only whether its loop answers: liveness without building 20,000 views.
-    Ping(oneshot::Sender<()>),
-}
-
-/// Asks the running scheduler for its live state; cheap to clone.
-#[derive(Clone)]
-pub struct Snapshots {
-    requests: mpsc::Sender<Ask>,
-}
-
-impl Snapshots {
-    /// The live state, or `None` when the scheduler does not answer within two seconds
-    /// (stopped, or stuck: `/healthz` says so).
-    pub async fn get(&self) -> Option<Arc<Snapshot>> {
-        self.ask(Ask::Snapshot).await
-    }
-
-    /// Whether the scheduler's loop answers within two seconds.
-    pub async fn alive(&self) -> bool {
-        self.ask(Ask::Ping).await.is_some()
-    }
-
-    async fn ask<T>(&self, ask: impl FnOnce(oneshot::Sender<T>) -> Ask) -> Option<T> {
-        let (reply, answer) = oneshot::channel();
-        let asked = async {
-            self.requests.send(ask(reply)).await.ok()?;
-            answer.await.ok()
-        };
-        tokio::time::timeout(SNAPSHOT_WAIT, asked).await.ok().flatten()
-    }
-}
-
-/// What a check task needs: its service in the plan, which it holds while it runs.
-pub struct Job {
-    slot: usize,
-    generation: u64,
-    /// The service's id.
-    pub series: Arc<str>,
-    plan: Arc<Plan>,
-    service: usize,
-    device: usize,
-    pub timeout: Duration,
-}
-
-impl Job {
-    pub fn address(&self) -> &str {
-        &self.plan.devices[self.device].address
-    }
-
-    fn snmp(&self) -> Option<&Snmp> {
-        self.plan.devices[self.device].outcome.as_ref().ok()?.snmp.as_ref()
-    }
-
-    fn params(&self) -> Option<&CheckParams> {
-        Some(&self.plan.services[self.service].outcome.as_ref().ok()?.params)
-    }
-
-    async fn run(&self, probers: &Probers) -> CheckResult {
-        // A last bound on top of each probe's own: a check never outlives twice its timeout.
-        let bound = self.timeout * 2 + Duration::from_secs(1);
-        let check = async {
-            match self.params() {
-                Some(CheckParams::Icmp(p)) => match resolve(self.address()).await {
-                    Ok(ip) => probers.icmp.check(ip, p, self.timeout).await,
-                    Err(e) => CheckResult::new(Status::Critical, e),
-                },
-                Some(CheckParams::Snmp(p)) => match self.snmp() {
-                    Some(snmp) => {
-                        probers
-                            .snmp
-                            .check(&self.series, self.address(), snmp, p, self.timeout)
-                            .await
-                    }
-                    None => CheckResult::unknown("the device has no snmp settings"),
-                },
-                Some(CheckParams::Http(p)) => probers.http.check(self.address(), p, self.timeout).await,
-                None => CheckResult::unknown("the service is not in the plan"),
-            }
-        };
-        tokio::time::timeout(bound, check).await.unwrap_or_else(|_| {
-            CheckResult::unknown(format!("the check did not end within {}s", bound.as_secs())).took(bound)
-        })
-    }
-}
-
-/// An IP address as it is, or the first address a host name resolves to.
-async fn resolve(address: &str) -> Result<IpAddr, String> {
-    if let Ok(ip) = address.trim_matches(['[', ']']).parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    let lookup = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((address, 0))).await;
-    match lookup {
-        Ok(Ok(mut addrs)) => addrs
-            .next()
-            .map(|a| a.ip())
-            .ok_or_else(|| format!("{address}: no address")),
-        Ok(Err(e)) => Err(format!("{address}: cannot resolve ({e})")),
-        Err(_) => Err(format!("{address}: name resolution timed out")),
-    }
-}
-
-/// How long to sleep towards a wall-clock moment: at most [`WALL_RECHECK`], after which the
-/// wall clock is read again. A step of the clock (NTP, an operator's `date -s`) moves the
-/// moment, which a monotonic timer set before the step cannot know.
-fn until_wall(wall: Timestamp, at: Timestamp) -> Duration {
-    duration_between(wall, at).min(WALL_RECHECK)
-}
-
-/// The first point of the grid `anchor + k × interval` after `now`.
-fn next_on_grid(anchor: Instant, interval: Duration, now: Instant) -> Instant {
-    let next = anchor + interval;
-    if next > now {
-        return next;
-    }
-    // Behind by more than an interval: skip the missed runs rather than burst.
-    let behind = now.saturating_duration_since(anchor).as_nanos();
-    let step = interval.as_nanos().max(1);
-    let k = behind / step + 1;
-    anchor + Duration::from_nanos((k * step).min(u64::MAX as u128) as u64)
-}
-
-fn duration_between(from: Timestamp, to: Timestamp) -> Duration {
-    Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
-}
-
-/// FNV-1a: a stable spread of services over their interval, the same on every restart.
-fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn r9_fixed_rate_grid_skips_missed_runs_instead_of_bursting() {
-        let t0 = Instant::now();
-        let s = Duration::from_secs(1);
-        assert_eq!(next_on_grid(t0, 60 * s, t0 + 5 * s), t0 + 60 * s);
-        assert_eq!(next_on_grid(t0, 60 * s, t0 + 150 * s), t0 + 180 * s);
-    }
-
-    #[test]
-    fn services_are_spread_by_a_stable_hash() {
-        assert_eq!(stable_hash("svc-1"), stable_hash("svc-1"));
-        let offsets: std::collections::HashSet<u64> = (0..1000)
-            .map(|i| stable_hash(&format!("svc-{i}")) % 60_000 / 1000)
-            .collect();
-        assert!(
-            offsets.len() >= 55,
-            "1,000 services fall in {} of 60 seconds",
-            offsets.len()
-        );
     }
 }

@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::rules::Plan;
-use crate::schedule::ServiceView;
+use crate::schedule::{Figures, ServiceView};
 
-pub fn render(status: &Value, services: &[ServiceView], plan: &Plan) -> String {
+/// The page; each service comes with its availability figures.
+pub fn render(status: &Value, services: &[(&ServiceView, &[Figures; 3])], plan: &Plan) -> String {
     let mut out = String::with_capacity(4096 + services.len() * 256);
     let _ = write!(
         out,
@@ -46,10 +47,9 @@ pub fn render(status: &Value, services: &[ServiceView], plan: &Plan) -> String {
         );
     }
     out.push_str("<table><thead><tr><th>service</th><th>device</th><th>kind</th><th>state</th><th>output</th><th>last check</th><th>availability today</th></tr></thead><tbody>");
-    for v in services {
+    for (v, availability) in services {
         let class = v.state.as_str();
-        let today = v
-            .availability
+        let today = availability
             .first()
             .and_then(|f| f.percent)
             .map_or("–".to_string(), |p| format!("{p:.2} %"));
@@ -62,7 +62,7 @@ pub fn render(status: &Value, services: &[ServiceView], plan: &Plan) -> String {
             esc(&v.id),
             esc(&v.id),
             esc(&v.device),
-            v.kind,
+            v.kind.as_str(),
             class,
             if v.last_check.is_some() {
                 v.state_type.as_str()

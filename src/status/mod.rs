@@ -20,7 +20,9 @@
 mod html;
 mod listen;
 mod prometheus;
+mod stream;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,16 +32,20 @@ use axum::extract::{ConnectInfo, State as AxumState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::central::SyncState;
 use crate::explain::Report;
+use crate::record::StateType;
 use crate::rules::{NodeIdx, Plan};
-use crate::schedule::{Metrics, Snapshot, Snapshots};
+use crate::schedule::{Detail, Figures, Metrics, ServiceView, Snapshot, Snapshots, ViewState};
 use crate::settings::{Network, Token};
 use crate::source::DocumentState;
 use crate::store::Store;
+
+const JSON: &str = "application/json";
 
 /// Services not OK listed by `/status`, at most (the rest are counted).
 const PROBLEMS_LISTED: usize = 100;
@@ -138,15 +144,33 @@ impl axum::extract::FromRequestParts<Shared> for Caller {
     type Rejection = Denied;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, shared: &Shared) -> Result<Caller, Denied> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .ok_or(Denied::NoToken)?;
-        let snapshot = shared.snapshots.get().await.ok_or(Denied::Busy)?;
-        let scope = authorize(shared, &snapshot.plan, peer, &parts.headers)?;
-        Ok(Caller { scope, snapshot })
+        caller(parts, shared, Detail::States).await
     }
+}
+
+/// A caller whose answer shows availability: its snapshot has every service's figures.
+struct WithAvailability(Caller);
+
+impl axum::extract::FromRequestParts<Shared> for WithAvailability {
+    type Rejection = Denied;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        shared: &Shared,
+    ) -> Result<WithAvailability, Denied> {
+        caller(parts, shared, Detail::Availability).await.map(WithAvailability)
+    }
+}
+
+async fn caller(parts: &axum::http::request::Parts, shared: &Shared, detail: Detail) -> Result<Caller, Denied> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .ok_or(Denied::NoToken)?;
+    let snapshot = shared.snapshots.get(detail).await.ok_or(Denied::Busy)?;
+    let scope = authorize(shared, &snapshot.plan, peer, &parts.headers)?;
+    Ok(Caller { scope, snapshot })
 }
 
 fn authorize(shared: &Shared, plan: &Plan, peer: SocketAddr, headers: &HeaderMap) -> Result<Scope, Denied> {
@@ -297,13 +321,17 @@ fn visible_views<'a>(
     plan: &'a Plan,
     snapshot: &'a Snapshot,
     scope: Scope,
-) -> impl Iterator<Item = &'a crate::schedule::ServiceView> + 'a {
-    let nodes: std::collections::HashMap<&str, Option<NodeIdx>> =
-        plan.devices.iter().map(|d| (d.id.as_str(), d.node)).collect();
+) -> impl Iterator<Item = &'a ServiceView> + 'a {
+    let nodes = device_nodes(plan);
     snapshot
         .services
         .iter()
         .filter(move |v| sees(plan, scope, nodes.get(&*v.device).copied().flatten()))
+}
+
+/// Each device's node, by device id.
+fn device_nodes(plan: &Plan) -> HashMap<&str, Option<NodeIdx>> {
+    plan.devices.iter().map(|d| (d.id.as_str(), d.node)).collect()
 }
 
 /// Runs `render` on the blocking pool: the daemon's tasks share one thread, and a report of
@@ -314,61 +342,91 @@ async fn off_thread(render: impl FnOnce() -> Response + Send + 'static) -> Respo
         .unwrap_or_else(|_| Denied::Busy.into_response())
 }
 
-async fn services(caller: Caller) -> Response {
-    off_thread(move || axum::Json(services_json(&caller)).into_response()).await
+async fn services(WithAvailability(caller): WithAvailability) -> Response {
+    stream::streamed(JSON, move |out| {
+        let Caller { scope, snapshot } = &caller;
+        let plan = &snapshot.plan;
+        let live: HashMap<&str, Live> = snapshot
+            .services
+            .iter()
+            .zip(&snapshot.availability)
+            .map(|(view, availability)| (&*view.id, Live { view, availability }))
+            .collect();
+        let report = Report::of_plan(plan, Some(snapshot.at));
+        let Report::Plan(r) = &report else {
+            return stream::json_array(out, [(); 0]);
+        };
+        let visible = plan
+            .services
+            .iter()
+            .filter(|s| sees(plan, *scope, s.device.and_then(|d| plan.devices[d].node)));
+        stream::json_array(
+            out,
+            visible.map(|s| WithLive {
+                entry: r.service(s),
+                live: live.get(s.id.as_str()),
+            }),
+        )
+    })
 }
 
-fn services_json(Caller { scope, snapshot }: &Caller) -> Value {
-    let (plan, scope) = (&snapshot.plan, *scope);
-    let live: std::collections::HashMap<&str, &crate::schedule::ServiceView> =
-        snapshot.services.iter().map(|v| (&*v.id, v)).collect();
-    let report = Report::of_plan(plan, Some(snapshot.at));
-    let Report::Plan(r) = &report else { return json!([]) };
-    let mut out = Vec::new();
-    for s in &plan.services {
-        let node = s.device.and_then(|d| plan.devices[d].node);
-        if !sees(plan, scope, node) {
-            continue;
-        }
-        let mut entry = serde_json::to_value(r.service(s)).unwrap_or(Value::Null);
-        if let (Some(obj), Some(view)) = (entry.as_object_mut(), live.get(s.id.as_str())) {
-            obj.insert("live".into(), serde_json::to_value(view).unwrap_or(Value::Null));
-        }
-        out.push(entry);
-    }
-    Value::Array(out)
+/// An explain entry with what the scheduler knows of it now.
+#[derive(Serialize)]
+struct WithLive<E, L> {
+    #[serde(flatten)]
+    entry: E,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live: Option<L>,
+}
+
+/// A service's live state with its availability, as `/services` shows it.
+#[derive(Serialize)]
+struct Live<'a> {
+    #[serde(flatten)]
+    view: &'a ServiceView,
+    availability: &'a [Figures; 3],
+}
+
+/// A device's service as `/devices` lists it.
+#[derive(Serialize)]
+struct ServiceState<'a> {
+    service: &'a str,
+    state: ViewState,
+    state_type: StateType,
+}
+
+#[derive(Serialize)]
+struct DeviceLive<'a> {
+    services: Vec<ServiceState<'a>>,
 }
 
 async fn devices(caller: Caller) -> Response {
-    off_thread(move || devices_json(caller)).await
-}
-
-fn devices_json(Caller { scope, snapshot }: Caller) -> Response {
-    let plan = &snapshot.plan;
-    let mut by_device: std::collections::HashMap<&str, Vec<Value>> = std::collections::HashMap::new();
-    for v in &snapshot.services {
-        by_device
-            .entry(&*v.device)
-            .or_default()
-            .push(json!({ "service": v.id, "state": v.state, "state_type": v.state_type }));
-    }
-    let report = Report::of_plan(plan, Some(snapshot.at));
-    let Report::Plan(r) = &report else {
-        return axum::Json(json!([])).into_response();
-    };
-    let mut out = Vec::new();
-    for d in &plan.devices {
-        if !sees(plan, scope, d.node) {
-            continue;
+    stream::streamed(JSON, move |out| {
+        let Caller { scope, snapshot } = &caller;
+        let plan = &snapshot.plan;
+        let mut by_device: HashMap<&str, Vec<ServiceState>> = HashMap::new();
+        for v in &snapshot.services {
+            by_device.entry(&*v.device).or_default().push(ServiceState {
+                service: &v.id,
+                state: v.state,
+                state_type: v.state_type,
+            });
         }
-        let mut entry = serde_json::to_value(r.device(d)).unwrap_or(Value::Null);
-        let states = by_device.remove(d.id.as_str()).unwrap_or_default();
-        if let Some(obj) = entry.as_object_mut() {
-            obj.insert("live".into(), json!({ "services": states }));
-        }
-        out.push(entry);
-    }
-    axum::Json(Value::Array(out)).into_response()
+        let report = Report::of_plan(plan, Some(snapshot.at));
+        let Report::Plan(r) = &report else {
+            return stream::json_array(out, [(); 0]);
+        };
+        let visible = plan.devices.iter().filter(|d| sees(plan, *scope, d.node));
+        stream::json_array(
+            out,
+            visible.map(|d| WithLive {
+                entry: r.device(d),
+                live: Some(DeviceLive {
+                    services: by_device.remove(d.id.as_str()).unwrap_or_default(),
+                }),
+            }),
+        )
+    })
 }
 
 async fn metrics(AxumState(shared): AxumState<Shared>, caller: Caller) -> Response {
@@ -389,12 +447,18 @@ async fn metrics(AxumState(shared): AxumState<Shared>, caller: Caller) -> Respon
         .into_response()
 }
 
-async fn page(AxumState(shared): AxumState<Shared>, caller: Caller) -> Response {
+async fn page(AxumState(shared): AxumState<Shared>, WithAvailability(caller): WithAvailability) -> Response {
     let status = status_json(&shared, &caller).await;
     off_thread(move || {
-        let plan = &caller.snapshot.plan;
-        let views: Vec<_> = visible_views(plan, &caller.snapshot, caller.scope).cloned().collect();
-        Html(html::render(&status, &views, plan)).into_response()
+        let snapshot = &caller.snapshot;
+        let nodes = device_nodes(&snapshot.plan);
+        let services: Vec<_> = snapshot
+            .services
+            .iter()
+            .zip(&snapshot.availability)
+            .filter(|(v, _)| sees(&snapshot.plan, caller.scope, nodes.get(&*v.device).copied().flatten()))
+            .collect();
+        Html(html::render(&status, &services, &snapshot.plan)).into_response()
     })
     .await
 }

@@ -31,8 +31,12 @@
 //! milliseconds; `body` the kind's own fields: a compact BLOB for results ([`codec`]), JSON
 //! text for the other kinds. `service_state(service, state)`.
 
+mod cap;
 pub mod codec;
+mod commit;
+mod read;
 mod room;
+mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};

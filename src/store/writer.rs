@@ -5,13 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::mpsc;
 
+use super::cap::is_out_of_space;
+use super::commit::Write;
 use super::room::Room;
-use super::{Batch, Item, Op, StoreError, codec};
-use crate::record::{self, Kind, Origin};
+use super::{Op, StoreError, schema};
+use crate::record::Origin;
 
 /// Requests committed in one transaction, at most.
 const BATCH: usize = 512;
@@ -24,27 +25,9 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// minute, 1 s gave 1,123 bytes written per result, 2 s about half. A crash loses what waits
 /// (results of the last 2 s, which no one was told were committed).
 const GROUP_COMMIT: Duration = Duration::from_secs(2);
-/// Results kept in memory, at most, while nothing can be committed; the oldest go first.
-const UNSAVED_RESULTS: usize = 20_000;
 /// Failing commits for this long make the store unhealthy (`/healthz`, the watchdog): longer
 /// than a busy database or a released reserve takes, short enough for systemd to act.
 pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(10);
-
-/// Each migration brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    // 1: the first schema.
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-     CREATE TABLE origins (id INTEGER PRIMARY KEY, service TEXT NOT NULL, device TEXT NOT NULL,
-                           node TEXT NOT NULL, company TEXT, UNIQUE (service, device, node, company));
-     CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER NOT NULL,
-                          ts INTEGER NOT NULL, origin INTEGER NOT NULL, body TEXT NOT NULL);
-     CREATE INDEX outbox_kind ON outbox (kind, seq);
-     CREATE TABLE service_state (service TEXT PRIMARY KEY, state TEXT NOT NULL);
-     INSERT INTO meta (key, value) VALUES ('dropped', 0);",
-    // 2: results become compact BLOBs (codec.rs); the kind index cost 13 bytes a row for a
-    // query that walks the oldest rows, which the primary key already orders.
-    "DROP INDEX outbox_kind;",
-];
 
 /// Figures of the outbox, for the status endpoint and the heartbeat.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -79,57 +62,51 @@ impl Stats {
     }
 }
 
-/// Writes that failed to commit, kept in order to be retried with the next commit.
-enum Write {
-    Append(Vec<Item>, Vec<(String, String)>),
-    Forget(Vec<String>),
-    /// The box was running and checking until then (Unix milliseconds).
-    Alive(i64),
-}
-
 /// Failing commits, while none has succeeded since.
-struct Failure {
+pub(super) struct Failure {
     /// The first failure of this run of failures.
-    since: Instant,
+    pub(super) since: Instant,
     /// The last one.
-    at: Instant,
-    out_of_space: bool,
-    error: String,
+    pub(super) at: Instant,
+    pub(super) out_of_space: bool,
+    pub(super) error: String,
 }
 
 /// The outbox's figures, kept in step with every commit, ack and drop (never counted by a
 /// scan on the writer thread).
 #[derive(Default)]
-struct Counts {
-    records: u64,
-    oldest_ts: Option<i64>,
-    dropped: u64,
-    last_seq: u64,
-    commits: u64,
-    errors: u64,
+pub(super) struct Counts {
+    pub(super) records: u64,
+    pub(super) oldest_ts: Option<i64>,
+    pub(super) dropped: u64,
+    pub(super) last_seq: u64,
+    pub(super) commits: u64,
+    pub(super) errors: u64,
 }
 
 pub(super) struct Writer {
-    conn: Connection,
-    room: Room,
+    pub(super) conn: Connection,
+    pub(super) room: Room,
     /// The WAL is checkpointed often because the disk is short of room.
-    short_wal: bool,
+    pub(super) short_wal: bool,
     /// A commit failed and none has succeeded since.
-    failure: Option<Failure>,
+    pub(super) failure: Option<Failure>,
     /// Writes not committed yet, oldest first: waiting for their group's commit, or kept after
     /// a failed one.
-    unsaved: Vec<Write>,
+    pub(super) unsaved: Vec<Write>,
     /// When the oldest write of `unsaved` came: its group is committed `group_commit` later.
-    queued_since: Option<Instant>,
+    pub(super) queued_since: Option<Instant>,
     /// [`GROUP_COMMIT`], or zero when no timer could be had (every write commits at once).
-    group_commit: Duration,
+    pub(super) group_commit: Duration,
     /// Results dropped from `unsaved`, added to `meta.dropped` by the next commit.
-    unsaved_dropped: u64,
+    pub(super) unsaved_dropped: u64,
     /// Origin ids of committed rows only: an id given inside a transaction that rolls back
-    /// would be given again to another origin.
-    origins: HashMap<Origin, i64>,
-    origin_names: HashMap<i64, Arc<Origin>>,
-    counts: Counts,
+    /// would be given again to another origin. Keyed by the scheduler's own `Arc`s: no copy per service.
+    pub(super) origins: HashMap<Arc<Origin>, i64>,
+    pub(super) origin_names: HashMap<i64, Arc<Origin>>,
+    pub(super) counts: Counts,
+    /// Bytes of live pages when last measured (`measure_used_bytes`).
+    pub(super) used_bytes: u64,
 }
 
 impl Writer {
@@ -154,21 +131,12 @@ impl Writer {
             origins: HashMap::new(),
             origin_names: HashMap::new(),
             counts: Counts::default(),
+            used_bytes: 0,
         };
-        writer.migrate().map_err(open_err)?;
+        schema::migrate(&mut writer.conn).map_err(open_err)?;
         writer.counts = writer.read_counts().map_err(open_err)?;
+        writer.measure_used_bytes().map_err(open_err)?;
         Ok(writer)
-    }
-
-    fn migrate(&mut self) -> rusqlite::Result<()> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
-        }
-        Ok(())
     }
 
     /// The outbox's figures as the file holds them: once, at open.
@@ -189,7 +157,7 @@ impl Writer {
     }
 
     /// After rows left the outbox: the oldest one still there.
-    fn reread_oldest(&mut self) -> rusqlite::Result<()> {
+    pub(super) fn reread_oldest(&mut self) -> rusqlite::Result<()> {
         self.counts.oldest_ts = self
             .conn
             .query_row("SELECT ts FROM outbox ORDER BY seq LIMIT 1", [], |r| r.get(0))
@@ -362,284 +330,11 @@ impl Writer {
         }
     }
 
-    /// Reads the filesystem's room (every few seconds, or `now`), and keeps the WAL short
-    /// while the disk is short of space.
-    fn read_room(&mut self, now: bool) {
-        let conn = &self.conn;
-        if !self.room.read(|| file_bytes(conn).unwrap_or(0), now) {
-            return;
-        }
-        if self.room.tight() != self.short_wal {
-            self.short_wal = self.room.tight();
-            let pages = if self.short_wal { 64 } else { 1000 };
-            if let Err(e) = self.conn.pragma_update(None, "wal_autocheckpoint", pages) {
-                tracing::warn!(error = %e, "cannot set wal_autocheckpoint");
-            }
-        }
-    }
-
-    /// After a commit failed for lack of space: the reserve goes, the WAL is folded into the
-    /// database and truncated, and the oldest results go, which frees pages for the retry.
-    fn make_room_after_failure(&mut self) {
-        self.room.release();
-        if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "cannot checkpoint the WAL");
-        }
-        self.read_room(true);
-        if let Err(e) = self.drop_oldest_results(true) {
-            tracing::warn!(error = %e, "no room could be made in the outbox");
-        }
-    }
-
-    /// Keeps at most [`UNSAVED_RESULTS`] results in memory, dropping the oldest; state
-    /// changes, notifications and availability records are all kept.
-    fn trim_unsaved(&mut self) {
-        let is_result = |(_, r): &Item| r.body.kind() == Kind::Result;
-        let results = self.unsaved_items(is_result);
-        let mut excess = results.saturating_sub(UNSAVED_RESULTS);
-        for write in &mut self.unsaved {
-            if excess == 0 {
-                break;
-            }
-            if let Write::Append(items, _) = write {
-                items.retain(|item| {
-                    if excess > 0 && is_result(item) {
-                        excess -= 1;
-                        false
-                    } else {
-                        true
-                    }
-                });
-            }
-        }
-        let dropped = results.saturating_sub(UNSAVED_RESULTS) as u64;
-        if dropped > 0 {
-            self.unsaved_dropped += dropped;
-            tracing::warn!(dropped, "results waiting in memory were dropped, oldest first");
-        }
-    }
-
-    /// How many unsaved records `counted` says yes to.
-    fn unsaved_items(&self, counted: impl Fn(&Item) -> bool) -> usize {
-        self.unsaved
-            .iter()
-            .map(|w| match w {
-                Write::Append(items, _) => items.iter().filter(|i| counted(i)).count(),
-                Write::Forget(_) | Write::Alive(_) => 0,
-            })
-            .sum()
-    }
-
-    /// Commits every unsaved write, and keeps the counts in step: one commit or one error.
-    fn try_commit(&mut self, seqs: &mut Vec<u64>) -> rusqlite::Result<()> {
-        match self.commit_unsaved(seqs) {
-            Ok(committed) => {
-                self.counts.commits += 1;
-                self.counts.records += committed.records;
-                self.counts.dropped += self.unsaved_dropped;
-                self.unsaved_dropped = 0;
-                if committed.last_seq > 0 {
-                    self.counts.last_seq = committed.last_seq;
-                }
-                if self.counts.oldest_ts.is_none() {
-                    self.counts.oldest_ts = committed.first_ts;
-                }
-                self.origins.extend(committed.origins);
-                self.unsaved.clear();
-                self.queued_since = None;
-                Ok(())
-            }
-            Err(e) => {
-                self.counts.errors += 1;
-                Err(e)
-            }
-        }
-    }
-
-    /// Commits every unsaved write in one transaction; `seqs` gets each one's last seq.
-    fn commit_unsaved(&mut self, seqs: &mut Vec<u64>) -> rusqlite::Result<Committed> {
-        let mut committed = Committed::default();
-        let tx = self.conn.transaction()?;
-        {
-            let mut insert =
-                tx.prepare_cached("INSERT INTO outbox (kind, ts, origin, body) VALUES (?1, ?2, ?3, ?4)")?;
-            let mut state = tx.prepare_cached(
-                "INSERT INTO service_state (service, state) VALUES (?1, ?2)
-                 ON CONFLICT (service) DO UPDATE SET state = excluded.state",
-            )?;
-            let mut forget = tx.prepare_cached("DELETE FROM service_state WHERE service = ?1")?;
-            for write in &self.unsaved {
-                let (items, states) = match write {
-                    Write::Alive(at) => {
-                        tx.execute(
-                            "INSERT INTO meta (key, value) VALUES ('alive_until', ?1)
-                             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                            [at],
-                        )?;
-                        seqs.push(0);
-                        continue;
-                    }
-                    Write::Forget(services) => {
-                        for service in services {
-                            forget.execute([service])?;
-                        }
-                        seqs.push(0);
-                        continue;
-                    }
-                    Write::Append(items, states) => (items, states),
-                };
-                let mut last = 0;
-                for (origin, record) in items {
-                    let origin_id = origin_id(&tx, &self.origins, &mut committed.origins, origin)?;
-                    let body = match codec::encode_result(&record.body) {
-                        Some(blob) => Value::Blob(blob),
-                        None => Value::Text(serde_json::to_string(&record.body).unwrap_or_default()),
-                    };
-                    let ts = record.ts.as_millisecond();
-                    insert.execute(params![record.body.kind() as i64, ts, origin_id, body])?;
-                    last = tx.last_insert_rowid() as u64;
-                    committed.records += 1;
-                    committed.first_ts.get_or_insert(ts);
-                    committed.last_seq = last;
-                }
-                for (service, json) in states {
-                    state.execute(params![service, json])?;
-                }
-                seqs.push(last);
-            }
-            if self.unsaved_dropped > 0 {
-                tx.execute(
-                    "UPDATE meta SET value = value + ?1 WHERE key = 'dropped'",
-                    [self.unsaved_dropped as i64],
-                )?;
-            }
-        }
-        tx.commit()?;
-        Ok(committed)
-    }
-
-    /// Up to `limit` records after `after`, oldest first, as one JSON array in the wire form.
-    fn pending_batch(&mut self, after: u64, limit: usize) -> rusqlite::Result<Batch> {
-        let rows: Vec<(i64, i64, i64, Value)> = {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT seq, ts, origin, body FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-            stmt.query_map(params![after as i64, limit as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<Result<_, _>>()?
-        };
-        let mut batch = Batch {
-            json: Vec::with_capacity(rows.len() * 256 + 2),
-            seqs: Vec::with_capacity(rows.len()),
-        };
-        batch.json.push(b'[');
-        for (seq, ts, origin, body) in rows {
-            let body = match body {
-                Value::Blob(b) => codec::decode_result(&b).map_err(|e| e.to_string()),
-                Value::Text(t) => serde_json::from_str::<record::Body>(&t).map_err(|e| e.to_string()),
-                _ => Err("neither a BLOB nor a text".to_string()),
-            };
-            let (body, origin) = match (body, self.origin_named(origin)) {
-                (Ok(body), Ok(origin)) => (body, origin),
-                (Err(error), _) => {
-                    tracing::error!(seq, %error, "an outbox record cannot be read back; it is skipped");
-                    continue;
-                }
-                (_, Err(error)) => {
-                    tracing::error!(seq, %error, "an outbox record's origin is missing; it is skipped");
-                    continue;
-                }
-            };
-            if !batch.seqs.is_empty() {
-                batch.json.push(b',');
-            }
-            let ts = jiff::Timestamp::from_millisecond(ts).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-            record::write_wire(&mut batch.json, seq as u64, ts, &origin, &body);
-            batch.seqs.push(seq as u64);
-        }
-        batch.json.push(b']');
-        Ok(batch)
-    }
-
-    fn pending(&mut self, after: u64, limit: usize) -> rusqlite::Result<Vec<serde_json::Value>> {
-        let batch = self.pending_batch(after, limit)?;
-        Ok(serde_json::from_slice(&batch.json).unwrap_or_default())
-    }
-
-    /// An origin by its row id, from a cache filled on first use.
-    fn origin_named(&mut self, id: i64) -> rusqlite::Result<Arc<Origin>> {
-        if let Some(origin) = self.origin_names.get(&id) {
-            return Ok(origin.clone());
-        }
-        let origin = Arc::new(self.conn.query_row(
-            "SELECT service, device, node, company FROM origins WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(Origin {
-                    service: r.get(0)?,
-                    device: r.get(1)?,
-                    node: r.get(2)?,
-                    company: r.get(3)?,
-                })
-            },
-        )?);
-        self.origin_names.insert(id, origin.clone());
-        Ok(origin)
-    }
-
-    fn ack(&mut self, upto: u64) -> rusqlite::Result<usize> {
-        let deleted = self
-            .conn
-            .execute("DELETE FROM outbox WHERE seq <= ?1", params![upto as i64])?;
-        if deleted > 0 {
-            self.counts.records = self.counts.records.saturating_sub(deleted as u64);
-            self.reread_oldest()?;
-        }
-        Ok(deleted)
-    }
-
-    /// Bytes used by live pages: what the cap is measured against.
-    fn used_bytes(&self) -> rusqlite::Result<u64> {
-        let page_size: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-        let pages: i64 = self.conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
-        let free: i64 = self.conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
-        Ok(((pages - free).max(0) * page_size) as u64)
-    }
-
-    /// Deletes the oldest results while over the cap (or a slice of them when `force`d).
-    fn drop_oldest_results(&mut self, force: bool) -> rusqlite::Result<()> {
-        let mut forced = force;
-        while forced || self.used_bytes()? > self.room.limit() {
-            forced = false;
-            // A twentieth of the outbox a round: the records count stands in for the results'.
-            let n = (self.counts.records / 20).max(100);
-            let tx = self.conn.transaction()?;
-            let dropped = tx.execute(
-                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE kind = ?1 ORDER BY seq LIMIT ?2)",
-                params![Kind::Result as i64, n as i64],
-            )?;
-            if dropped == 0 {
-                return Ok(()); // only records that are never dropped are left
-            }
-            tx.execute(
-                "UPDATE meta SET value = value + ?1 WHERE key = 'dropped'",
-                [dropped as i64],
-            )?;
-            tx.commit()?;
-            self.counts.records = self.counts.records.saturating_sub(dropped as u64);
-            self.counts.dropped += dropped as u64;
-            self.reread_oldest()?;
-            tracing::warn!(dropped, "outbox over its size cap: the oldest results were dropped");
-        }
-        Ok(())
-    }
-
     fn stats(&self) -> Stats {
         let c = &self.counts;
         Stats {
             records: c.records,
-            bytes: self.used_bytes().unwrap_or(0),
+            bytes: self.used_bytes,
             oldest_ts: c.oldest_ts,
             dropped: c.dropped + self.unsaved_dropped,
             last_seq: c.last_seq,
@@ -652,49 +347,4 @@ impl Writer {
             commit_error: self.failure.as_ref().map(|f| f.error.clone()),
         }
     }
-}
-
-/// What one commit wrote.
-#[derive(Default)]
-struct Committed {
-    records: u64,
-    first_ts: Option<i64>,
-    last_seq: u64,
-    /// Origins first inserted by it, cached once it has committed.
-    origins: HashMap<Origin, i64>,
-}
-
-/// The origin's row id: cached, given earlier in this transaction (`new`), or inserted now.
-fn origin_id(
-    conn: &Connection,
-    committed: &HashMap<Origin, i64>,
-    new: &mut HashMap<Origin, i64>,
-    origin: &Arc<Origin>,
-) -> rusqlite::Result<i64> {
-    if let Some(id) = committed.get(origin.as_ref()).or_else(|| new.get(origin.as_ref())) {
-        return Ok(*id);
-    }
-    conn.execute(
-        "INSERT OR IGNORE INTO origins (service, device, node, company) VALUES (?1, ?2, ?3, ?4)",
-        params![origin.service, origin.device, origin.node, origin.company],
-    )?;
-    let id = conn.query_row(
-        "SELECT id FROM origins WHERE service = ?1 AND device = ?2 AND node = ?3 AND company IS ?4",
-        params![origin.service, origin.device, origin.node, origin.company],
-        |r| r.get(0),
-    )?;
-    new.insert(origin.as_ref().clone(), id);
-    Ok(id)
-}
-
-/// SQLITE_FULL: the filesystem (or the file-size limit) has no room for the transaction.
-fn is_out_of_space(e: &rusqlite::Error) -> bool {
-    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
-}
-
-/// The database file's size.
-fn file_bytes(conn: &Connection) -> rusqlite::Result<u64> {
-    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
-    Ok((pages.max(0) * page_size) as u64)
 }

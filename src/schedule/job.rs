@@ -1,0 +1,151 @@
+//! A check as a task runs it: the service it reads from the plan, and the probers that run it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::document::{CheckParams, Snmp};
+use crate::probe::http::HttpProber;
+use crate::probe::icmp::IcmpProber;
+use crate::probe::snmp::SnmpProber;
+use crate::probe::{CheckResult, Status};
+use crate::rules::Plan;
+use crate::settings::Limits;
+
+/// Runs one check. The daemon's is [`Probers`]; scheduler tests script their own outcomes.
+pub trait Runner: Send + Sync + 'static {
+    fn run<'a>(&'a self, job: &'a Job)
+    -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>>;
+
+    /// A new plan is in force: state kept for devices and services it no longer has goes.
+    fn retain_for(&self, _plan: &Plan) {}
+}
+
+/// The probers, one per protocol, shared by every check.
+pub struct Probers {
+    pub icmp: IcmpProber,
+    pub snmp: SnmpProber,
+    pub http: HttpProber,
+}
+
+impl Probers {
+    /// The daemon's probers: `{status}` in an HTTP URL is `status_endpoint`.
+    pub fn for_daemon(limits: &Limits, status_endpoint: std::net::SocketAddr) -> Probers {
+        let probers = Probers::new(limits);
+        Probers {
+            http: probers.http.with_status_endpoint(status_endpoint),
+            ..probers
+        }
+    }
+
+    pub fn new(limits: &Limits) -> Probers {
+        Probers {
+            icmp: IcmpProber::new(limits.max_concurrent_icmp as usize),
+            snmp: SnmpProber::new(),
+            http: HttpProber::new(),
+        }
+    }
+}
+
+impl Runner for Probers {
+    fn run<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
+        Box::pin(job.run(self))
+    }
+
+    fn retain_for(&self, plan: &Plan) {
+        let mut addresses = std::collections::HashSet::new();
+        let mut agents = Vec::new();
+        let mut http = Vec::new();
+        let mut series = std::collections::HashSet::new();
+        for (s, service) in plan.accepted_services() {
+            let Some(device) = s.device.map(|d| &plan.devices[d]) else {
+                continue;
+            };
+            match &service.params {
+                CheckParams::Icmp(_) => addresses.extend(device.address.parse::<std::net::IpAddr>().ok()),
+                CheckParams::Snmp(_) => {
+                    if let Some(snmp) = device.outcome.as_ref().ok().and_then(|d| d.snmp.as_deref()) {
+                        agents.push((device.address.as_str(), snmp));
+                        series.insert(s.id.as_str());
+                    }
+                }
+                CheckParams::Http(p) => http.push(&**p),
+            }
+        }
+        self.icmp.retain(&addresses);
+        self.snmp.retain(agents, &series);
+        self.http.retain(http);
+    }
+}
+
+/// What a check task needs: its service in the plan, which it holds while it runs.
+pub struct Job {
+    pub(super) slot: usize,
+    pub(super) generation: u64,
+    pub service_id: Arc<str>,
+    pub(super) plan: Arc<Plan>,
+    /// Indices in the plan.
+    pub(super) service: usize,
+    pub(super) device: usize,
+    pub timeout: Duration,
+}
+
+impl Job {
+    pub fn address(&self) -> &str {
+        &self.plan.devices[self.device].address
+    }
+
+    fn snmp(&self) -> Option<&Snmp> {
+        self.plan.devices[self.device].outcome.as_ref().ok()?.snmp.as_deref()
+    }
+
+    fn params(&self) -> Option<&CheckParams> {
+        Some(&self.plan.services[self.service].outcome.as_ref().ok()?.params)
+    }
+
+    async fn run(&self, probers: &Probers) -> CheckResult {
+        // A last bound on top of each probe's own: a check never outlives twice its timeout.
+        let bound = self.timeout * 2 + Duration::from_secs(1);
+        let check = async {
+            match self.params() {
+                Some(CheckParams::Icmp(p)) => match resolve(self.address()).await {
+                    Ok(ip) => probers.icmp.check(ip, p, self.timeout).await,
+                    Err(e) => CheckResult::new(Status::Critical, e),
+                },
+                Some(CheckParams::Snmp(p)) => match self.snmp() {
+                    Some(snmp) => {
+                        probers
+                            .snmp
+                            .check(&self.service_id, self.address(), snmp, p, self.timeout)
+                            .await
+                    }
+                    None => CheckResult::unknown("the device has no snmp settings"),
+                },
+                Some(CheckParams::Http(p)) => probers.http.check(self.address(), p, self.timeout).await,
+                None => CheckResult::unknown("the service is not in the plan"),
+            }
+        };
+        tokio::time::timeout(bound, check).await.unwrap_or_else(|_| {
+            CheckResult::unknown(format!("the check did not end within {}s", bound.as_secs())).took(bound)
+        })
+    }
+}
+
+/// An IP address as it is, or the first address a host name resolves to.
+async fn resolve(address: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = address.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let lookup = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((address, 0))).await;
+    match lookup {
+        Ok(Ok(mut addrs)) => addrs
+            .next()
+            .map(|a| a.ip())
+            .ok_or_else(|| format!("{address}: no address")),
+        Ok(Err(e)) => Err(format!("{address}: cannot resolve ({e})")),
+        Err(_) => Err(format!("{address}: name resolution timed out")),
+    }
+}

@@ -1,0 +1,124 @@
+//! What the scheduler hands the store, and when: records and state changes every half second,
+//! the states of checked services once every five minutes (a slice of the services at each
+//! flush, so memory and writes stay flat), a mark of life every minute, every state at
+//! shutdown; and availability resumed after a crash.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::Scheduler;
+use crate::record::Record;
+
+/// How often what the checks produced goes to the store in one request: waking the store's
+/// thread for every result cost more CPU than the result (the store commits every 2 s anyway).
+pub(super) const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// How often the scheduler marks the store with the time it is still running and checking:
+/// after a crash, availability counts until the last mark (a row of `meta`, with the next
+/// group commit: a few bytes a minute).
+pub(super) const ALIVE_EVERY: Duration = Duration::from_secs(60);
+/// How often the states (and availability histories) of the services checked since the last
+/// save are saved, besides on each change: what a crash can lose of availability (DAEMON.md).
+/// Every minute would rewrite every state's pages each minute: about 600 bytes written to
+/// flash per result at 1,000 services, more than the result itself.
+pub const SAVE_EVERY: Duration = Duration::from_secs(300);
+/// States committed at a time at shutdown: 50,000 states at once took 40 MB as JSON.
+const SHUTDOWN_SAVE_CHUNK: usize = 2_000;
+
+impl Scheduler {
+    /// After a crash: the box ran and checked until `alive_until` (its last mark), and a
+    /// service's state then was its saved one (state changes are saved with their records), so
+    /// availability counts that state from its last saved check until then.
+    pub fn resume_availability(&mut self, alive_until: Timestamp) {
+        for s in &mut self.slots {
+            let Some(last) = s.saved.state.last_check.filter(|l| *l < alive_until) else {
+                continue;
+            };
+            let state = s.saved.state.state;
+            s.saved
+                .availability
+                .count(last, alive_until, state, [&s.periods[1], &s.periods[0]], &s.tz);
+            s.saved.counted_until = Some(alive_until);
+            s.unsaved = true;
+        }
+    }
+
+    pub(super) fn take_dirty(&mut self, slot: usize) -> Vec<(String, String)> {
+        let s = &mut self.slots[slot];
+        if !std::mem::take(&mut s.dirty) {
+            return Vec::new();
+        }
+        serde_json::to_string(&s.saved)
+            .map(|json| vec![(s.origin.service.clone(), json)])
+            .unwrap_or_default()
+    }
+
+    /// Queues a check's records and states for the next flush (at most [`FLUSH_EVERY`] away).
+    pub(super) fn commit(&mut self, slot: usize, records: Vec<Record>, states: Vec<(String, String)>) {
+        for r in &records {
+            self.metrics.records[r.body.kind() as usize - 1].fetch_add(1, Relaxed);
+        }
+        let origin = &self.slots[slot].origin;
+        self.outgoing.extend(records.into_iter().map(|r| (origin.clone(), r)));
+        self.outgoing_states.extend(states);
+    }
+
+    /// Sends what waits to the store: the records and states queued since the last flush,
+    /// with the next slice of the periodic save.
+    pub(super) async fn flush(&mut self) {
+        self.save_slice();
+        if !self.outgoing_forgotten.is_empty() {
+            let services = std::mem::take(&mut self.outgoing_forgotten);
+            if let Err(e) = self.store.forget(services).await {
+                tracing::error!(error = %e, "removed services' states could not be deleted");
+            }
+        }
+        if self.outgoing.is_empty() && self.outgoing_states.is_empty() {
+            return;
+        }
+        let items = std::mem::take(&mut self.outgoing);
+        let states = std::mem::take(&mut self.outgoing_states);
+        if let Err(e) = self.store.append(items, states).await {
+            tracing::error!(error = %e, "records could not reach the store");
+        }
+    }
+
+    /// Queues the states of the next slice of services checked since their last save: each
+    /// flush takes its share of the slots, so every one is visited once per [`SAVE_EVERY`].
+    fn save_slice(&mut self) {
+        let n = self.slots.len();
+        if n == 0 {
+            return;
+        }
+        let share = (n as u128 * FLUSH_EVERY.as_millis()).div_ceil(SAVE_EVERY.as_millis()) as usize;
+        for _ in 0..share.min(n) {
+            let i = self.save_cursor % n;
+            self.save_cursor = (i + 1) % n;
+            let s = &mut self.slots[i];
+            if std::mem::take(&mut s.unsaved)
+                && let Ok(json) = serde_json::to_string(&s.saved)
+            {
+                self.outgoing_states.push((s.origin.service.clone(), json));
+            }
+        }
+    }
+
+    /// At shutdown: every state, committed a chunk at a time.
+    pub(super) async fn save_all(&mut self) {
+        self.flush().await;
+        for chunk in self.slots.chunks(SHUTDOWN_SAVE_CHUNK) {
+            let states = chunk
+                .iter()
+                .filter_map(|s| {
+                    let json = serde_json::to_string(&s.saved).ok()?;
+                    Some((s.origin.service.clone(), json))
+                })
+                .collect();
+            if let Err(e) = self.store.append_committed(Vec::new(), states).await {
+                tracing::error!(error = %e, "the services' states could not be saved");
+                return;
+            }
+        }
+    }
+}

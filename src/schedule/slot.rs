@@ -1,0 +1,150 @@
+//! Each service's slot: what the scheduler keeps of it between checks, built from a plan.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::grid::stable_hash;
+use super::{AVAILABILITY_EVERY, Availability, ServiceState};
+use crate::document::{Aspect, CheckKind};
+use crate::record::Origin;
+use crate::rules::{Plan, Schedule};
+
+/// What is saved per service: its state and its availability history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Saved {
+    pub state: ServiceState,
+    #[serde(default)]
+    pub availability: Availability,
+    /// After a restart: availability was counted until then (the box's last mark of life), so
+    /// the first check counts from there rather than from its last check.
+    #[serde(default)]
+    pub counted_until: Option<Timestamp>,
+}
+
+/// One service as the scheduler keeps it.
+pub(super) struct Slot {
+    pub(super) origin: Arc<Origin>,
+    pub(super) id: Arc<str>,
+    pub(super) device_id: Arc<str>,
+    pub(super) kind: CheckKind,
+    /// The service's index in the plan, where its parameters are read: never copied.
+    pub(super) service: usize,
+    pub(super) interval: Duration,
+    pub(super) retry: Duration,
+    pub(super) timeout: Duration,
+    pub(super) max_attempts: u32,
+    /// Control, availability and notification schedules, and the zone they are read in.
+    pub(super) periods: [Arc<Schedule>; 3],
+    pub(super) tz: TimeZone,
+    pub(super) device: usize,
+    /// The device's host check, when this service is not it (R9).
+    pub(super) host: Option<usize>,
+    pub(super) offset: Duration,
+    pub(super) criticality: &'static str,
+    pub(super) target: f64,
+    pub(super) saved: Saved,
+    /// When the current wait ends, for each kind of wake-up (stale heap entries are skipped).
+    pub(super) check_due: Option<Instant>,
+    pub(super) release_due: Option<Instant>,
+    pub(super) availability_due: Instant,
+    pub(super) running: bool,
+    pub(super) last_output: Arc<str>,
+    pub(super) last_duration_ms: Option<u64>,
+    pub(super) in_control: bool,
+    /// A state change to save with this check's records.
+    pub(super) dirty: bool,
+    /// Checked since the last periodic save: its availability history has grown.
+    pub(super) unsaved: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Wake {
+    Check,
+    Release,
+    Availability,
+}
+
+/// One slot per accepted service of `plan`, in plan order; `saved` gives a service's saved
+/// state by id, if any. Nothing is scheduled yet.
+pub(super) fn build_slots(
+    plan: &Plan,
+    mut saved: impl FnMut(&str) -> Option<Saved>,
+    now_wall: Timestamp,
+    now: Instant,
+) -> Vec<Slot> {
+    // Sized once: 50,000 slots grown by doubling would hold a quarter more than they use.
+    let mut slots = Vec::with_capacity(plan.services.iter().filter(|s| s.outcome.is_ok()).count());
+    let mut by_service = HashMap::new();
+    for (index, (sp, svc)) in plan
+        .services
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.outcome.as_ref().ok().map(|o| (i, (s, o))))
+    {
+        let Some(d) = sp.device else { continue };
+        let Ok(dev) = &plan.devices[d].outcome else { continue };
+        let tree = &plan.tree;
+        let origin = Arc::new(Origin {
+            service: sp.id.clone(),
+            device: sp.device_id.clone(),
+            node: tree.id(dev.node).to_string(),
+            company: tree.company_id(dev.node).map(str::to_string),
+        });
+        let interval = Duration::from_secs(u64::from(svc.interval_s.value.max(1)));
+        let period = |aspect: Aspect| plan.time_range(svc.periods.get(aspect)).schedule.clone();
+        let saved_state = saved(&sp.id).unwrap_or_else(|| Saved {
+            state: ServiceState::new(now_wall),
+            availability: Availability::default(),
+            counted_until: None,
+        });
+        let offset = Duration::from_millis(stable_hash(&sp.id) % interval.as_millis().max(1) as u64);
+        by_service.insert(index, slots.len());
+        slots.push(Slot {
+            id: Arc::from(sp.id.as_str()),
+            device_id: Arc::from(sp.device_id.as_str()),
+            origin,
+            kind: svc.kind,
+            service: index,
+            interval,
+            retry: Duration::from_secs(u64::from(svc.retry_interval_s.value.max(1))),
+            timeout: Duration::from_secs(u64::from(svc.timeout_s.value.max(1))),
+            max_attempts: svc.max_attempts.value,
+            periods: [
+                period(Aspect::Control),
+                period(Aspect::Availability),
+                period(Aspect::Notification),
+            ],
+            tz: plan.zone_of(dev).clone(),
+            device: d,
+            host: dev.host_check.filter(|h| *h != index),
+            offset,
+            criticality: svc.criticality.value.as_str(),
+            target: svc.availability_rate.value,
+            saved: saved_state,
+            check_due: None,
+            release_due: None,
+            availability_due: now + AVAILABILITY_EVERY.min(interval * 60) + offset,
+            running: false,
+            last_output: Arc::from(""),
+            last_duration_ms: None,
+            in_control: true,
+            dirty: false,
+            unsaved: false,
+        });
+    }
+    // Host checks by slot rather than by service index.
+    for slot in &mut slots {
+        slot.host = slot.host.and_then(|h| by_service.get(&h).copied());
+    }
+    slots
+}
+
+pub(super) fn index_by_id(slots: &[Slot]) -> HashMap<Arc<str>, usize> {
+    slots.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect()
+}
