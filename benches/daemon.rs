@@ -85,10 +85,10 @@ fn outbox() {
     let origins: Vec<Arc<Origin>> = (0..10_000)
         .map(|i| {
             Arc::new(Origin {
-                service: format!("dev-{i}-ping"),
-                device: format!("dev-{i}"),
-                node: format!("site-{}", i % 50),
-                company: Some(format!("client-{}", i % 7)),
+                service: format!("dev-{i}-ping").into(),
+                device: format!("dev-{i}").into(),
+                node: format!("site-{}", i % 50).into(),
+                company: Some(format!("client-{}", i % 7).into()),
             })
         })
         .collect();
@@ -532,8 +532,8 @@ fn replay(count: u64) {
         let origins: Vec<Arc<Origin>> = (0..10_000)
             .map(|i| {
                 Arc::new(Origin {
-                    service: format!("dev-{i}-ping"),
-                    device: format!("dev-{i}"),
+                    service: format!("dev-{i}-ping").into(),
+                    device: format!("dev-{i}").into(),
                     node: "site".into(),
                     company: Some("client".into()),
                 })

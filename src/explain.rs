@@ -34,7 +34,7 @@ pub struct PlanReport<'a> {
     plan: &'a Plan,
     at: Option<Timestamp>,
     /// (time range, zone) → state at `at`: thousands of services share a handful of pairs.
-    memo: RefCell<HashMap<(usize, &'a str), PeriodState>>,
+    memo: RefCell<HashMap<(u32, &'a str), PeriodState>>,
 }
 
 impl<'a> Report<'a> {

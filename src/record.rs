@@ -4,10 +4,12 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::document::Criticality;
 use crate::probe::Status;
 
 /// A service's status as records carry it: a check's status, or `unreachable` (R9).
@@ -114,13 +116,15 @@ impl Window {
     }
 }
 
-/// Where a record comes from (R12), shared by every record of one service.
+/// Where a record comes from (R12), shared by every record of one service. Its strings are
+/// shared too: the scheduler's slots use `service` and `device` as their ids, and every
+/// service of a node shares that node's and its company's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Origin {
-    pub service: String,
-    pub device: String,
-    pub node: String,
-    pub company: Option<String>,
+    pub service: Arc<str>,
+    pub device: Arc<str>,
+    pub node: Arc<str>,
+    pub company: Option<Arc<str>>,
 }
 
 /// One record before the outbox numbers it.
@@ -151,7 +155,7 @@ pub enum Body {
         #[serde(rename = "type")]
         kind: NotificationType,
         status: State,
-        criticality: String,
+        criticality: Criticality,
         contacts: Vec<String>,
         contact_groups: Vec<String>,
         held_s: u64,

@@ -59,7 +59,7 @@ fn record(kind: u8, size: usize) -> Record {
         _ => Body::Notification {
             kind: NotificationType::Problem,
             status: State::Critical,
-            criticality: "high".into(),
+            criticality: snbox::document::Criticality::High,
             contacts: vec![],
             contact_groups: vec![],
             held_s: 0,
@@ -177,9 +177,9 @@ async fn outbox_holds_an_icmp_result_in_80_bytes_or_less() {
     let origins: Vec<Arc<Origin>> = (0..1000)
         .map(|i| {
             Arc::new(Origin {
-                service: format!("site-{}-dev-{i}-ping", i % 7),
-                device: format!("site-{}-dev-{i}", i % 7),
-                node: format!("site-{}", i % 7),
+                service: format!("site-{}-dev-{i}-ping", i % 7).into(),
+                device: format!("site-{}-dev-{i}", i % 7).into(),
+                node: format!("site-{}", i % 7).into(),
                 company: Some("client".into()),
             })
         })
@@ -255,7 +255,7 @@ fn outbox_keeps_records_in_memory_while_it_cannot_commit_and_commits_them_first_
 fn origin_of(service: &str) -> Arc<Origin> {
     Arc::new(Origin {
         service: service.into(),
-        device: format!("dev-{service}"),
+        device: format!("dev-{service}").into(),
         node: "n".into(),
         company: None,
     })

@@ -57,13 +57,24 @@ pub struct Pace {
     pub timeout: Duration,
 }
 
+/// The link to the central server, as `/status.central.state` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    #[default]
+    Starting,
+    Ok,
+    Unreachable,
+    /// The server refused the credential: the box stops syncing until paired again.
+    Revoked,
+}
+
 /// What the status endpoint shows of the link (§7): no credential, ever.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Link {
     pub url: String,
     pub box_id: String,
-    /// `starting`, `ok`, `unreachable` or `revoked`.
-    pub state: &'static str,
+    pub state: LinkState,
     pub last_sync: Option<Timestamp>,
     pub last_error: Option<String>,
     pub last_error_at: Option<Timestamp>,
@@ -92,7 +103,7 @@ impl SyncState {
             link: Mutex::new(Link {
                 url: url.to_string(),
                 box_id: box_id.to_string(),
-                state: "starting",
+                state: LinkState::Starting,
                 ..Link::default()
             }),
             running: AtomicBool::new(true),
@@ -121,8 +132,8 @@ impl SyncState {
 
     fn succeeded(&self) {
         self.update(|l| {
-            if l.state != "revoked" {
-                l.state = "ok";
+            if l.state != LinkState::Revoked {
+                l.state = LinkState::Ok;
             }
             l.last_sync = Some(Timestamp::now());
         });
@@ -135,7 +146,11 @@ impl SyncState {
         }
         tracing::warn!(error = %e, "{what}");
         self.update(|l| {
-            l.state = if e.is_revoked() { "revoked" } else { "unreachable" };
+            l.state = if e.is_revoked() {
+                LinkState::Revoked
+            } else {
+                LinkState::Unreachable
+            };
             l.last_error = Some(format!("{what}: {e}"));
             l.last_error_at = Some(Timestamp::now());
         });

@@ -102,15 +102,15 @@ fn period(
 ) -> Result<Period, String> {
     if let Some(id) = raw.period(aspect) {
         return visible_time_range(id, d, tree, catalog).map(|time_range| Period {
-            time_range,
+            time_range: time_range as u32,
             from: Source::Explicit,
         });
     }
     for &n in &tree.node(d).scope {
         if let Some(&time_range) = catalog.defaults.get(&(Some(n), aspect)) {
             return Ok(Period {
-                time_range,
-                from: Source::Default(Some(n)),
+                time_range: time_range as u32,
+                from: Source::Default(Some(n as u32)),
             });
         }
         if Some(n) == stop {
@@ -119,7 +119,7 @@ fn period(
     }
     match catalog.defaults.get(&(None, aspect)) {
         Some(&time_range) => Ok(Period {
-            time_range,
+            time_range: time_range as u32,
             from: Source::Default(None),
         }),
         None => Err(format!("no_default_time_range:{}", aspect.as_str())),

@@ -16,10 +16,11 @@ pub enum Source {
     Explicit,
     /// A service's period taken from its device, which set it explicitly.
     ExplicitAtDevice,
-    /// A default time range of a node (`None`: the product level).
-    Default(Option<NodeIdx>),
+    /// A default time range of a node (`None`: the product level). Indices are `u32` here:
+    /// every service carries nine provenances, and 50,000 services felt each byte.
+    Default(Option<u32>),
     /// A template or an override, by index in [`Plan::templates`].
-    Template(usize),
+    Template(u32),
 }
 
 impl Source {
@@ -41,7 +42,7 @@ pub struct Sourced<T> {
 /// A period: a time range, by index in [`Plan::time_ranges`], and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
-    pub time_range: usize,
+    pub time_range: u32,
     pub from: Source,
 }
 
@@ -175,13 +176,13 @@ impl Plan {
             Source::Explicit => "explicit",
             Source::ExplicitAtDevice => "explicit@device",
             Source::Default(None) => "default:product",
-            Source::Default(Some(n)) => &self.source_names.defaults[n],
-            Source::Template(t) => &self.source_names.templates[t],
+            Source::Default(Some(n)) => &self.source_names.defaults[n as usize],
+            Source::Template(t) => &self.source_names.templates[t as usize],
         }
     }
 
     pub fn time_range(&self, period: Period) -> &TimeRange {
-        &self.time_ranges[period.time_range]
+        &self.time_ranges[period.time_range as usize]
     }
 
     /// The zone a device's periods are read in (R7).

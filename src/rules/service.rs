@@ -148,11 +148,11 @@ impl Resolver<'_> {
         });
         let max_attempts = pick(catalog, &base_only, |t| t.max_attempts, raw.max_attempts).unwrap_or(Sourced {
             value: DEFAULT_MAX_ATTEMPTS,
-            from: Source::Template(base),
+            from: Source::Template(base as u32),
         });
         let timeout_s = pick(catalog, &base_only, |t| t.timeout_s, raw.timeout_s).unwrap_or(Sourced {
             value: DEFAULT_TIMEOUT_S,
-            from: Source::Template(base),
+            from: Source::Template(base as u32),
         });
 
         let mut periods = Vec::with_capacity(3);
@@ -253,14 +253,17 @@ impl Resolver<'_> {
             id.map(|id| (t, id))
         });
         match from_template {
-            Some((t, id)) => self.visible(id, field, Source::Template(t)),
+            Some((t, id)) => self.visible(id, field, Source::Template(t as u32)),
             None => Err(reason(format!("missing_field:{field}"), here.of(field))),
         }
     }
 
     fn visible(&self, id: &str, field: &str, from: Source) -> Result<Period, Reason> {
         visible_time_range(id, self.dev.node, self.tree, self.catalog)
-            .map(|time_range| Period { time_range, from })
+            .map(|time_range| Period {
+                time_range: time_range as u32,
+                from,
+            })
             .map_err(|code| reason(code, self.at.of(field)))
     }
 
@@ -306,7 +309,7 @@ fn pick<T: Copy>(
     chain.iter().find_map(|&t| {
         get(catalog.templates[t].raw).map(|value| Sourced {
             value,
-            from: Source::Template(t),
+            from: Source::Template(t as u32),
         })
     })
 }

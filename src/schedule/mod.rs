@@ -176,7 +176,7 @@ impl Scheduler {
     fn replan(&mut self, plan: Arc<Plan>) {
         let wall = self.clock.now();
         let now = Instant::now();
-        let mut old: HashMap<String, Slot> = self.slots.drain(..).map(|s| (s.origin.service.clone(), s)).collect();
+        let mut old: HashMap<Arc<str>, Slot> = self.slots.drain(..).map(|s| (s.origin.service.clone(), s)).collect();
         let mut slots = build_slots(&plan, |id| old.get(id).map(|s| s.saved.clone()), wall, now);
         let (mut kept, mut moved) = (0usize, 0usize);
         for slot in &mut slots {
@@ -196,7 +196,7 @@ impl Scheduler {
                 moved += 1;
             }
         }
-        let gone: Vec<String> = old.into_keys().collect();
+        let gone: Vec<String> = old.into_keys().map(|id| id.to_string()).collect();
         tracing::info!(
             version = %plan.version,
             services = slots.len(),
@@ -354,17 +354,17 @@ impl Scheduler {
             self.global.clone(),
             self.per_kind[metrics::kind_index(kind)].clone(),
             self.per_device
-                .entry(s.device_id.clone())
+                .entry(s.origin.device.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_device_limit)))
                 .clone(),
         );
         let job = Job {
             slot,
             generation: self.generation,
-            service_id: s.id.clone(),
+            service_id: s.origin.service.clone(),
             plan: self.plan.clone(),
-            service: s.service,
-            device: s.device,
+            service: s.service as usize,
+            device: s.device as usize,
             timeout: s.timeout,
         };
         let probers = self.probers.clone();
@@ -410,14 +410,14 @@ impl Scheduler {
             }
         };
         let host_down = self.slots[slot].host.is_some_and(|h| {
-            let st = &self.slots[h].saved.state;
+            let st = &self.slots[h as usize].saved.state;
             st.state_type == StateType::Hard && matches!(st.state, State::Critical | State::Unreachable)
         });
         let kind = self.slots[slot].kind;
         self.metrics.checks[metrics::kind_index(kind)][metrics::status_index(result.status)].fetch_add(1, Relaxed);
         self.metrics.durations[metrics::kind_index(kind)].observe_ms(result.duration.as_secs_f64() * 1e3);
         // A device's semaphore lives while its checks run (or wait): 45,000 idle ones took 5 MB.
-        let device_id = &self.slots[slot].device_id;
+        let device_id = &self.slots[slot].origin.device;
         if self
             .per_device
             .get(device_id)
@@ -451,7 +451,7 @@ impl Scheduler {
         let was_retrying = s.saved.state.retrying();
         let outcome = s.saved.state.apply(state, s.max_attempts, wall, in_notification);
         tracing::debug!(
-            service = %s.id,
+            service = %s.origin.service,
             kind = ?kind,
             status = state.as_str(),
             attempt = s.saved.state.attempt,
@@ -475,8 +475,8 @@ impl Scheduler {
         }];
         if let Some((from, to, state_type)) = outcome.change {
             tracing::info!(
-                service = %s.id,
-                device = %s.device_id,
+                service = %s.origin.service,
+                device = %s.origin.device,
                 from = from.as_str(),
                 to = to.as_str(),
                 state_type = state_type.as_str(),
@@ -514,15 +514,15 @@ impl Scheduler {
     fn notification(&self, slot: usize, kind: crate::record::NotificationType, held_s: u64, wall: Timestamp) -> Record {
         let s = &self.slots[slot];
         tracing::info!(
-            service = %s.id,
-            device = %s.device_id,
+            service = %s.origin.service,
+            device = %s.origin.device,
             kind = ?kind,
             status = s.saved.state.state.as_str(),
             held_s,
             output = %s.last_output,
             "notification"
         );
-        let (contacts, contact_groups) = match &self.plan.devices[s.device].outcome {
+        let (contacts, contact_groups) = match &self.plan.devices[s.device as usize].outcome {
             Ok(dev) => (
                 dev.contacts.clone(),
                 dev.contact_groups.iter().map(|g| g.id.clone()).collect(),
@@ -534,7 +534,7 @@ impl Scheduler {
             body: Body::Notification {
                 kind,
                 status: s.saved.state.state,
-                criticality: s.criticality.to_string(),
+                criticality: s.criticality,
                 contacts,
                 contact_groups,
                 held_s,

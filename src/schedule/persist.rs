@@ -50,7 +50,7 @@ impl Scheduler {
             return Vec::new();
         }
         serde_json::to_string(&s.saved)
-            .map(|json| vec![(s.origin.service.clone(), json)])
+            .map(|json| vec![(s.origin.service.to_string(), json)])
             .unwrap_or_default()
     }
 
@@ -99,7 +99,7 @@ impl Scheduler {
             if std::mem::take(&mut s.unsaved)
                 && let Ok(json) = serde_json::to_string(&s.saved)
             {
-                self.outgoing_states.push((s.origin.service.clone(), json));
+                self.outgoing_states.push((s.origin.service.to_string(), json));
             }
         }
     }
@@ -112,7 +112,7 @@ impl Scheduler {
                 .iter()
                 .filter_map(|s| {
                     let json = serde_json::to_string(&s.saved).ok()?;
-                    Some((s.origin.service.clone(), json))
+                    Some((s.origin.service.to_string(), json))
                 })
                 .collect();
             if let Err(e) = self.store.append_committed(Vec::new(), states).await {

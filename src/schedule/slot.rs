@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::grid::stable_hash;
 use super::{AVAILABILITY_EVERY, Availability, ServiceState};
-use crate::document::{Aspect, CheckKind};
+use crate::document::{Aspect, CheckKind, Criticality};
 use crate::record::Origin;
 use crate::rules::{Plan, Schedule};
 
@@ -29,12 +29,11 @@ pub struct Saved {
 
 /// One service as the scheduler keeps it.
 pub(super) struct Slot {
+    /// Its ids too: `origin.service` and `origin.device`.
     pub(super) origin: Arc<Origin>,
-    pub(super) id: Arc<str>,
-    pub(super) device_id: Arc<str>,
     pub(super) kind: CheckKind,
     /// The service's index in the plan, where its parameters are read: never copied.
-    pub(super) service: usize,
+    pub(super) service: u32,
     pub(super) interval: Duration,
     pub(super) retry: Duration,
     pub(super) timeout: Duration,
@@ -42,11 +41,11 @@ pub(super) struct Slot {
     /// Control, availability and notification schedules, and the zone they are read in.
     pub(super) periods: [Arc<Schedule>; 3],
     pub(super) tz: TimeZone,
-    pub(super) device: usize,
-    /// The device's host check, when this service is not it (R9).
-    pub(super) host: Option<usize>,
+    pub(super) device: u32,
+    /// The device's host check (a slot), when this service is not it (R9).
+    pub(super) host: Option<u32>,
     pub(super) offset: Duration,
-    pub(super) criticality: &'static str,
+    pub(super) criticality: Criticality,
     pub(super) target: f64,
     pub(super) saved: Saved,
     /// When the current wait ends, for each kind of wake-up (stale heap entries are skipped).
@@ -81,6 +80,9 @@ pub(super) fn build_slots(
     // Sized once: 50,000 slots grown by doubling would hold a quarter more than they use.
     let mut slots = Vec::with_capacity(plan.services.iter().filter(|s| s.outcome.is_ok()).count());
     let mut by_service = HashMap::new();
+    // One string per node (and its company) and per device, shared by their services.
+    let mut places: HashMap<usize, (Arc<str>, Option<Arc<str>>)> = HashMap::new();
+    let mut devices: HashMap<usize, Arc<str>> = HashMap::new();
     for (index, (sp, svc)) in plan
         .services
         .iter()
@@ -90,11 +92,22 @@ pub(super) fn build_slots(
         let Some(d) = sp.device else { continue };
         let Ok(dev) = &plan.devices[d].outcome else { continue };
         let tree = &plan.tree;
+        let (node, company) = places
+            .entry(dev.node)
+            .or_insert_with(|| {
+                let company = tree.company_id(dev.node).map(Arc::from);
+                (Arc::from(tree.id(dev.node)), company)
+            })
+            .clone();
+        let device_id = devices
+            .entry(d)
+            .or_insert_with(|| Arc::from(sp.device_id.as_str()))
+            .clone();
         let origin = Arc::new(Origin {
-            service: sp.id.clone(),
-            device: sp.device_id.clone(),
-            node: tree.id(dev.node).to_string(),
-            company: tree.company_id(dev.node).map(str::to_string),
+            service: Arc::from(sp.id.as_str()),
+            device: device_id,
+            node,
+            company,
         });
         let interval = Duration::from_secs(u64::from(svc.interval_s.value.max(1)));
         let period = |aspect: Aspect| plan.time_range(svc.periods.get(aspect)).schedule.clone();
@@ -106,11 +119,9 @@ pub(super) fn build_slots(
         let offset = Duration::from_millis(stable_hash(&sp.id) % interval.as_millis().max(1) as u64);
         by_service.insert(index, slots.len());
         slots.push(Slot {
-            id: Arc::from(sp.id.as_str()),
-            device_id: Arc::from(sp.device_id.as_str()),
             origin,
             kind: svc.kind,
-            service: index,
+            service: index as u32,
             interval,
             retry: Duration::from_secs(u64::from(svc.retry_interval_s.value.max(1))),
             timeout: Duration::from_secs(u64::from(svc.timeout_s.value.max(1))),
@@ -121,10 +132,10 @@ pub(super) fn build_slots(
                 period(Aspect::Notification),
             ],
             tz: plan.zone_of(dev).clone(),
-            device: d,
-            host: dev.host_check.filter(|h| *h != index),
+            device: d as u32,
+            host: dev.host_check.filter(|h| *h != index).map(|h| h as u32),
             offset,
-            criticality: svc.criticality.value.as_str(),
+            criticality: svc.criticality.value,
             target: svc.availability_rate.value,
             saved: saved_state,
             check_due: None,
@@ -140,11 +151,15 @@ pub(super) fn build_slots(
     }
     // Host checks by slot rather than by service index.
     for slot in &mut slots {
-        slot.host = slot.host.and_then(|h| by_service.get(&h).copied());
+        slot.host = slot.host.and_then(|h| by_service.get(&(h as usize)).map(|&s| s as u32));
     }
     slots
 }
 
 pub(super) fn index_by_id(slots: &[Slot]) -> HashMap<Arc<str>, usize> {
-    slots.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect()
+    slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.origin.service.clone(), i))
+        .collect()
 }

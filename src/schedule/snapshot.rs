@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::slot::Slot;
 use super::{Figures, Scheduler};
 use crate::document::CheckKind;
 use crate::record::{State, StateType, Window};
@@ -46,12 +47,16 @@ impl Serialize for ViewState {
     }
 }
 
-/// How much a snapshot holds: the states, or the states and every service's availability
-/// (its figures cost 150 bytes a service and a walk of its history: only reports that show
-/// them ask for them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How much a snapshot holds, each level with all of the one before. A view costs about 140
+/// bytes a service and availability 150 more and a walk of its history: only the reports
+/// that show them ask for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Detail {
+    /// Every service's device and state ([`Snapshot::tally`]), and views of the problems only.
+    Summary,
+    /// A view of every service.
     States,
+    /// And every service's availability.
     Availability,
 }
 
@@ -61,6 +66,9 @@ pub struct ServiceView {
     // Shared with the scheduler's slots: a snapshot of 20,000 services copies no text.
     pub id: Arc<str>,
     pub device: Arc<str>,
+    /// The device's index in the snapshot's plan.
+    #[serde(skip)]
+    pub device_index: u32,
     pub kind: CheckKind,
     pub state: ViewState,
     pub state_type: StateType,
@@ -80,6 +88,10 @@ pub struct Snapshot {
     #[serde(skip)]
     pub plan: Arc<Plan>,
     pub at: Timestamp,
+    /// Every service's device (its index in the plan) and state, in the order of the slots.
+    #[serde(skip)]
+    pub tally: Vec<(u32, ViewState)>,
+    /// Every service, or at [`Detail::Summary`] only those checked and not OK.
     pub services: Vec<ServiceView>,
     /// Each service's availability for the day, 24 h and 30 d, in the order of `services`:
     /// empty unless asked for ([`Detail::Availability`]).
@@ -133,7 +145,7 @@ impl Scheduler {
         if let Some((at, weak)) = &self.last_snapshot
             && at.elapsed() < SNAPSHOT_REUSE
             && let Some(snapshot) = weak.upgrade()
-            && (snapshot.detail == detail || snapshot.detail == Detail::Availability)
+            && snapshot.detail >= detail
         {
             return snapshot;
         }
@@ -145,19 +157,19 @@ impl Scheduler {
     fn build_snapshot(&self, detail: Detail) -> Snapshot {
         let wall = self.clock.now();
         let now = Instant::now();
+        let tally = self.slots.iter().map(|s| (s.device, view_state(s))).collect();
         let services = self
             .slots
             .iter()
+            .filter(|s| detail > Detail::Summary || view_state(s).is_problem())
             .map(|s| {
                 let st = &s.saved.state;
                 ServiceView {
-                    id: s.id.clone(),
-                    device: s.device_id.clone(),
+                    id: s.origin.service.clone(),
+                    device: s.origin.device.clone(),
+                    device_index: s.device,
                     kind: s.kind,
-                    state: match st.last_check {
-                        Some(_) => ViewState::Checked(st.state),
-                        None => ViewState::Pending,
-                    },
+                    state: view_state(s),
                     state_type: st.state_type,
                     attempt: st.attempt,
                     since: st.since,
@@ -173,7 +185,7 @@ impl Scheduler {
             })
             .collect();
         let availability = match detail {
-            Detail::States => Vec::new(),
+            Detail::Summary | Detail::States => Vec::new(),
             Detail::Availability => self
                 .slots
                 .iter()
@@ -184,10 +196,19 @@ impl Scheduler {
         Snapshot {
             plan: self.plan.clone(),
             at: wall,
+            tally,
             services,
             availability,
             detail,
             running,
         }
+    }
+}
+
+/// A service's state as a view shows it: `pending` until its first result.
+fn view_state(s: &Slot) -> ViewState {
+    match s.saved.state.last_check {
+        Some(_) => ViewState::Checked(s.saved.state.state),
+        None => ViewState::Pending,
     }
 }

@@ -144,7 +144,18 @@ impl axum::extract::FromRequestParts<Shared> for Caller {
     type Rejection = Denied;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, shared: &Shared) -> Result<Caller, Denied> {
-        caller(parts, shared, Detail::States).await
+        caller(parts, shared, Detail::Summary).await
+    }
+}
+
+/// A caller whose answer shows every service: its snapshot has a view of each.
+struct WithStates(Caller);
+
+impl axum::extract::FromRequestParts<Shared> for WithStates {
+    type Rejection = Denied;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, shared: &Shared) -> Result<WithStates, Denied> {
+        caller(parts, shared, Detail::States).await.map(WithStates)
     }
 }
 
@@ -245,8 +256,12 @@ async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Va
     let mut counts = std::collections::BTreeMap::new();
     let mut problems = Vec::new();
     let mut problems_more = 0u64;
+    for (device, state) in &snapshot.tally {
+        if sees(plan, scope, plan.devices[*device as usize].node) {
+            *counts.entry(state.as_str()).or_insert(0u64) += 1;
+        }
+    }
     for view in visible_views(plan, snapshot, scope) {
-        *counts.entry(view.state.as_str()).or_insert(0u64) += 1;
         if view.state.is_problem() {
             if problems.len() < PROBLEMS_LISTED {
                 problems.push(json!({
@@ -322,16 +337,10 @@ fn visible_views<'a>(
     snapshot: &'a Snapshot,
     scope: Scope,
 ) -> impl Iterator<Item = &'a ServiceView> + 'a {
-    let nodes = device_nodes(plan);
     snapshot
         .services
         .iter()
-        .filter(move |v| sees(plan, scope, nodes.get(&*v.device).copied().flatten()))
-}
-
-/// Each device's node, by device id.
-fn device_nodes(plan: &Plan) -> HashMap<&str, Option<NodeIdx>> {
-    plan.devices.iter().map(|d| (d.id.as_str(), d.node)).collect()
+        .filter(move |v| sees(plan, scope, plan.devices[v.device_index as usize].node))
 }
 
 /// Runs `render` on the blocking pool: the daemon's tasks share one thread, and a report of
@@ -400,7 +409,7 @@ struct DeviceLive<'a> {
     services: Vec<ServiceState<'a>>,
 }
 
-async fn devices(caller: Caller) -> Response {
+async fn devices(WithStates(caller): WithStates) -> Response {
     stream::streamed(JSON, move |out| {
         let Caller { scope, snapshot } = &caller;
         let plan = &snapshot.plan;
@@ -451,12 +460,12 @@ async fn page(AxumState(shared): AxumState<Shared>, WithAvailability(caller): Wi
     let status = status_json(&shared, &caller).await;
     off_thread(move || {
         let snapshot = &caller.snapshot;
-        let nodes = device_nodes(&snapshot.plan);
+        let plan = &snapshot.plan;
         let services: Vec<_> = snapshot
             .services
             .iter()
             .zip(&snapshot.availability)
-            .filter(|(v, _)| sees(&snapshot.plan, caller.scope, nodes.get(&*v.device).copied().flatten()))
+            .filter(|(v, _)| sees(plan, caller.scope, plan.devices[v.device_index as usize].node))
             .collect();
         Html(html::render(&status, &services, &snapshot.plan)).into_response()
     })

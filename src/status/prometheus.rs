@@ -72,8 +72,8 @@ pub fn render(m: &Metrics, store: Option<&Stats>, snapshot: &Snapshot, sync: Opt
     );
     header(&mut out, "snbox_services", "gauge", "Services polled, by state.");
     let mut counts = std::collections::BTreeMap::new();
-    for v in &snapshot.services {
-        *counts.entry(v.state.as_str()).or_insert(0u64) += 1;
+    for (_, state) in &snapshot.tally {
+        *counts.entry(state.as_str()).or_insert(0u64) += 1;
     }
     for state in ["pending", "ok", "warning", "critical", "unknown", "unreachable"] {
         let _ = writeln!(
