@@ -2,6 +2,9 @@
 //!
 //! Every section is checked on its own so that `snbox config check` lists every problem.
 //! Relative paths are resolved against the settings file's folder.
+//!
+//! (Over 600 lines on purpose: each section's raw form, defaults and checks sit together, in
+//! the order of protocol.md §3, so one file reads as the reference of `snbox.toml`.)
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

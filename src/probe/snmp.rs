@@ -11,6 +11,10 @@
 //!
 //! An agent that does not answer, or answers garbage, gives `unknown`: the check could not
 //! read the value it was asked to judge.
+//!
+//! (Over 600 lines: the session cache, the request path and the judging of values share
+//! snmp2's message types and the agent lock; the next split is the walk and the counter rates
+//! into files of their own when traps and the census bring more SNMP code.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

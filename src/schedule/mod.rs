@@ -49,7 +49,7 @@ pub use snapshot::{Detail, ServiceView, Snapshot, Snapshots, ViewState};
 pub use state::ServiceState;
 
 use grid::{next_on_grid, until_wall};
-use persist::{ALIVE_EVERY, FLUSH_EVERY};
+use persist::{ALIVE_EVERY, FLUSH_EVERY, SAVE_SLICE_EVERY};
 use slot::{Slot, Wake, build_slots, index_by_id};
 use snapshot::Ask;
 
@@ -157,7 +157,7 @@ impl Scheduler {
         self.heap.clear();
         for i in 0..self.slots.len() {
             let s = &self.slots[i];
-            let check = s.check_due.unwrap_or(now + s.offset);
+            let check = s.check_due.unwrap_or(now + s.offset());
             let (availability, release) = (s.availability_due, s.release_due);
             self.schedule(i, Wake::Check, check);
             self.schedule(i, Wake::Availability, availability);
@@ -183,13 +183,14 @@ impl Scheduler {
             let Some(before) = old.remove(&slot.origin.service) else {
                 continue;
             };
+            let same_grid = before.interval() == slot.interval() && before.retry() == slot.retry();
             slot.running = before.running;
             slot.last_output = before.last_output;
             slot.last_duration_ms = before.last_duration_ms;
             slot.in_control = before.in_control;
             slot.release_due = before.release_due;
             slot.availability_due = before.availability_due;
-            if before.interval == slot.interval && before.retry == slot.retry {
+            if same_grid {
                 slot.check_due = before.check_due;
                 kept += 1;
             } else {
@@ -223,6 +224,7 @@ impl Scheduler {
     /// their records and every state.
     pub async fn run(mut self, cancel: CancellationToken, drain: Duration) {
         let mut alive_tick = tokio::time::interval(ALIVE_EVERY);
+        let mut save_tick = tokio::time::interval(SAVE_SLICE_EVERY);
         let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut plans = self.plans.take();
@@ -251,6 +253,7 @@ impl Scheduler {
                 Some(done) = self.results_rx.recv() => self.on_result(done).await,
                 _ = sleep => self.on_due(),
                 _ = flush_tick.tick() => self.flush().await,
+                _ = save_tick.tick() => self.save_slice(),
                 Some(ask) = self.snapshot_requests.recv() => match ask {
                     Ask::Snapshot(detail, reply) => {
                         let _ = reply.send(self.snapshot(detail));
@@ -332,7 +335,7 @@ impl Scheduler {
         s.check_due = None;
         if s.running {
             // Still running since its last turn (slower than its interval): skip this turn.
-            let next = next_on_grid(due, s.interval, Instant::now());
+            let next = next_on_grid(due, s.interval(), Instant::now());
             self.schedule(slot, Wake::Check, next);
             return;
         }
@@ -365,13 +368,13 @@ impl Scheduler {
             plan: self.plan.clone(),
             service: s.service as usize,
             device: s.device as usize,
-            timeout: s.timeout,
+            timeout: s.timeout(),
         };
         let probers = self.probers.clone();
         let tx = self.results_tx.clone();
         // The next run on this service's grid, whatever this one's outcome; a result that
         // asks for a retry moves it earlier.
-        let next = next_on_grid(due, s.interval, Instant::now());
+        let next = next_on_grid(due, s.interval(), Instant::now());
         self.slots[slot].check_due = Some(next);
         self.heap.push(Reverse((next, Wake::Check, slot)));
         self.tracker.spawn(async move {
@@ -437,7 +440,7 @@ impl Scheduler {
             (counted, last) => counted.or(last),
         };
         if let Some(previous) = previous {
-            let max_gap = s.interval.max(s.retry) * 2 + s.timeout;
+            let max_gap = s.interval().max(s.retry()) * 2 + s.timeout();
             let until =
                 wall.min(previous + jiff::SignedDuration::try_from(max_gap).unwrap_or(jiff::SignedDuration::ZERO));
             let held = s.saved.state.state;
@@ -460,7 +463,7 @@ impl Scheduler {
             "check"
         );
         s.last_output = Arc::from(result.output.as_str());
-        s.last_duration_ms = Some(result.duration.as_millis() as u64);
+        s.last_duration_ms = Some(result.duration.as_millis().min(u128::from(u32::MAX)) as u32);
         let mut records = vec![Record {
             ts: wall,
             body: Body::Result {
@@ -496,11 +499,11 @@ impl Scheduler {
         let retrying = s.saved.state.retrying();
         if retrying {
             // R9: retries every retry_interval_s while not OK and not HARD.
-            let next = Instant::now() + s.retry;
+            let next = Instant::now() + s.retry();
             s.check_due = Some(next);
             self.heap.push(Reverse((next, Wake::Check, slot)));
         } else if was_retrying {
-            let next = next_on_grid(Instant::now(), s.interval, Instant::now());
+            let next = next_on_grid(Instant::now(), s.interval(), Instant::now());
             s.check_due = Some(next);
             self.heap.push(Reverse((next, Wake::Check, slot)));
         }

@@ -34,9 +34,10 @@ pub(super) struct Slot {
     pub(super) kind: CheckKind,
     /// The service's index in the plan, where its parameters are read: never copied.
     pub(super) service: u32,
-    pub(super) interval: Duration,
-    pub(super) retry: Duration,
-    pub(super) timeout: Duration,
+    // Seconds and milliseconds rather than `Duration`s (16 bytes each): 50,000 slots.
+    interval_s: u32,
+    retry_s: u32,
+    timeout_s: u32,
     pub(super) max_attempts: u32,
     /// Control, availability and notification schedules, and the zone they are read in.
     pub(super) periods: [Arc<Schedule>; 3],
@@ -44,7 +45,8 @@ pub(super) struct Slot {
     pub(super) device: u32,
     /// The device's host check (a slot), when this service is not it (R9).
     pub(super) host: Option<u32>,
-    pub(super) offset: Duration,
+    /// Its place in its interval.
+    offset_ms: u32,
     pub(super) criticality: Criticality,
     pub(super) target: f64,
     pub(super) saved: Saved,
@@ -54,7 +56,7 @@ pub(super) struct Slot {
     pub(super) availability_due: Instant,
     pub(super) running: bool,
     pub(super) last_output: Arc<str>,
-    pub(super) last_duration_ms: Option<u64>,
+    pub(super) last_duration_ms: Option<u32>,
     pub(super) in_control: bool,
     /// A state change to save with this check's records.
     pub(super) dirty: bool,
@@ -67,6 +69,25 @@ pub(super) enum Wake {
     Check,
     Release,
     Availability,
+}
+
+impl Slot {
+    pub(super) fn interval(&self) -> Duration {
+        Duration::from_secs(u64::from(self.interval_s))
+    }
+
+    /// Between checks while not OK and not HARD (R9).
+    pub(super) fn retry(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retry_s))
+    }
+
+    pub(super) fn timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.timeout_s))
+    }
+
+    pub(super) fn offset(&self) -> Duration {
+        Duration::from_millis(u64::from(self.offset_ms))
+    }
 }
 
 /// One slot per accepted service of `plan`, in plan order; `saved` gives a service's saved
@@ -109,22 +130,24 @@ pub(super) fn build_slots(
             node,
             company,
         });
-        let interval = Duration::from_secs(u64::from(svc.interval_s.value.max(1)));
+        let interval_s = svc.interval_s.value.max(1);
+        let interval = Duration::from_secs(u64::from(interval_s));
         let period = |aspect: Aspect| plan.time_range(svc.periods.get(aspect)).schedule.clone();
         let saved_state = saved(&sp.id).unwrap_or_else(|| Saved {
             state: ServiceState::new(now_wall),
             availability: Availability::default(),
             counted_until: None,
         });
-        let offset = Duration::from_millis(stable_hash(&sp.id) % interval.as_millis().max(1) as u64);
+        let offset_ms = (stable_hash(&sp.id) % (u64::from(interval_s) * 1000)) as u32;
+        let offset = Duration::from_millis(u64::from(offset_ms));
         by_service.insert(index, slots.len());
         slots.push(Slot {
             origin,
             kind: svc.kind,
             service: index as u32,
-            interval,
-            retry: Duration::from_secs(u64::from(svc.retry_interval_s.value.max(1))),
-            timeout: Duration::from_secs(u64::from(svc.timeout_s.value.max(1))),
+            interval_s,
+            retry_s: svc.retry_interval_s.value.max(1),
+            timeout_s: svc.timeout_s.value.max(1),
             max_attempts: svc.max_attempts.value,
             periods: [
                 period(Aspect::Control),
@@ -134,7 +157,7 @@ pub(super) fn build_slots(
             tz: plan.zone_of(dev).clone(),
             device: d as u32,
             host: dev.host_check.filter(|h| *h != index).map(|h| h as u32),
-            offset,
+            offset_ms,
             criticality: svc.criticality.value,
             target: svc.availability_rate.value,
             saved: saved_state,

@@ -179,7 +179,7 @@ impl Scheduler {
                             .ok()
                     }),
                     output: s.last_output.clone(),
-                    duration_ms: s.last_duration_ms,
+                    duration_ms: s.last_duration_ms.map(u64::from),
                     in_control_period: s.in_control,
                 }
             })
