@@ -228,9 +228,15 @@ impl Scheduler {
         let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut plans = self.plans.take();
+        // One timer for the next due time, moved rather than made anew at each turn of the loop.
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
         loop {
             let next = self.heap.peek().map(|Reverse((due, _, _))| *due);
-            let sleep = tokio::time::sleep_until(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)));
+            let next = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            if sleep.deadline() != next || sleep.is_elapsed() {
+                sleep.as_mut().reset(next);
+            }
             let new_plan = async {
                 match plans.as_mut() {
                     Some(rx) => match rx.changed().await {
@@ -251,7 +257,7 @@ impl Scheduler {
                     None => plans = None, // the sender is gone: no more plans
                 },
                 Some(done) = self.results_rx.recv() => self.on_result(done).await,
-                _ = sleep => self.on_due(),
+                _ = &mut sleep => self.on_due(),
                 _ = flush_tick.tick() => self.flush().await,
                 _ = save_tick.tick() => self.save_slice(),
                 Some(ask) = self.snapshot_requests.recv() => match ask {
