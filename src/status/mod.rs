@@ -23,6 +23,7 @@ mod prometheus;
 mod stream;
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -363,7 +364,7 @@ async fn services(WithAvailability(caller): WithAvailability) -> Response {
             .collect();
         let report = Report::of_plan(plan, Some(snapshot.at));
         let Report::Plan(r) = &report else {
-            return stream::json_array(out, [(); 0]);
+            return io::Write::write_all(out, b"[]");
         };
         let visible = plan
             .services
@@ -423,7 +424,7 @@ async fn devices(WithStates(caller): WithStates) -> Response {
         }
         let report = Report::of_plan(plan, Some(snapshot.at));
         let Report::Plan(r) = &report else {
-            return stream::json_array(out, [(); 0]);
+            return io::Write::write_all(out, b"[]");
         };
         let visible = plan.devices.iter().filter(|d| sees(plan, *scope, d.node));
         stream::json_array(
