@@ -44,6 +44,8 @@ pub enum AppError {
     IdentityMismatch { settings: String, paired: String },
     #[error("cannot set up TLS to the central server: {0}")]
     Tls(String),
+    #[error("{}: [notify]: {why}", settings.display())]
+    Notify { settings: PathBuf, why: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr} for the status endpoint: {source}")]
@@ -73,6 +75,7 @@ impl AppError {
                 | AppError::Unpaired
                 | AppError::IdentityMismatch { .. }
                 | AppError::Settings { .. }
+                | AppError::Notify { .. }
         )
     }
 }
@@ -121,6 +124,12 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         );
     }
     let plan = Arc::new(plan);
+    let channels = Arc::new(
+        crate::notify::Channels::new(&settings.notify).map_err(|why| AppError::Notify {
+            settings: settings.path.clone(),
+            why,
+        })?,
+    );
     let opened = Store::open(&settings.state_dir, settings.buffer.max_bytes)?;
     let saved: HashMap<String, Saved> = opened
         .states
@@ -165,6 +174,14 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         scheduler.resume_availability(alive_until);
     }
     scheduler.follow(plans_rx);
+    let notify_state = Arc::new(crate::notify::NotifyState::default());
+    let notifier_plans = plans.subscribe();
+    // Standalone: records and finished deliveries; paired: finished deliveries only (the
+    // central server acknowledges records).
+    let (keep_days, expire_records) = match &settings.mode {
+        Mode::Standalone { keep_days, .. } => (*keep_days, true),
+        _ => (PAIRED_DELIVERIES_KEEP_DAYS, false),
+    };
     let (follower, sync) = match documents {
         Documents::Standalone(document) => (
             tokio::spawn(source::follow_file(
@@ -207,10 +224,29 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
                 metrics: metrics.clone(),
                 started,
                 max_document_bytes: settings.limits.max_document_bytes,
+                notify: notify_state.clone(),
             };
             (tokio::spawn(syncer.run(cancel.child_token())), Some(state))
         }
     };
+    let notifier = crate::notify::Notifier {
+        store: opened.store.clone(),
+        settings: settings.notify.clone(),
+        role: match &sync {
+            Some(state) => crate::notify::Role::Paired(state.clone()),
+            None => crate::notify::Role::Standalone,
+        },
+        plans: notifier_plans,
+        channels,
+        state: notify_state.clone(),
+    };
+    let notifier = tokio::spawn(notifier.run(cancel.child_token()));
+    let retention = tokio::spawn(keep_for(
+        opened.store.clone(),
+        keep_days,
+        expire_records,
+        cancel.child_token(),
+    ));
     let snapshots_for_watchdog = snapshots.clone();
     let shared = status::Shared {
         document: document_rx,
@@ -222,6 +258,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         no_token_from: Arc::new(settings.status.no_token_from.clone()),
         mode: if sync.is_some() { "central" } else { "standalone" },
         sync,
+        notify: notify_state,
     };
     let stop_status = CancellationToken::new();
     let server = {
@@ -240,6 +277,14 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     if tokio::time::timeout(Duration::from_secs(2), follower).await.is_err() {
         tracing::warn!("the document follower or syncer did not stop in time");
     }
+    // Attempts in flight finish and are recorded (the notifier waits at most its own drain).
+    if tokio::time::timeout(crate::notify::DRAIN + Duration::from_millis(500), notifier)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the notifier did not stop in time");
+    }
+    retention.abort();
     stop_status.cancel();
     match tokio::time::timeout(Duration::from_secs(1), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the status endpoint stopped with an error"),
@@ -260,6 +305,26 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         Ok(Ok(Ok(0))) => Ok(()),
         Ok(Ok(Ok(records))) => Err(AppError::Lost { records }),
         _ => Err(AppError::WriterStuck),
+    }
+}
+
+/// How long a paired box keeps its finished deliveries (the records went to the central).
+const PAIRED_DELIVERIES_KEEP_DAYS: u32 = 30;
+
+/// Retention, each hour and at start: finished deliveries older than `keep_days`, and with
+/// `records` (standalone: nothing acknowledges them) every record older than that.
+async fn keep_for(store: Store, keep_days: u32, records: bool, cancel: CancellationToken) {
+    loop {
+        let before = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * i64::from(keep_days));
+        match store.expire(before, records).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, keep_days, "records older than standalone.keep_days deleted"),
+            Err(e) => tracing::warn!(error = %e, "the standalone retention could not delete old records"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
     }
 }
 
@@ -293,7 +358,7 @@ impl Documents {
 /// identity's server with default periods).
 fn documents_of(settings: &Settings) -> Result<Documents, AppError> {
     let identity = match &settings.mode {
-        Mode::Standalone { document } => return Ok(Documents::Standalone(document.clone())),
+        Mode::Standalone { document, .. } => return Ok(Documents::Standalone(document.clone())),
         _ => Identity::load(&settings.state_dir)?.ok_or(AppError::Unpaired)?,
     };
     let central = match &settings.mode {

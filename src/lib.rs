@@ -34,6 +34,7 @@ pub mod central;
 pub mod document;
 pub mod explain;
 pub mod input;
+pub mod notify;
 pub mod planning;
 pub mod probe;
 pub mod problem;

@@ -59,6 +59,21 @@ enum Command {
     /// Run one check now and print its result (for the technician on site).
     #[command(subcommand)]
     Probe(Box<cli::probe::ProbeCommand>),
+    /// The channels the box delivers notifications through itself (R17).
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Send a test message through every configured channel and print what each server answered.
+    Test {
+        #[arg(long, env = "SNBOX_CONFIG")]
+        config: Option<PathBuf>,
+        /// A mail address for the test mail (repeatable; default: notify.admin).
+        #[arg(long)]
+        to: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,5 +169,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
         }),
         Command::Status { config, format, token } => cli::run::status(config, format, token),
+        Command::Notify(NotifyCommand::Test { config, to }) => cli::notify::test(config, to),
     }
 }

@@ -159,6 +159,15 @@ pub enum Body {
         contacts: Vec<String>,
         contact_groups: Vec<String>,
         held_s: u64,
+        /// The service's last output (additive: the message a person reads quotes it).
+        #[serde(default)]
+        output: String,
+        /// When the problem began (left OK), for "how long it lasted" (additive).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        problem_since: Option<Timestamp>,
+        /// The box delivered it itself (R17): the central server must not deliver it again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivered_by: Option<DeliveredBy>,
     },
     Availability {
         window: Window,
@@ -168,6 +177,64 @@ pub enum Body {
         target: f64,
         breached: bool,
     },
+    /// One attempt of the box to deliver a notification itself (R17).
+    Delivery {
+        notification_seq: u64,
+        channel: Channel,
+        to: String,
+        ok: bool,
+        attempts: u32,
+        error: Option<String>,
+    },
+}
+
+/// Who delivered a notification, when not the central server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveredBy {
+    Box,
+}
+
+/// The ways the box delivers notifications itself (R17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Smtp,
+    Webhook,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 2] = [Channel::Smtp, Channel::Webhook];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Smtp => "smtp",
+            Channel::Webhook => "webhook",
+        }
+    }
+
+    /// Its position in [`Channel::ALL`], for counters kept per channel.
+    pub fn index(self) -> usize {
+        match self {
+            Channel::Smtp => 0,
+            Channel::Webhook => 1,
+        }
+    }
+
+    pub fn code(self) -> i64 {
+        match self {
+            Channel::Smtp => 1,
+            Channel::Webhook => 2,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<Channel> {
+        match code {
+            1 => Some(Channel::Smtp),
+            2 => Some(Channel::Webhook),
+            _ => None,
+        }
+    }
 }
 
 impl Body {
@@ -177,6 +244,7 @@ impl Body {
             Body::StateChange { .. } => Kind::StateChange,
             Body::Notification { .. } => Kind::Notification,
             Body::Availability { .. } => Kind::Availability,
+            Body::Delivery { .. } => Kind::Delivery,
         }
     }
 }
@@ -188,6 +256,7 @@ pub enum Kind {
     StateChange = 2,
     Notification = 3,
     Availability = 4,
+    Delivery = 5,
 }
 
 impl Kind {
@@ -197,6 +266,7 @@ impl Kind {
             Kind::StateChange => "state_change",
             Kind::Notification => "notification",
             Kind::Availability => "availability",
+            Kind::Delivery => "delivery",
         }
     }
 
@@ -206,6 +276,7 @@ impl Kind {
             2 => Kind::StateChange,
             3 => Kind::Notification,
             4 => Kind::Availability,
+            5 => Kind::Delivery,
             _ => return None,
         })
     }

@@ -63,6 +63,9 @@ fn record(kind: u8, size: usize) -> Record {
             contacts: vec![],
             contact_groups: vec![],
             held_s: 0,
+            output: String::new(),
+            problem_since: None,
+            delivered_by: None,
         },
     };
     Record { ts, body }
@@ -436,4 +439,40 @@ fn writes_nobody_waits_for_share_one_commit_every_two_seconds() {
         let now = store.stats().await.expect("stats");
         assert_eq!((now.records, now.last_seq, now.unsaved), (52, seq, 0), "{now:?}");
     });
+}
+
+/// A standalone box's retention (`[standalone] keep_days`): nothing acknowledges its records,
+/// so every kind older than the limit goes, and what is younger stays.
+#[tokio::test]
+async fn standalone_retention_deletes_every_kind_older_than_keep_days_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = Store::open(dir.path(), 1 << 30).expect("store");
+    let store = opened.store.clone();
+    let now = Timestamp::now();
+    let aged = |kind: u8, days: i64| {
+        let mut r = record(kind, 10);
+        r.ts = now - jiff::SignedDuration::from_hours(24 * days);
+        (origin(), r)
+    };
+    let items = vec![
+        aged(0, 40),
+        aged(1, 40),
+        aged(2, 31),
+        aged(0, 29),
+        aged(2, 1),
+        aged(1, 0),
+    ];
+    store.append_committed(items, Vec::new()).await.expect("commit");
+    let cutoff = now - jiff::SignedDuration::from_hours(24 * 30);
+    assert_eq!(store.expire(cutoff, true).await.expect("expire"), 3);
+    let left = store.pending(0, 100).await.expect("pending");
+    assert_eq!(left.len(), 3, "{left:#?}");
+    assert_eq!(left[0]["kind"], "result");
+    assert_eq!(store.stats().await.expect("stats").records, 3);
+    // Paired boxes expire only finished deliveries, never records.
+    assert_eq!(store.expire(now, false).await.expect("expire"), 0);
+    assert_eq!(store.stats().await.expect("stats").records, 3);
+    drop(store);
+    drop(opened.store);
+    let _ = opened.writer.join();
 }

@@ -34,8 +34,10 @@ const URL_PASSWORD: &str = "UrlPass-S3cr3t-3318";
 const STATUS_TOKEN: &str = "StatusTok-S3cr3t-2291";
 const PAIR_TOKEN: &str = "PairTok-S3cr3t-6603";
 const REFUSED_PAIR_TOKEN: &str = "PairTok-S3cr3t-1177";
+const SMTP_PASSWORD: &str = "SmtpPass-S3cr3t-8812";
+const WEBHOOK_TOKEN: &str = "HookTok-S3cr3t-4467";
 
-const SECRETS: [&str; 11] = [
+const SECRETS: [&str; 13] = [
     URL_PASSWORD,
     COMMUNITY,
     WRONG_COMMUNITY,
@@ -47,6 +49,8 @@ const SECRETS: [&str; 11] = [
     STATUS_TOKEN,
     PAIR_TOKEN,
     REFUSED_PAIR_TOKEN,
+    SMTP_PASSWORD,
+    WEBHOOK_TOKEN,
 ];
 
 /// Fails naming the place and the secret found in it.
@@ -124,7 +128,10 @@ fn settings(central: &central::Central, port: u16) -> String {
     format!(
         "state_dir = \"state\"\n[central]\nurl = \"{}\"\nca_file = \"{}\"\nconfig_poll_s = 1\nheartbeat_s = 1\n\
          retry_min_ms = 100\nretry_max_s = 1\n[status]\nlisten = \"127.0.0.1:{port}\"\n\
-         [[status.tokens]]\ntoken = \"{STATUS_TOKEN}\"\n",
+         [[status.tokens]]\ntoken = \"{STATUS_TOKEN}\"\n\
+         [notify]\ntimeout_s = 2\n[notify.smtp]\nserver = \"127.0.0.1:9\"\nsecurity = \"none\"\nuser = \"box\"\n\
+         password = \"{SMTP_PASSWORD}\"\nfrom = \"box@example.net\"\n\
+         [[notify.webhook]]\nurl = \"https://127.0.0.1:9/hook?key=1\"\nbearer_token = \"{WEBHOOK_TOKEN}\"\n",
         central.url(),
         central.ca_file.display()
     )
@@ -215,6 +222,14 @@ fn no_secret_reaches_logs_status_explain_errors_or_the_outbox() {
     assert_clean("`snbox status`", &output_text(&status), &credential);
     let check = snbox(&["config", "check", "--config", &config], &[]);
     assert_clean("`snbox config check`", &output_text(&check), &credential);
+    // R17's channels, both refused: the errors name the servers, never the credentials.
+    let test = snbox(
+        &["notify", "test", "--to", "tech@example.net", "--config", &config],
+        &[],
+    );
+    assert!(!test.status.success(), "{}", output_text(&test));
+    assert!(output_text(&test).contains("127.0.0.1:9"), "{}", output_text(&test));
+    assert_clean("`snbox notify test`", &output_text(&test), &credential);
 
     // The explain report, and errors about a document that holds secrets.
     let doc_path = dir.path().join("doc.json");

@@ -95,6 +95,10 @@ pub struct SyncState {
     running: AtomicBool,
     /// Wakes the loops waiting on `revoked` or back-off when the daemon stops.
     pub stopped: CancellationToken,
+    /// Held by the ingest loop from reading a batch until its answer, and by the notifier
+    /// while it marks notifications it delivers itself (R17), which bumps the count: the
+    /// ingest loop then drops a batch it read before, so no unmarked copy goes out after.
+    pub outbox_gate: tokio::sync::Mutex<u64>,
 }
 
 impl SyncState {
@@ -118,6 +122,11 @@ impl SyncState {
 
     pub fn link(&self) -> Link {
         self.link.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// When an exchange with the central server last succeeded (none yet: `None`).
+    pub fn last_success(&self) -> Option<Timestamp> {
+        self.link.lock().ok().and_then(|l| l.last_sync)
     }
 
     pub fn is_revoked(&self) -> bool {
@@ -208,6 +217,8 @@ pub struct Syncer {
     pub started: Instant,
     /// The largest document pulled (`limits.max_document_bytes`).
     pub max_document_bytes: u64,
+    /// What the box delivers itself (R17), for the heartbeat's `notify` (§5.5).
+    pub notify: Arc<crate::notify::NotifyState>,
 }
 
 #[derive(Deserialize)]
@@ -267,7 +278,14 @@ impl Syncer {
         let box_id = serde_json::to_string(&self.identity.box_id).unwrap_or_default();
         // The next batch, read from the store while the previous one was on the wire.
         let mut prefetched: Option<Batch> = None;
+        // The notifier's marks seen so far (see `SyncState::outbox_gate`).
+        let mut marks = 0u64;
         while !cancel.is_cancelled() && !self.state.is_revoked() {
+            let gate = self.state.outbox_gate.lock().await;
+            if *gate != marks {
+                marks = *gate;
+                prefetched = None;
+            }
             let page = match prefetched.take() {
                 Some(page) => page,
                 None => match self.store.pending_batch(after, batch).await {
@@ -276,6 +294,7 @@ impl Syncer {
                 },
             };
             let (Some(&first), Some(&last)) = (page.seqs.first(), page.seqs.last()) else {
+                drop(gate);
                 if !self.pause(&cancel, IDLE).await {
                     return;
                 }
@@ -326,6 +345,7 @@ impl Syncer {
                     self.state.succeeded();
                 }
                 Err(e) => {
+                    drop(gate);
                     self.state.failed("ingest", &e);
                     if !self.pause(&cancel, backoff.wait_after(&e)).await {
                         return;
@@ -466,6 +486,7 @@ impl Syncer {
             let per_min = |k: usize| (totals[k].saturating_sub(before[k]) as f64 / minutes).round();
             previous = (now, totals);
             let sent_at = Timestamp::now();
+            let notify = self.notify.view();
             let body = json!({
                 "box_id": self.identity.box_id,
                 "agent_version": env!("CARGO_PKG_VERSION"),
@@ -477,6 +498,10 @@ impl Syncer {
                 },
                 "checks": { "icmp": { "per_min": per_min(0) }, "snmp": { "per_min": per_min(1) }, "http": { "per_min": per_min(2) } },
                 "box_time": crate::record::rfc3339_millis(sent_at),
+                "notify": {
+                    "pending": notify.pending, "failed": notify.failed,
+                    "central_unreachable_since": notify.central_unreachable_since.map(crate::record::rfc3339_millis),
+                },
             });
             let start = Instant::now();
             match self

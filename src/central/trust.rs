@@ -1,5 +1,6 @@
-//! TLS to the central server (protocol.md §5): rustls with ring, trusting the system's roots,
-//! or only a configured CA file, or only the certificate pinned at pairing.
+//! TLS to the central server (protocol.md §5) and to webhooks (R17): rustls with ring,
+//! trusting the system's roots, or only a configured CA file, or only the certificate pinned
+//! at pairing.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -45,16 +46,23 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// A client configuration for `trust`; `shown` receives the server's leaf certificate.
 pub fn client_config(trust: &Trust, shown: Shown) -> Result<rustls::ClientConfig, String> {
+    client_config_for(trust, shown, "central.ca_file")
+}
+
+/// [`client_config`], naming the setting a CA file came from (`ca_field`) in its errors.
+pub fn client_config_for(trust: &Trust, shown: Shown, ca_field: &str) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
     let check = match trust {
         Trust::Pinned(hash) => Check::Pinned(hash.clone()),
         Trust::System | Trust::CaFile(_) => {
             let roots = match trust {
-                Trust::CaFile(path) => roots_from_file(path)?,
+                Trust::CaFile(path) => roots_from_file(path, ca_field)?,
                 _ => {
                     let roots = crate::tls::system_roots();
                     if roots.is_empty() {
-                        return Err("no trusted CA certificates on this system (install ca-certificates, or set central.ca_file)".into());
+                        return Err(format!(
+                            "no trusted CA certificates on this system (install ca-certificates, or set {ca_field})"
+                        ));
                     }
                     roots
                 }
@@ -80,15 +88,12 @@ pub fn client_config(trust: &Trust, shown: Shown) -> Result<rustls::ClientConfig
     Ok(config)
 }
 
-fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
+fn roots_from_file(path: &Path, field: &str) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    let certs = crate::tls::pem_certificates(path).map_err(|e| format!("central.ca_file {e}"))?;
+    let certs = crate::tls::pem_certificates(path).map_err(|e| format!("{field} {e}"))?;
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
-        return Err(format!(
-            "central.ca_file {}: no usable CA certificate in it",
-            path.display()
-        ));
+        return Err(format!("{field} {}: no usable CA certificate in it", path.display()));
     }
     Ok(roots)
 }

@@ -49,7 +49,7 @@ pub fn check(
                 }
                 zone = s.timezone.clone();
                 max_bytes = s.limits.max_document_bytes;
-                if let (None, Mode::Standalone { document: d }) = (&document, &s.mode) {
+                if let (None, Mode::Standalone { document: d, .. }) = (&document, &s.mode) {
                     document = Some(d.clone());
                 }
                 settings = Some((path, s));

@@ -207,5 +207,41 @@ fn print_status(s: &serde_json::Value) -> anyhow::Result<()> {
             }
         }
     }
+    print_notify(&s["notify"])
+}
+
+/// R17: the channels the box delivers through, and how its deliveries stand.
+fn print_notify(n: &serde_json::Value) -> anyhow::Result<()> {
+    let channels = n["channels"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if channels.is_empty() {
+        outln!("notify: no channel ([notify] has neither smtp nor webhook)");
+        return Ok(());
+    }
+    let names: Vec<String> = channels
+        .iter()
+        .map(|c| match c["channel"].as_str() {
+            Some("smtp") => format!(
+                "smtp {} ({})",
+                c["server"].as_str().unwrap_or("?"),
+                c["security"].as_str().unwrap_or("?")
+            ),
+            _ => format!("webhook {}", c["url"].as_str().unwrap_or("?")),
+        })
+        .collect();
+    let who = match (n["delivering"].as_bool(), n["central_unreachable_since"].as_str()) {
+        (Some(true), Some(since)) => format!("the box delivers: the central server is out of reach since {since}"),
+        (Some(true), None) => "the box delivers".to_string(),
+        _ => "the central server delivers".to_string(),
+    };
+    outln!("notify: {}; {who}", names.join(", "));
+    outln!(
+        "  deliveries: {} pending, {} delivered, {} failed",
+        n["pending"],
+        n["delivered"],
+        n["failed"]
+    );
+    if let Some(error) = n["last_error"].as_str() {
+        outln!("  last error ({}): {error}", n["last_error_at"].as_str().unwrap_or("?"));
+    }
     Ok(())
 }

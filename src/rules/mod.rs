@@ -77,7 +77,14 @@ pub fn resolve(doc: &Document, box_zone: &TimeZone) -> Result<Plan, Problems> {
         })
         .collect();
     let templates = catalog.template_id_list();
+    let emails = catalog
+        .contacts
+        .values()
+        .filter(|(c, _)| c.enabled)
+        .filter_map(|(c, _)| Some((c.id.clone(), c.email.clone()?)))
+        .collect();
     Ok(Plan {
+        emails,
         version: doc.version.clone(),
         box_id: doc.box_.id.clone(),
         box_node,

@@ -150,6 +150,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     pub devices: Vec<DevicePlan>,
     pub services: Vec<ServicePlan>,
+    /// The mail address of each enabled contact that has one, by contact id (R17 mails them).
+    pub emails: std::collections::HashMap<String, String>,
     /// Provenance strings, made once: `template:<id>` by template, `default:<id>` by node.
     pub(super) source_names: SourceNames,
 }

@@ -547,6 +547,9 @@ impl Scheduler {
                 contacts,
                 contact_groups,
                 held_s,
+                output: s.last_output.to_string(),
+                problem_since: s.saved.state.problem_since,
+                delivered_by: None,
             },
         }
     }

@@ -27,6 +27,9 @@ pub struct ServiceState {
     pub notified_problem: bool,
     /// A notification waiting for the notification period.
     pub held: Option<Held>,
+    /// When the current or last problem began (left OK): how long it lasted, in messages.
+    #[serde(default)]
+    pub problem_since: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -55,6 +58,7 @@ impl ServiceState {
             last_check: None,
             notified_problem: false,
             held: None,
+            problem_since: None,
         }
     }
 
@@ -89,6 +93,7 @@ impl ServiceState {
         // A problem.
         if self.state.is_ok() {
             self.attempt = 1;
+            self.problem_since = Some(at);
         } else if self.state_type == StateType::Soft {
             self.attempt = self.attempt.saturating_add(1);
         }

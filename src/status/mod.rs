@@ -65,6 +65,8 @@ pub struct Shared {
     pub mode: &'static str,
     /// The link to the central server, when there is one.
     pub sync: Option<Arc<SyncState>>,
+    /// What the box delivers itself (R17).
+    pub notify: Arc<crate::notify::NotifyState>,
 }
 
 /// Who is asking: everyone (loopback or an unscoped token) or one node's subtree.
@@ -323,6 +325,7 @@ async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Va
                 "cap_bytes": b.cap_bytes, "disk_full": b.disk_full, "unsaved": b.unsaved,
                 "healthy": b.healthy(), "failing_s": b.failing_s, "commit_error": b.commit_error,
             })),
+            "notify": notify_json(&shared.notify.view()),
             "scheduling": { "lateness_p50_ms": lateness.quantile_ms(0.5), "lateness_p99_ms": lateness.quantile_ms(0.99) },
         });
         if let (Some(status), Value::Object(whole)) = (status.as_object_mut(), whole) {
@@ -331,6 +334,18 @@ async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Va
         status["services"]["running"] = json!(snapshot.running);
     }
     status
+}
+
+/// `/status.notify` (R17): channels without credentials, and the deliveries' figures.
+fn notify_json(view: &crate::notify::View) -> Value {
+    json!({
+        "channels": view.channels,
+        "delivering": view.delivering,
+        "central_unreachable_since": view.central_unreachable_since.map(crate::record::rfc3339_millis),
+        "pending": view.pending, "delivered": view.delivered, "failed": view.failed,
+        "last_error": view.last_error,
+        "last_error_at": view.last_error_at.map(crate::record::rfc3339_millis),
+    })
 }
 
 fn visible_views<'a>(
@@ -449,6 +464,7 @@ async fn metrics(AxumState(shared): AxumState<Shared>, caller: Caller) -> Respon
         stats.as_ref(),
         &caller.snapshot,
         shared.sync.as_deref(),
+        &shared.notify,
     );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -4,11 +4,19 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::central::SyncState;
+use crate::notify::NotifyState;
+use crate::record::Channel;
 use crate::schedule::Snapshot;
 use crate::schedule::metrics::{BUCKETS_MS, Histogram, KINDS, Metrics, RECORD_KINDS, STATUSES};
 use crate::store::Stats;
 
-pub fn render(m: &Metrics, store: Option<&Stats>, snapshot: &Snapshot, sync: Option<&SyncState>) -> String {
+pub fn render(
+    m: &Metrics,
+    store: Option<&Stats>,
+    snapshot: &Snapshot,
+    sync: Option<&SyncState>,
+    notify: &NotifyState,
+) -> String {
     let mut out = String::with_capacity(4096);
     header(
         &mut out,
@@ -137,7 +145,54 @@ pub fn render(m: &Metrics, store: Option<&Stats>, snapshot: &Snapshot, sync: Opt
         let errors = sync.map_or(0, |s| s.sync_errors.load(Relaxed));
         let _ = writeln!(out, "snbox_sync_errors_total {errors}");
     }
+    deliveries(&mut out, notify);
     out
+}
+
+/// R17: what the box delivered itself, by channel, since it started.
+fn deliveries(out: &mut String, notify: &NotifyState) {
+    for (name, help, counts) in [
+        (
+            "snbox_notify_delivered_total",
+            "Notifications (and admin messages) the box delivered itself.",
+            &notify.delivered,
+        ),
+        (
+            "snbox_notify_failed_total",
+            "Delivery attempts that failed (retried or given up).",
+            &notify.failed,
+        ),
+        (
+            "snbox_notify_given_up_total",
+            "Deliveries given up: refused for good, or still failing after notify.retry_for_s.",
+            &notify.given_up,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        for (i, channel) in Channel::ALL.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}{{channel=\"{}\"}} {}",
+                channel.as_str(),
+                counts[i].load(Relaxed)
+            );
+        }
+    }
+    let view = notify.view();
+    header(
+        out,
+        "snbox_notify_pending",
+        "gauge",
+        "Deliveries waiting for their next attempt.",
+    );
+    let _ = writeln!(out, "snbox_notify_pending {}", view.pending);
+    header(
+        out,
+        "snbox_notify_delivering",
+        "gauge",
+        "1 while the box delivers notifications itself (standalone, or the central server out of reach).",
+    );
+    let _ = writeln!(out, "snbox_notify_delivering {}", u8::from(view.delivering));
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

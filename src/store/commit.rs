@@ -78,6 +78,9 @@ impl Writer {
                     self.counts.oldest_ts = committed.first_ts;
                 }
                 self.origins.extend(committed.origins);
+                if committed.last_notification > 0 {
+                    self.notifications.send_replace(committed.last_notification);
+                }
                 self.unsaved.clear();
                 self.queued_since = None;
                 Ok(())
@@ -134,6 +137,9 @@ impl Writer {
                     committed.records += 1;
                     committed.first_ts.get_or_insert(ts);
                     committed.last_seq = last;
+                    if record.body.kind() == Kind::Notification {
+                        committed.last_notification = last;
+                    }
                 }
                 for (service, json) in states {
                     state.execute(params![service, json])?;
@@ -158,6 +164,8 @@ struct Committed {
     records: u64,
     first_ts: Option<i64>,
     last_seq: u64,
+    /// The seq of the last notification record it wrote (0: none).
+    last_notification: u64,
     /// Origins first inserted by it, cached once it has committed.
     origins: HashMap<Arc<Origin>, i64>,
 }

@@ -34,6 +34,7 @@
 mod cap;
 pub mod codec;
 mod commit;
+pub mod deliveries;
 mod read;
 mod room;
 mod schema;
@@ -45,6 +46,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::record::{Origin, Record};
+use deliveries::{Attempt, Claim, CursorStart, Due, Scan};
 
 pub use writer::{Stats, UNHEALTHY_AFTER};
 
@@ -104,12 +106,52 @@ enum Op {
     Stats {
         reply: oneshot::Sender<Stats>,
     },
+    Deliveries(DeliveryOp),
+}
+
+/// The notifier's requests (R17); each write commits at once.
+enum DeliveryOp {
+    Cursor {
+        start: CursorStart,
+        reply: oneshot::Sender<rusqlite::Result<u64>>,
+    },
+    Unclaimed {
+        after: u64,
+        limit: usize,
+        reply: oneshot::Sender<rusqlite::Result<Scan>>,
+    },
+    Claim {
+        claim: Claim,
+        reply: oneshot::Sender<rusqlite::Result<()>>,
+    },
+    Due {
+        now: jiff::Timestamp,
+        limit: usize,
+        reply: oneshot::Sender<rusqlite::Result<Vec<Due>>>,
+    },
+    Attempted {
+        attempt: Attempt,
+        reply: oneshot::Sender<rusqlite::Result<()>>,
+    },
+    Counts {
+        reply: oneshot::Sender<rusqlite::Result<deliveries::Counts>>,
+    },
+    Fallback {
+        since: Option<i64>,
+        reply: oneshot::Sender<rusqlite::Result<()>>,
+    },
+    Expire {
+        before: jiff::Timestamp,
+        outbox: bool,
+        reply: oneshot::Sender<rusqlite::Result<usize>>,
+    },
 }
 
 /// The handle every task uses; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Op>,
+    notifications: tokio::sync::watch::Receiver<u64>,
 }
 
 /// What the store held when it was opened.
@@ -138,6 +180,7 @@ impl Store {
             .alive_until()?
             .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
         let (tx, rx) = mpsc::channel(QUEUE);
+        let notifications = writer.notifications.subscribe();
         let thread = std::thread::Builder::new()
             .name("snbox-store".into())
             .spawn(move || writer.run(rx))
@@ -146,7 +189,7 @@ impl Store {
                 source: e,
             })?;
         Ok(Opened {
-            store: Store { tx },
+            store: Store { tx, notifications },
             states,
             alive_until,
             writer: thread,
@@ -219,6 +262,66 @@ impl Store {
 
     pub async fn stats(&self) -> Result<Stats, StoreError> {
         self.ask(|reply| Op::Stats { reply }).await
+    }
+
+    /// Changes after each commit that wrote a notification record (to its seq).
+    pub fn notifications(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.notifications.clone()
+    }
+
+    /// Where the notifier's scan of notification records resumes (set at `start` the first time).
+    pub async fn delivery_cursor(&self, start: CursorStart) -> Result<u64, StoreError> {
+        Ok(self
+            .ask(|reply| Op::Deliveries(DeliveryOp::Cursor { start, reply }))
+            .await??)
+    }
+
+    /// Notification records after `after`, at most `limit`, and how far the scan went.
+    pub async fn unclaimed_notifications(&self, after: u64, limit: usize) -> Result<Scan, StoreError> {
+        Ok(self
+            .ask(|reply| Op::Deliveries(DeliveryOp::Unclaimed { after, limit, reply }))
+            .await??)
+    }
+
+    /// Takes notifications on: marks them, stores their deliveries and moves the cursor, at once.
+    pub async fn claim(&self, claim: Claim) -> Result<(), StoreError> {
+        Ok(self
+            .ask(|reply| Op::Deliveries(DeliveryOp::Claim { claim, reply }))
+            .await??)
+    }
+
+    /// Pending deliveries due at `now`, soonest first.
+    pub async fn due_deliveries(&self, now: jiff::Timestamp, limit: usize) -> Result<Vec<Due>, StoreError> {
+        Ok(self
+            .ask(|reply| Op::Deliveries(DeliveryOp::Due { now, limit, reply }))
+            .await??)
+    }
+
+    /// Records an attempt's outcome (and its `delivery` record), committed at once.
+    pub async fn attempted(&self, attempt: Attempt) -> Result<(), StoreError> {
+        Ok(self
+            .ask(|reply| Op::Deliveries(DeliveryOp::Attempted { attempt, reply }))
+            .await??)
+    }
+
+    pub async fn delivery_counts(&self) -> Result<deliveries::Counts, StoreError> {
+        Ok(self.ask(|reply| Op::Deliveries(DeliveryOp::Counts { reply })).await??)
+    }
+
+    /// Paired: since when the box delivers in the central server's place (`None`: it does not).
+    pub async fn set_fallback(&self, since: Option<jiff::Timestamp>) -> Result<(), StoreError> {
+        let since = since.map(jiff::Timestamp::as_millisecond);
+        Ok(self
+            .ask(|reply| Op::Deliveries(DeliveryOp::Fallback { since, reply }))
+            .await??)
+    }
+
+    /// Deletes finished deliveries older than `before`, and with `outbox` every record older
+    /// than it (standalone retention).
+    pub async fn expire(&self, before: jiff::Timestamp, outbox: bool) -> Result<usize, StoreError> {
+        Ok(self
+            .ask(|reply| Op::Deliveries(DeliveryOp::Expire { before, outbox, reply }))
+            .await??)
     }
 
     /// Sends `op` (built around its reply channel) to the writer and waits for the answer.

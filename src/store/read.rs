@@ -60,7 +60,7 @@ impl Writer {
     }
 
     /// An origin by its row id, from a cache filled on first use.
-    fn origin_named(&mut self, id: i64) -> rusqlite::Result<Arc<Origin>> {
+    pub(super) fn origin_named(&mut self, id: i64) -> rusqlite::Result<Arc<Origin>> {
         if let Some(origin) = self.origin_names.get(&id) {
             return Ok(origin.clone());
         }

@@ -16,6 +16,16 @@ const MIGRATIONS: &[&str] = &[
     // 2: results become compact BLOBs (codec.rs); the kind index cost 13 bytes a row for a
     // query that walks the oldest rows, which the primary key already orders.
     "DROP INDEX outbox_kind;",
+    // 3: notifications the box delivers itself (R17): one row per channel and recipient,
+    // waiting, retried, then delivered or given up. `message` is the composed message (JSON),
+    // so a retry after a restart needs no plan.
+    "CREATE TABLE deliveries (id INTEGER PRIMARY KEY, notification_seq INTEGER, origin INTEGER,
+                              channel INTEGER NOT NULL, recipient TEXT NOT NULL,
+                              message TEXT NOT NULL, created INTEGER NOT NULL,
+                              next_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                              outcome INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+                              finished INTEGER);
+     CREATE INDEX deliveries_due ON deliveries (outcome, next_at);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

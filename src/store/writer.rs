@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::cap::is_out_of_space;
 use super::commit::Write;
 use super::room::Room;
-use super::{Op, StoreError, schema};
+use super::{DeliveryOp, Op, StoreError, schema};
 use crate::record::Origin;
 
 /// Requests committed in one transaction, at most.
@@ -107,6 +107,8 @@ pub(super) struct Writer {
     pub(super) counts: Counts,
     /// Bytes of live pages when last measured (`measure_used_bytes`).
     pub(super) used_bytes: u64,
+    /// The seq of the last notification record committed: wakes the notifier (R17).
+    pub(super) notifications: tokio::sync::watch::Sender<u64>,
 }
 
 impl Writer {
@@ -132,6 +134,7 @@ impl Writer {
             origin_names: HashMap::new(),
             counts: Counts::default(),
             used_bytes: 0,
+            notifications: tokio::sync::watch::Sender::new(0),
         };
         schema::migrate(&mut writer.conn).map_err(open_err)?;
         writer.counts = writer.read_counts().map_err(open_err)?;
@@ -320,6 +323,7 @@ impl Writer {
                 Op::Stats { reply } => {
                     let _ = reply.send(self.stats());
                 }
+                Op::Deliveries(op) => self.serve_delivery(op),
                 Op::Append { .. } | Op::Forget { .. } | Op::Alive { .. } => {}
             }
         }
@@ -327,6 +331,35 @@ impl Writer {
             && let Err(e) = self.drop_oldest_results(false)
         {
             tracing::error!(error = %e, "the store could not apply its size cap");
+        }
+    }
+
+    fn serve_delivery(&mut self, op: DeliveryOp) {
+        match op {
+            DeliveryOp::Cursor { start, reply } => {
+                let _ = reply.send(self.delivery_cursor(start));
+            }
+            DeliveryOp::Unclaimed { after, limit, reply } => {
+                let _ = reply.send(self.unclaimed(after, limit));
+            }
+            DeliveryOp::Claim { claim, reply } => {
+                let _ = reply.send(self.claim(&claim));
+            }
+            DeliveryOp::Due { now, limit, reply } => {
+                let _ = reply.send(self.due(now, limit));
+            }
+            DeliveryOp::Attempted { attempt, reply } => {
+                let _ = reply.send(self.attempted(&attempt));
+            }
+            DeliveryOp::Counts { reply } => {
+                let _ = reply.send(self.delivery_counts());
+            }
+            DeliveryOp::Fallback { since, reply } => {
+                let _ = reply.send(self.set_fallback(since));
+            }
+            DeliveryOp::Expire { before, outbox, reply } => {
+                let _ = reply.send(self.expire(before, outbox));
+            }
         }
     }
 

@@ -19,6 +19,9 @@ use crate::problem::{Problem, Problems};
 use crate::rules::tree::zone_named;
 use crate::secret::Secret;
 
+mod notify;
+pub use notify::{Notify, Security, Smtp, Webhook, check_address, shown_url};
+
 pub const DEFAULT_PATH: &str = "/etc/snbox/snbox.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/snbox";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8730";
@@ -35,6 +38,8 @@ pub struct Settings {
     pub limits: Limits,
     pub buffer: Buffer,
     pub log: Log,
+    /// `[notify]`: the channels the box delivers notifications through itself (R17).
+    pub notify: Notify,
     /// Settings that are valid but probably not what was meant (`config check` prints them,
     /// `snbox run` logs them).
     pub warnings: Vec<Problem>,
@@ -46,6 +51,8 @@ pub enum Mode {
     /// A local file; no central server at all.
     Standalone {
         document: PathBuf,
+        /// Records older than this many days are deleted (nothing acknowledges them).
+        keep_days: u32,
     },
     Central(Central),
     /// Neither yet: the box waits to be paired.
@@ -208,6 +215,12 @@ impl Default for Log {
 #[serde(deny_unknown_fields)]
 struct RawStandalone {
     document: PathBuf,
+    #[serde(default = "default_keep_days")]
+    keep_days: u32,
+}
+
+fn default_keep_days() -> u32 {
+    30
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,7 +286,7 @@ struct RawToken {
     node: Option<String>,
 }
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "state_dir",
     "timezone",
     "standalone",
@@ -282,6 +295,7 @@ const KEYS: [&str; 8] = [
     "limits",
     "buffer",
     "log",
+    "notify",
 ];
 /// Status tokens shorter than this are refused: they guard the endpoint off loopback.
 const MIN_TOKEN_LEN: usize = 16;
@@ -387,9 +401,19 @@ impl Settings {
                 ));
                 Mode::Unpaired
             }
-            (Some(s), None) => Mode::Standalone {
-                document: resolve(s.document),
-            },
+            (Some(s), None) => {
+                if s.keep_days == 0 {
+                    problems.push(Problem::new(
+                        "invalid_value",
+                        "standalone.keep_days",
+                        "must be at least 1",
+                    ));
+                }
+                Mode::Standalone {
+                    document: resolve(s.document),
+                    keep_days: s.keep_days,
+                }
+            }
             (None, Some(c)) => match central_of(c, &mut problems) {
                 Some(c) => Mode::Central(Central {
                     ca_file: c.ca_file.map(resolve),
@@ -426,6 +450,28 @@ impl Settings {
                 ),
             ));
         }
+        let notify = match top.remove("notify") {
+            Some(value) => match typed::<notify::RawNotify>(value, "notify") {
+                Ok(raw) => notify::notify_of(raw, &resolve, &mut problems),
+                Err(p) => {
+                    problems.push(p);
+                    Notify::default()
+                }
+            },
+            None => Notify::default(),
+        };
+        if let Mode::Central(c) = &mode
+            && notify.fallback_after_s <= c.heartbeat_s
+        {
+            problems.push(Problem::new(
+                "invalid_value",
+                "notify.fallback_after_s",
+                format!(
+                    "must be more than central.heartbeat_s ({} s): a quiet but reachable central server would look out of reach, and notifications would be delivered twice",
+                    c.heartbeat_s
+                ),
+            ));
+        }
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
@@ -443,6 +489,13 @@ impl Settings {
                 ),
             ));
         }
+        if matches!(mode, Mode::Standalone { .. }) && !notify.has_channels() {
+            warnings.push(Problem::new(
+                "no_channels",
+                "notify",
+                "a standalone box delivers its notifications itself, but [notify] has neither smtp nor webhook: nobody will be told",
+            ));
+        }
         Ok(Settings {
             warnings,
             path: path.to_path_buf(),
@@ -457,6 +510,7 @@ impl Settings {
             limits,
             buffer,
             log,
+            notify,
         })
     }
 }
