@@ -44,6 +44,8 @@ pub enum AppError {
     IdentityMismatch { settings: String, paired: String },
     #[error("cannot set up TLS to the central server: {0}")]
     Tls(String),
+    #[error("{}: [status]: {why}", settings.display())]
+    StatusTls { settings: PathBuf, why: String },
     #[error("{}: [notify]: {why}", settings.display())]
     Notify { settings: PathBuf, why: String },
     #[error(transparent)]
@@ -76,6 +78,7 @@ impl AppError {
                 | AppError::IdentityMismatch { .. }
                 | AppError::Settings { .. }
                 | AppError::Notify { .. }
+                | AppError::StatusTls { .. }
         )
     }
 }
@@ -136,6 +139,24 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         .into_iter()
         .filter_map(|(id, json)| serde_json::from_str(&json).ok().map(|s| (id, s)))
         .collect();
+    let status_tls = status::tls::ServerTls::new(
+        &settings.status.tls,
+        &settings.state_dir,
+        status::tls::names_for(settings.status.listen),
+    )
+    .map_err(|why| AppError::StatusTls {
+        settings: settings.path.clone(),
+        why,
+    })?
+    .map(Arc::new);
+    if let Some(view) = status_tls.as_ref().and_then(|t| t.view()) {
+        tracing::info!(
+            listen = %settings.status.listen,
+            fingerprint = %view.fingerprint,
+            cert = %view.cert_file.display(),
+            "the status endpoint speaks HTTPS; compare this fingerprint with the browser's"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(settings.status.listen)
         .await
         .map_err(|source| AppError::Listen {
@@ -259,7 +280,11 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         mode: if sync.is_some() { "central" } else { "standalone" },
         sync,
         notify: notify_state,
+        tls: status_tls.clone(),
+        listen: settings.status.listen,
+        sessions: Default::default(),
     };
+    let renewal = status_tls.map(|tls| tokio::spawn(status::renew_daily(tls, cancel.child_token())));
     let stop_status = CancellationToken::new();
     let server = {
         let stop = stop_status.clone();
@@ -285,6 +310,9 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         tracing::warn!("the notifier did not stop in time");
     }
     retention.abort();
+    if let Some(renewal) = renewal {
+        renewal.abort();
+    }
     stop_status.cancel();
     match tokio::time::timeout(Duration::from_secs(1), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the status endpoint stopped with an error"),

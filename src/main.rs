@@ -52,6 +52,13 @@ enum Command {
         /// A token of `status.tokens`, for an endpoint that asks for one (or env SNBOX_STATUS_TOKEN).
         #[arg(long, env = "SNBOX_STATUS_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Over HTTPS: the certificate's fingerprint (`sha256:HEX`) to expect, when this user
+        /// cannot read the certificate file.
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// Over HTTPS: accept any certificate (anyone on the path could read the token).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Check or explain settings and monitoring documents.
     #[command(subcommand)]
@@ -168,7 +175,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ca_cert_hash,
             force,
         }),
-        Command::Status { config, format, token } => cli::run::status(config, format, token),
+        Command::Status {
+            config,
+            format,
+            token,
+            fingerprint,
+            insecure,
+        } => cli::run::status(config, format, token, cli::run::Pin { fingerprint, insecure }),
         Command::Notify(NotifyCommand::Test { config, to }) => cli::notify::test(config, to),
     }
 }

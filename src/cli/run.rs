@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use rustls::pki_types::pem::PemObject as _;
 
 use super::{OutputFormat, bad};
 use snbox::app;
@@ -78,18 +79,58 @@ pub fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn status(config: Option<PathBuf>, format: OutputFormat, token: Option<String>) -> anyhow::Result<ExitCode> {
+/// How `snbox status` trusts an HTTPS status endpoint.
+pub struct Pin {
+    pub fingerprint: Option<String>,
+    pub insecure: bool,
+}
+
+/// The client for the endpoint, and its scheme: over HTTPS, pinned to the fingerprint given,
+/// or to the certificate the settings name (the box's own file).
+fn status_client(settings: &settings::Settings, pin: &Pin) -> anyhow::Result<(reqwest::Client, &'static str)> {
+    let builder = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5));
+    let cert_file = match &settings.status.tls {
+        settings::StatusTls::Plain => return Ok((builder.build()?, "http")),
+        settings::StatusTls::Files { cert, .. } => cert.clone(),
+        settings::StatusTls::Generated => settings.state_dir.join(snbox::status::tls::CERT_FILE),
+    };
+    if pin.insecure {
+        eprintln!("snbox: WARNING: --insecure: any certificate is accepted, and the token could be read on the way");
+        return Ok((builder.danger_accept_invalid_certs(true).build()?, "https"));
+    }
+    let fingerprint = match &pin.fingerprint {
+        Some(text) => snbox::central::trust::parse_fingerprint(text).map_err(bad)?,
+        None => {
+            let der = rustls::pki_types::CertificateDer::from_pem_file(&cert_file).map_err(|e| {
+                bad(format!(
+                    "the status endpoint speaks HTTPS and its certificate {} cannot be read here ({e}): \
+                     give --fingerprint sha256:… (the daemon logs it at start), or --insecure",
+                    cert_file.display()
+                ))
+            })?;
+            snbox::tls::fingerprint(&der)
+        }
+    };
+    let tls =
+        snbox::central::trust::client_config(&snbox::central::trust::Trust::Pinned(fingerprint), Default::default())
+            .map_err(anyhow::Error::msg)?;
+    Ok((builder.use_preconfigured_tls(tls).build()?, "https"))
+}
+
+pub fn status(
+    config: Option<PathBuf>,
+    format: OutputFormat,
+    token: Option<String>,
+    pin: Pin,
+) -> anyhow::Result<ExitCode> {
     let settings = settings_from(config)?;
     let addr = settings::local_address(settings.status.listen);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (client, scheme) = status_client(&settings, &pin)?;
     let (code, text) = runtime
         .block_on(async {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let client = reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(5))
-                .build()?;
-            let mut request = client.get(format!("http://{addr}/status"));
+            let mut request = client.get(format!("{scheme}://{addr}/status"));
             if let Some(token) = &token {
                 request = request.bearer_auth(token);
             }
@@ -207,7 +248,28 @@ fn print_status(s: &serde_json::Value) -> anyhow::Result<()> {
             }
         }
     }
+    print_endpoint(&s["endpoint"])?;
     print_notify(&s["notify"])
+}
+
+/// The endpoint's scheme and, over HTTPS, the certificate's fingerprint to compare.
+fn print_endpoint(e: &serde_json::Value) -> anyhow::Result<()> {
+    if e["https"] == true {
+        outln!(
+            "status endpoint: https on {}, certificate {} ({}, until {})",
+            e["listen"].as_str().unwrap_or("?"),
+            e["fingerprint"].as_str().unwrap_or("?"),
+            if e["generated"] == true {
+                "made by the box"
+            } else {
+                "the operator's"
+            },
+            e["not_after"].as_str().unwrap_or("?")
+        );
+    } else if e.is_object() {
+        outln!("status endpoint: http on {}", e["listen"].as_str().unwrap_or("?"));
+    }
+    Ok(())
 }
 
 /// R17: the channels the box delivers through, and how its deliveries stand.

@@ -98,6 +98,19 @@ pub struct StatusEndpoint {
     pub tokens: Vec<Token>,
     /// Networks whose requests need no token (default: loopback).
     pub no_token_from: Vec<Network>,
+    /// Whether the endpoint speaks HTTPS, and with which certificate (protocol.md §7).
+    pub tls: StatusTls,
+}
+
+/// How the status endpoint protects its tokens on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusTls {
+    /// Plain HTTP: on loopback, or off it with `allow_plain_http = true`.
+    Plain,
+    /// HTTPS with the operator's certificate and key (PEM files).
+    Files { cert: PathBuf, key: PathBuf },
+    /// HTTPS with a certificate the box makes at its first start and keeps in `state_dir`.
+    Generated,
 }
 
 /// An address block such as `127.0.0.0/8` or `::1/128`.
@@ -272,6 +285,12 @@ struct RawStatus {
     tokens: Vec<RawToken>,
     #[serde(default)]
     no_token_from: Option<Vec<String>>,
+    #[serde(default)]
+    cert_file: Option<PathBuf>,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+    #[serde(default)]
+    allow_plain_http: bool,
 }
 
 fn default_listen() -> String {
@@ -427,8 +446,11 @@ impl Settings {
             listen: default_listen(),
             tokens: Vec::new(),
             no_token_from: None,
+            cert_file: None,
+            key_file: None,
+            allow_plain_http: false,
         });
-        let status = status_of(status, &mut problems);
+        let status = status_of(status, &resolve, &mut problems);
         let limits = section::<Limits>(&mut top, "limits", &mut problems).unwrap_or_default();
         check_limits(&limits, &mut problems);
         let buffer = section::<Buffer>(&mut top, "buffer", &mut problems).unwrap_or_default();
@@ -478,6 +500,19 @@ impl Settings {
         let mut warnings = Vec::new();
         if let Some(status) = &status
             && !status.listen.ip().is_loopback()
+            && status.tls == StatusTls::Plain
+        {
+            warnings.push(Problem::new(
+                "plain_http",
+                "status.allow_plain_http",
+                format!(
+                    "the status endpoint on {} speaks plain HTTP: every token crosses the network in clear",
+                    status.listen
+                ),
+            ));
+        }
+        if let Some(status) = &status
+            && !status.listen.ip().is_loopback()
             && status.tokens.is_empty()
         {
             warnings.push(Problem::new(
@@ -506,6 +541,7 @@ impl Settings {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8730)),
                 tokens: Vec::new(),
                 no_token_from: Network::loopback(),
+                tls: StatusTls::Plain,
             }),
             limits,
             buffer,
@@ -578,7 +614,11 @@ fn central_of(raw: RawCentral, problems: &mut Vec<Problem>) -> Option<Central> {
     })
 }
 
-fn status_of(raw: RawStatus, problems: &mut Vec<Problem>) -> Option<StatusEndpoint> {
+fn status_of(
+    raw: RawStatus,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+    problems: &mut Vec<Problem>,
+) -> Option<StatusEndpoint> {
     let listen = match raw.listen.parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -638,9 +678,27 @@ fn status_of(raw: RawStatus, problems: &mut Vec<Problem>) -> Option<StatusEndpoi
             })
             .collect(),
     };
+    let listen = listen?;
+    let tls = match (raw.cert_file, raw.key_file) {
+        (Some(cert), Some(key)) => StatusTls::Files {
+            cert: resolve(cert),
+            key: resolve(key),
+        },
+        (Some(_), None) | (None, Some(_)) => {
+            problems.push(Problem::new(
+                "invalid_value",
+                "status.cert_file",
+                "cert_file and key_file go together: set both, or neither for a certificate the box makes",
+            ));
+            StatusTls::Plain
+        }
+        (None, None) if is_loopback(&listen) || raw.allow_plain_http => StatusTls::Plain,
+        (None, None) => StatusTls::Generated,
+    };
     Some(StatusEndpoint {
+        tls,
         no_token_from,
-        listen: listen?,
+        listen,
         tokens: raw
             .tokens
             .into_iter()

@@ -78,7 +78,7 @@ pub fn render(status: &Value, services: &[(&ServiceView, &[Figures; 3])], plan: 
     out
 }
 
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

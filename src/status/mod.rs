@@ -20,7 +20,9 @@
 mod html;
 mod listen;
 mod prometheus;
+mod session;
 mod stream;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io;
@@ -67,6 +69,11 @@ pub struct Shared {
     pub sync: Option<Arc<SyncState>>,
     /// What the box delivers itself (R17).
     pub notify: Arc<crate::notify::NotifyState>,
+    /// HTTPS off loopback (protocol.md §7); `None`: plain HTTP.
+    pub tls: Option<Arc<tls::ServerTls>>,
+    pub listen: SocketAddr,
+    /// Browsers' sessions and failed logins.
+    pub sessions: Arc<session::Sessions>,
 }
 
 /// Who is asking: everyone (loopback or an unscoped token) or one node's subtree.
@@ -84,6 +91,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/services", get(services))
         .route("/devices", get(devices))
         .route("/metrics", get(metrics))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", axum::routing::post(logout))
         .with_state(shared)
 }
 
@@ -93,7 +102,19 @@ pub async fn serve(
     shared: Shared,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listen::serve(listener, router(shared), shutdown).await
+    let tls = shared.tls.clone();
+    listen::serve(listener, router(shared), tls, shutdown).await
+}
+
+/// Renews a certificate the box made once it nears expiry; looks once a day.
+pub async fn renew_daily(tls: Arc<tls::ServerTls>, cancel: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
+        }
+        tls.renew_if_due(jiff::Timestamp::now());
+    }
 }
 
 /// Why a request is refused.
@@ -105,15 +126,28 @@ enum Denied {
     Busy,
     /// A node-scoped token asked for what covers the whole box.
     BoxWide,
+    /// Too many failed logins from this address: retry after this many seconds.
+    TooMany(u64),
 }
 
 impl IntoResponse for Denied {
     fn into_response(self) -> Response {
         match self {
-            Denied::NoToken => (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "a bearer token is required\n",
+            // Basic too: a browser then asks for the token itself (as the password).
+            Denied::NoToken => {
+                let mut response = (StatusCode::UNAUTHORIZED, "a bearer token is required\n").into_response();
+                let headers = response.headers_mut();
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Basic realm=\"snbox status\", charset=\"UTF-8\""),
+                );
+                headers.append(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+                response
+            }
+            Denied::TooMany(after) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, after.to_string())],
+                "too many failed logins from this address: try again later\n",
             )
                 .into_response(),
             Denied::Busy => (
@@ -182,20 +216,83 @@ async fn caller(parts: &axum::http::request::Parts, shared: &Shared, detail: Det
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .ok_or(Denied::NoToken)?;
+    let over_tls = parts.extensions.get::<listen::OverTls>().is_some_and(|t| t.0);
+    let token = admitted(shared, peer, &parts.headers, over_tls)?;
     let snapshot = shared.snapshots.get(detail).await.ok_or(Denied::Busy)?;
-    let scope = authorize(shared, &snapshot.plan, peer, &parts.headers)?;
+    let scope = match token {
+        None | Some(Token { node: None, .. }) => Scope::All,
+        Some(Token { node: Some(node), .. }) => snapshot
+            .plan
+            .tree
+            .get(node)
+            .map(Scope::Subtree)
+            .ok_or(Denied::UnknownNode)?,
+    };
     Ok(Caller { scope, snapshot })
 }
 
-fn authorize(shared: &Shared, plan: &Plan, peer: SocketAddr, headers: &HeaderMap) -> Result<Scope, Denied> {
+/// Whether the request may be answered: from a trusted address (`None`), or with the token it
+/// presented. A wrong token counts against its address, which is refused for a while after
+/// [`session::MAX_FAILURES`].
+fn admitted<'a>(
+    shared: &'a Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    over_tls: bool,
+) -> Result<Option<&'a Token>, Denied> {
     if trusted(shared, peer) {
-        return Ok(Scope::All);
+        return Ok(None);
     }
-    match presented_token(shared, headers) {
-        None => Err(Denied::NoToken),
-        Some(Token { node: None, .. }) => Ok(Scope::All),
-        Some(Token { node: Some(node), .. }) => plan.tree.get(node).map(Scope::Subtree).ok_or(Denied::UnknownNode),
+    if let Some(after) = shared.sessions.blocked_for(peer.ip()) {
+        return Err(Denied::TooMany(after));
     }
+    match presented(shared, headers, over_tls) {
+        Presented::Token(token) => Ok(Some(token)),
+        Presented::Nothing => Err(Denied::NoToken),
+        Presented::Wrong => {
+            shared.sessions.failed(peer.ip());
+            tracing::warn!(%peer, "a status request with a token that is not one of status.tokens: refused");
+            Err(Denied::NoToken)
+        }
+    }
+}
+
+enum Presented<'a> {
+    Nothing,
+    Wrong,
+    Token(&'a Token),
+}
+
+/// The token a request presents: `Authorization: Bearer T`, `Authorization: Basic` with the
+/// token as password, or (over HTTPS only) a session cookie.
+fn presented<'a>(shared: &'a Shared, headers: &HeaderMap, over_tls: bool) -> Presented<'a> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let candidate = value.to_str().ok().and_then(|v| {
+            if let Some(bearer) = v.strip_prefix("Bearer ") {
+                Some(bearer.trim().to_string())
+            } else {
+                let basic = v.strip_prefix("Basic ")?;
+                let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, basic.trim()).ok()?;
+                let text = String::from_utf8(decoded).ok()?;
+                Some(text.split_once(':')?.1.to_string())
+            }
+        });
+        return match candidate.and_then(|c| token_matching(shared, &c)) {
+            Some(token) => Presented::Token(token),
+            None => Presented::Wrong,
+        };
+    }
+    if over_tls
+        && let Some(id) = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(session::cookie_of)
+        && let Some(token) = shared.sessions.token_of(id).and_then(|i| shared.tokens.get(i))
+    {
+        return Presented::Token(token);
+    }
+    Presented::Nothing
 }
 
 /// Requests from `status.no_token_from` need no token.
@@ -203,13 +300,8 @@ fn trusted(shared: &Shared, peer: SocketAddr) -> bool {
     shared.no_token_from.iter().any(|n| n.contains(peer.ip()))
 }
 
-/// The settings' token the request's bearer token matches.
-fn presented_token<'a>(shared: &'a Shared, headers: &HeaderMap) -> Option<&'a Token> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)?;
+/// The settings' token equal to `presented`.
+fn token_matching<'a>(shared: &'a Shared, presented: &str) -> Option<&'a Token> {
     shared
         .tokens
         .iter()
@@ -232,10 +324,11 @@ fn sees(plan: &Plan, scope: Scope, node: Option<NodeIdx>) -> bool {
 async fn healthz(
     AxumState(shared): AxumState<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(over_tls): axum::Extension<listen::OverTls>,
     headers: HeaderMap,
 ) -> Response {
-    if !trusted(&shared, peer) && presented_token(&shared, &headers).is_none() {
-        return Denied::NoToken.into_response();
+    if let Err(denied) = admitted(&shared, peer, &headers, over_tls.0) {
+        return denied.into_response();
     }
     let fresh = shared.snapshots.alive().await;
     let store_ok = tokio::time::timeout(Duration::from_secs(2), shared.store.stats())
@@ -326,6 +419,7 @@ async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Va
                 "healthy": b.healthy(), "failing_s": b.failing_s, "commit_error": b.commit_error,
             })),
             "notify": notify_json(&shared.notify.view()),
+            "endpoint": endpoint_json(shared),
             "scheduling": { "lateness_p50_ms": lateness.quantile_ms(0.5), "lateness_p99_ms": lateness.quantile_ms(0.99) },
         });
         if let (Some(status), Value::Object(whole)) = (status.as_object_mut(), whole) {
@@ -334,6 +428,19 @@ async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Va
         status["services"]["running"] = json!(snapshot.running);
     }
     status
+}
+
+/// `/status.endpoint`: where the endpoint listens and, over HTTPS, the certificate's
+/// fingerprint for the technician to compare (protocol.md §7).
+fn endpoint_json(shared: &Shared) -> Value {
+    let cert = shared.tls.as_ref().and_then(|t| t.view());
+    json!({
+        "listen": shared.listen.to_string(),
+        "https": shared.tls.is_some(),
+        "fingerprint": cert.as_ref().map(|c| c.fingerprint.clone()),
+        "not_after": cert.as_ref().and_then(|c| c.not_after).map(crate::record::rfc3339_millis),
+        "generated": cert.as_ref().map(|c| c.generated),
+    })
 }
 
 /// `/status.notify` (R17): channels without credentials, and the deliveries' figures.
@@ -357,6 +464,76 @@ fn visible_views<'a>(
         .services
         .iter()
         .filter(move |v| sees(plan, scope, plan.devices[v.device_index as usize].node))
+}
+
+fn see_other(location: &str, cookie: Option<String>) -> Response {
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_string())]).into_response();
+    if let Some(cookie) = cookie
+        && let Ok(value) = cookie.parse()
+    {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn login_form() -> Response {
+    Html(session::login_page(None)).into_response()
+}
+
+/// `POST /login` with `token=…`: a session cookie for a token of `status.tokens`, over HTTPS.
+async fn login(
+    AxumState(shared): AxumState<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(over_tls): axum::Extension<listen::OverTls>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !over_tls.0 {
+        return (
+            StatusCode::FORBIDDEN,
+            Html(session::login_page(Some(
+                "Signing in needs HTTPS: this endpoint speaks plain HTTP. Send the token in an Authorization header instead.",
+            ))),
+        )
+            .into_response();
+    }
+    if let Some(after) = shared.sessions.blocked_for(peer.ip()) {
+        return Denied::TooMany(after).into_response();
+    }
+    let token = url::form_urlencoded::parse(&body[..body.len().min(4096)])
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    let index = shared
+        .tokens
+        .iter()
+        .position(|t| constant_time_eq(t.token.expose(), &token));
+    match index.and_then(|i| shared.sessions.open(i).map(|id| (i, id))) {
+        Some((i, id)) => {
+            tracing::info!(%peer, node = ?shared.tokens[i].node, "signed in to the status page");
+            see_other("/", Some(session::set_cookie(&id)))
+        }
+        None => {
+            shared.sessions.failed(peer.ip());
+            tracing::warn!(%peer, "a sign-in to the status page with a wrong token: refused");
+            (
+                StatusCode::UNAUTHORIZED,
+                Html(session::login_page(Some("This token is not one of the box's."))),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn logout(AxumState(shared): AxumState<Shared>, headers: HeaderMap) -> Response {
+    for id in headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(session::cookie_of)
+    {
+        shared.sessions.close(id);
+    }
+    see_other("/login", Some(session::clear_cookie()))
 }
 
 /// Runs `render` on the blocking pool: the daemon's tasks share one thread, and a report of
@@ -473,7 +650,22 @@ async fn metrics(AxumState(shared): AxumState<Shared>, caller: Caller) -> Respon
         .into_response()
 }
 
-async fn page(AxumState(shared): AxumState<Shared>, WithAvailability(caller): WithAvailability) -> Response {
+/// A browser without a token gets the Basic challenge (its own prompt, the token as password)
+/// and, should the prompt be dismissed, the login form.
+async fn page(AxumState(shared): AxumState<Shared>, caller: Result<WithAvailability, Denied>) -> Response {
+    let caller = match caller {
+        Ok(WithAvailability(caller)) => caller,
+        Err(Denied::NoToken) => {
+            let mut response = Denied::NoToken.into_response();
+            *response.body_mut() = axum::body::Body::from(session::login_page(None));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            return response;
+        }
+        Err(denied) => return denied.into_response(),
+    };
     let status = status_json(&shared, &caller).await;
     off_thread(move || {
         let snapshot = &caller.snapshot;
