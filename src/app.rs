@@ -262,10 +262,18 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         state: notify_state.clone(),
     };
     let notifier = tokio::spawn(notifier.run(cancel.child_token()));
+    let history_hours = if expire_records {
+        (keep_days * 24).max(settings.status.history_hours)
+    } else {
+        settings.status.history_hours
+    };
     let retention = tokio::spawn(keep_for(
         opened.store.clone(),
-        keep_days,
-        expire_records,
+        Keep {
+            days: keep_days,
+            records: expire_records,
+            history_hours,
+        },
         cancel.child_token(),
     ));
     let snapshots_for_watchdog = snapshots.clone();
@@ -283,6 +291,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         tls: status_tls.clone(),
         listen: settings.status.listen,
         sessions: Default::default(),
+        history_hours: settings.status.history_hours,
     };
     let renewal = status_tls.map(|tls| tokio::spawn(status::renew_daily(tls, cancel.child_token())));
     let stop_status = CancellationToken::new();
@@ -339,11 +348,26 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
 /// How long a paired box keeps its finished deliveries (the records went to the central).
 const PAIRED_DELIVERIES_KEEP_DAYS: u32 = 30;
 
-/// Retention, each hour and at start: finished deliveries older than `keep_days`, and with
-/// `records` (standalone: nothing acknowledges them) every record older than that.
-async fn keep_for(store: Store, keep_days: u32, records: bool, cancel: CancellationToken) {
+/// What the store keeps, and how long.
+struct Keep {
+    /// Finished deliveries, and with `records` every record, this many days.
+    days: u32,
+    /// Standalone: nothing acknowledges records, so they go by age.
+    records: bool,
+    /// State changes for `/history`, this many hours.
+    history_hours: u32,
+}
+
+/// Retention, each hour and at start.
+async fn keep_for(store: Store, keep: Keep, cancel: CancellationToken) {
+    let (keep_days, records) = (keep.days, keep.records);
     loop {
-        let before = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * i64::from(keep_days));
+        let now = jiff::Timestamp::now();
+        let history = now - jiff::SignedDuration::from_hours(i64::from(keep.history_hours));
+        if let Err(e) = store.prune_history(history).await {
+            tracing::warn!(error = %e, "old state changes could not be deleted");
+        }
+        let before = now - jiff::SignedDuration::from_hours(24 * i64::from(keep_days));
         match store.expire(before, records).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, keep_days, "records older than standalone.keep_days deleted"),

@@ -791,3 +791,23 @@ fn full_disk_drops_the_oldest_results_keeps_state_changes_says_so_and_recovers()
     );
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }
+
+/// `/history` keeps a paired box's state changes after the central server acknowledged them
+/// (the outbox forgets them then).
+#[test]
+fn history_keeps_state_changes_the_central_acknowledged() {
+    let runtime = runtime();
+    let central = runtime.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = paired_daemon(dir.path(), &central, &document("h-1", 1), "");
+    daemon.wait_for(
+        || central.with(|c| c.records.values().any(|r| r["kind"] == "state_change")),
+        "the state change at the central",
+    );
+    daemon.wait_for(|| buffer(&daemon)["records"] == 0, "the outbox acknowledged");
+    let h = daemon.json("/history?service=d0-web");
+    let changes = h["changes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(changes.len(), 1, "{h}");
+    assert_eq!(changes[0]["from"], "ok");
+    assert_eq!(changes[0]["to"], "critical");
+}

@@ -100,6 +100,9 @@ pub struct StatusEndpoint {
     pub no_token_from: Vec<Network>,
     /// Whether the endpoint speaks HTTPS, and with which certificate (protocol.md §7).
     pub tls: StatusTls,
+    /// State changes kept for `/history` and the page's timeline, at least this many hours
+    /// (a standalone box keeps them as long as its records).
+    pub history_hours: u32,
 }
 
 /// How the status endpoint protects its tokens on the wire.
@@ -291,6 +294,12 @@ struct RawStatus {
     key_file: Option<PathBuf>,
     #[serde(default)]
     allow_plain_http: bool,
+    #[serde(default = "default_history_hours")]
+    history_hours: u32,
+}
+
+fn default_history_hours() -> u32 {
+    48
 }
 
 fn default_listen() -> String {
@@ -449,6 +458,7 @@ impl Settings {
             cert_file: None,
             key_file: None,
             allow_plain_http: false,
+            history_hours: default_history_hours(),
         });
         let status = status_of(status, &resolve, &mut problems);
         let limits = section::<Limits>(&mut top, "limits", &mut problems).unwrap_or_default();
@@ -542,6 +552,7 @@ impl Settings {
                 tokens: Vec::new(),
                 no_token_from: Network::loopback(),
                 tls: StatusTls::Plain,
+                history_hours: default_history_hours(),
             }),
             limits,
             buffer,
@@ -695,7 +706,15 @@ fn status_of(
         (None, None) if is_loopback(&listen) || raw.allow_plain_http => StatusTls::Plain,
         (None, None) => StatusTls::Generated,
     };
+    if raw.history_hours == 0 {
+        problems.push(Problem::new(
+            "invalid_value",
+            "status.history_hours",
+            "must be at least 1 (the page's timeline shows 24 hours)",
+        ));
+    }
     Some(StatusEndpoint {
+        history_hours: raw.history_hours,
         tls,
         no_token_from,
         listen,

@@ -74,6 +74,8 @@ pub struct Shared {
     pub listen: SocketAddr,
     /// Browsers' sessions and failed logins.
     pub sessions: Arc<session::Sessions>,
+    /// How far back `/history` may look.
+    pub history_hours: u32,
 }
 
 /// Who is asking: everyone (loopback or an unscoped token) or one node's subtree.
@@ -91,6 +93,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/services", get(services))
         .route("/devices", get(devices))
         .route("/metrics", get(metrics))
+        .route("/history", get(history))
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
         .with_state(shared)
@@ -464,6 +467,64 @@ fn visible_views<'a>(
         .services
         .iter()
         .filter(move |v| sees(plan, scope, plan.devices[v.device_index as usize].node))
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    service: String,
+    hours: Option<u32>,
+}
+
+/// State changes kept per service, at most; a flapping service's older ones are left out.
+const HISTORY_CHANGES: usize = 10_000;
+
+/// `/history?service=ID&hours=24`: the service's state changes in the last hours, oldest
+/// first, and its state now. A service the caller may not see is unknown to it (404).
+async fn history(
+    AxumState(shared): AxumState<Shared>,
+    WithStates(caller): WithStates,
+    axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
+) -> Response {
+    let snapshot = &caller.snapshot;
+    let plan = &snapshot.plan;
+    let visible = plan
+        .services
+        .iter()
+        .find(|s| s.id == query.service)
+        .is_some_and(|s| sees(plan, caller.scope, s.device.and_then(|d| plan.devices[d].node)));
+    if !visible {
+        return (StatusCode::NOT_FOUND, "no such service\n").into_response();
+    }
+    let hours = query.hours.unwrap_or(24).clamp(1, shared.history_hours.max(24));
+    let now = jiff::Timestamp::now();
+    let since = now - jiff::SignedDuration::from_hours(i64::from(hours));
+    let changes = match shared
+        .store
+        .history(Some(query.service.clone()), since, HISTORY_CHANGES)
+        .await
+    {
+        Ok(changes) => changes,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the store does not answer: {e}\n"),
+            )
+                .into_response();
+        }
+    };
+    let now_view = snapshot.services.iter().find(|v| *v.id == *query.service);
+    axum::Json(json!({
+        "service": query.service,
+        "hours": hours,
+        "from": crate::record::rfc3339_millis(since),
+        "to": crate::record::rfc3339_millis(now),
+        "state": now_view.map(|v| v.state),
+        "state_type": now_view.map(|v| v.state_type),
+        "changes": changes.iter().map(|c| json!({
+            "ts": crate::record::rfc3339_millis(c.ts), "from": c.from, "to": c.to, "state_type": c.state_type,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response()
 }
 
 fn see_other(location: &str, cookie: Option<String>) -> Response {

@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 
 use super::writer::Writer;
 use super::{Item, codec};
-use crate::record::{Kind, Origin};
+use crate::record::{Body, Kind, Origin};
 
 /// Results kept in memory, at most, while nothing can be committed; the oldest go first.
 pub(super) const UNSAVED_RESULTS: usize = 20_000;
@@ -104,6 +104,9 @@ impl Writer {
                  ON CONFLICT (service) DO UPDATE SET state = excluded.state",
             )?;
             let mut forget = tx.prepare_cached("DELETE FROM service_state WHERE service = ?1")?;
+            let mut history = tx.prepare_cached(
+                "INSERT INTO history (service, ts, from_state, to_state, state_type) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
             for write in &self.unsaved {
                 let (items, states) = match write {
                     Write::Alive(at) => {
@@ -133,6 +136,15 @@ impl Writer {
                     };
                     let ts = record.ts.as_millisecond();
                     insert.execute(params![record.body.kind() as i64, ts, origin_id, body])?;
+                    if let Body::StateChange { from, to, state_type } = &record.body {
+                        history.execute(params![
+                            &*origin.service,
+                            ts,
+                            from.as_str(),
+                            to.as_str(),
+                            state_type.as_str()
+                        ])?;
+                    }
                     last = tx.last_insert_rowid() as u64;
                     committed.records += 1;
                     committed.first_ts.get_or_insert(ts);

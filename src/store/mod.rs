@@ -35,6 +35,7 @@ mod cap;
 pub mod codec;
 mod commit;
 pub mod deliveries;
+pub mod history;
 mod read;
 mod room;
 mod schema;
@@ -107,6 +108,16 @@ enum Op {
         reply: oneshot::Sender<Stats>,
     },
     Deliveries(DeliveryOp),
+    History {
+        service: Option<String>,
+        since: jiff::Timestamp,
+        limit: usize,
+        reply: oneshot::Sender<rusqlite::Result<Vec<history::Change>>>,
+    },
+    PruneHistory {
+        before: jiff::Timestamp,
+        reply: oneshot::Sender<rusqlite::Result<usize>>,
+    },
 }
 
 /// The notifier's requests (R17); each write commits at once.
@@ -322,6 +333,28 @@ impl Store {
         Ok(self
             .ask(|reply| Op::Deliveries(DeliveryOp::Expire { before, outbox, reply }))
             .await??)
+    }
+
+    /// State changes since `since`, oldest first, of `service` or of every service; at most `limit`.
+    pub async fn history(
+        &self,
+        service: Option<String>,
+        since: jiff::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<history::Change>, StoreError> {
+        Ok(self
+            .ask(|reply| Op::History {
+                service,
+                since,
+                limit,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Forgets state changes older than `before`.
+    pub async fn prune_history(&self, before: jiff::Timestamp) -> Result<usize, StoreError> {
+        Ok(self.ask(|reply| Op::PruneHistory { before, reply }).await??)
     }
 
     /// Sends `op` (built around its reply channel) to the writer and waits for the answer.

@@ -26,6 +26,17 @@ const MIGRATIONS: &[&str] = &[
                               outcome INTEGER NOT NULL DEFAULT 0, last_error TEXT,
                               finished INTEGER);
      CREATE INDEX deliveries_due ON deliveries (outcome, next_at);",
+    // 4: each service's state changes, kept after the central server acknowledged them, for
+    // `/history` and the page's timeline; filled from the state changes still in the outbox.
+    "CREATE TABLE history (service TEXT NOT NULL, ts INTEGER NOT NULL, from_state TEXT NOT NULL,
+                          to_state TEXT NOT NULL, state_type TEXT NOT NULL);
+     CREATE INDEX history_service ON history (service, ts);
+     CREATE INDEX history_ts ON history (ts);
+     INSERT INTO history (service, ts, from_state, to_state, state_type)
+       SELECT origins.service, outbox.ts, json_extract(outbox.body, '$.from'),
+              json_extract(outbox.body, '$.to'), json_extract(outbox.body, '$.state_type')
+       FROM outbox JOIN origins ON origins.id = outbox.origin
+       WHERE outbox.kind = 2 AND json_valid(outbox.body);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

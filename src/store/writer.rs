@@ -324,6 +324,17 @@ impl Writer {
                     let _ = reply.send(self.stats());
                 }
                 Op::Deliveries(op) => self.serve_delivery(op),
+                Op::History {
+                    service,
+                    since,
+                    limit,
+                    reply,
+                } => {
+                    let _ = reply.send(self.history(service.as_deref(), since, limit));
+                }
+                Op::PruneHistory { before, reply } => {
+                    let _ = reply.send(self.prune_history(before));
+                }
                 Op::Append { .. } | Op::Forget { .. } | Op::Alive { .. } => {}
             }
         }
