@@ -136,6 +136,8 @@ impl Writer {
                     };
                     let ts = record.ts.as_millisecond();
                     insert.execute(params![record.body.kind() as i64, ts, origin_id, body])?;
+                    // The record's seq, before another insert moves `last_insert_rowid`.
+                    last = tx.last_insert_rowid() as u64;
                     if let Body::StateChange { from, to, state_type } = &record.body {
                         history.execute(params![
                             &*origin.service,
@@ -145,7 +147,6 @@ impl Writer {
                             state_type.as_str()
                         ])?;
                     }
-                    last = tx.last_insert_rowid() as u64;
                     committed.records += 1;
                     committed.first_ts.get_or_insert(ts);
                     committed.last_seq = last;
