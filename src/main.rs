@@ -181,7 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             token,
             fingerprint,
             insecure,
-        } => cli::run::status(config, format, token, cli::run::Pin { fingerprint, insecure }),
+        } => cli::status::status(config, format, token, cli::status::Pin { fingerprint, insecure }),
         Command::Notify(NotifyCommand::Test { config, to }) => cli::notify::test(config, to),
     }
 }

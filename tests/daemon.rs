@@ -703,7 +703,11 @@ fn the_status_page_renders_every_service_in_headless_chromium() {
             row.starts_with(&format!("<tr class=\"{state}\"")),
             "{service} should be {state}: {row}"
         );
-        assert!(row.contains(&format!("<td>{state} ")), "{row}");
+        assert!(row.contains(&format!("data-state=\"{state}\"")), "{row}");
+        assert!(
+            row.contains(&format!("<span class=\"badge {state}\">{state}</span>")),
+            "{row}"
+        );
     }
     assert!(!dom.contains(SECRET_COMMUNITY));
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
@@ -884,7 +888,7 @@ fn a_service_never_checked_is_pending_and_snbox_status_lists_problems_with_a_tok
     let samples = parse_exposition(&get("/metrics"));
     assert_eq!(sample(&samples, "snbox_services", &[("state", "pending")]), 1.0);
     assert_eq!(sample(&samples, "snbox_services", &[("state", "ok")]), 0.0);
-    assert!(get("/").contains("<tr class=\"pending\" data-service=\"later-web\">"));
+    assert!(get("/").contains("<tr class=\"pending\" data-service=\"later-web\" data-state=\"pending\">"));
     let config = dir.path().join("snbox.toml");
     let status_cmd = |token: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_snbox"));

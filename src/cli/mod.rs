@@ -15,6 +15,7 @@ pub mod notify;
 pub mod pair;
 pub mod probe;
 pub mod run;
+pub mod status;
 
 /// A failure the user caused (exit 2) rather than the machine (exit 1).
 #[derive(Debug)]

@@ -658,8 +658,13 @@ struct ServiceState<'a> {
     state_type: StateType,
 }
 
+/// What `/devices` adds to a device's explain entry: the names a person groups by (its node's
+/// and its top company's) and its services' states.
 #[derive(Serialize)]
 struct DeviceLive<'a> {
+    node_name: Option<&'a str>,
+    company: Option<&'a str>,
+    company_name: Option<&'a str>,
     services: Vec<ServiceState<'a>>,
 }
 
@@ -682,11 +687,18 @@ async fn devices(WithStates(caller): WithStates) -> Response {
         let visible = plan.devices.iter().filter(|d| sees(plan, *scope, d.node));
         stream::json_array(
             out,
-            visible.map(|d| WithLive {
-                entry: r.device(d),
-                live: Some(DeviceLive {
-                    services: by_device.remove(d.id.as_str()).unwrap_or_default(),
-                }),
+            visible.map(|d| {
+                let node = d.node.map(|n| plan.tree.node(n));
+                let company = node.and_then(|n| n.top_company).map(|c| plan.tree.node(c));
+                WithLive {
+                    entry: r.device(d),
+                    live: Some(DeviceLive {
+                        node_name: node.map(|n| n.name.as_str()),
+                        company: company.map(|c| c.id.as_str()),
+                        company_name: company.map(|c| c.name.as_str()),
+                        services: by_device.remove(d.id.as_str()).unwrap_or_default(),
+                    }),
+                }
             }),
         )
     })
@@ -713,7 +725,12 @@ async fn metrics(AxumState(shared): AxumState<Shared>, caller: Caller) -> Respon
 
 /// A browser without a token gets the Basic challenge (its own prompt, the token as password)
 /// and, should the prompt be dismissed, the login form.
-async fn page(AxumState(shared): AxumState<Shared>, caller: Result<WithAvailability, Denied>) -> Response {
+async fn page(
+    AxumState(shared): AxumState<Shared>,
+    caller: Result<WithAvailability, Denied>,
+    axum::extract::Query(query): axum::extract::Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
     let caller = match caller {
         Ok(WithAvailability(caller)) => caller,
         Err(Denied::NoToken) => {
@@ -728,6 +745,19 @@ async fn page(AxumState(shared): AxumState<Shared>, caller: Result<WithAvailabil
         Err(denied) => return denied.into_response(),
     };
     let status = status_json(&shared, &caller).await;
+    let now = jiff::Timestamp::now();
+    let history = shared
+        .store
+        .history(None, now - jiff::SignedDuration::from_hours(24), PAGE_CHANGES)
+        .await
+        .unwrap_or_default();
+    let signed_in = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(session::cookie_of)
+        .any(|id| shared.sessions.token_of(id).is_some());
+    let problems_only = query.state.as_deref() == Some("problems");
     off_thread(move || {
         let snapshot = &caller.snapshot;
         let plan = &snapshot.plan;
@@ -737,7 +767,45 @@ async fn page(AxumState(shared): AxumState<Shared>, caller: Result<WithAvailabil
             .zip(&snapshot.availability)
             .filter(|(v, _)| sees(plan, caller.scope, plan.devices[v.device_index as usize].node))
             .collect();
-        Html(html::render(&status, &services, &snapshot.plan)).into_response()
+        let page = html::Page {
+            status: &status,
+            plan,
+            services,
+            history: &history,
+            now,
+            whole_box: matches!(caller.scope, Scope::All),
+            problems_only,
+            signed_in,
+            rejected: rejected_for(plan, caller.scope),
+        };
+        Html(html::render(&page)).into_response()
     })
     .await
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    state: Option<String>,
+}
+
+/// State changes the page's timelines read, at most.
+const PAGE_CHANGES: usize = 100_000;
+
+/// Devices and services not polled that `scope` may see, with their reason codes.
+fn rejected_for(plan: &Plan, scope: Scope) -> Vec<(&'static str, String, String, Vec<String>)> {
+    let codes = |reasons: &[crate::rules::Reason]| reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>();
+    let devices = plan.devices.iter().filter_map(|d| match &d.outcome {
+        Err(reasons) if sees(plan, scope, d.node) => Some(("device", d.id.clone(), d.name.clone(), codes(reasons))),
+        _ => None,
+    });
+    let services = plan.services.iter().filter_map(|s| match &s.outcome {
+        Err(reasons) if sees(plan, scope, s.device.and_then(|d| plan.devices[d].node)) => Some((
+            "service",
+            s.id.clone(),
+            s.name.clone().unwrap_or_default(),
+            codes(reasons),
+        )),
+        _ => None,
+    });
+    devices.chain(services).collect()
 }

@@ -204,3 +204,38 @@ pub fn names_for(listen: std::net::SocketAddr) -> Vec<String> {
     names.dedup();
     names
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_made_certificate_is_kept_then_made_again_when_it_nears_expiry() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let names = vec!["localhost".to_string()];
+        let now = Timestamp::now();
+        let first = ServerTls::new(&StatusTls::Generated, dir.path(), names.clone())
+            .expect("tls")
+            .expect("generated");
+        let view = first.view().expect("view");
+        assert!(view.generated);
+        assert!(
+            view.not_after
+                .is_some_and(|t| t.duration_since(now) > SignedDuration::from_hours(24 * 800))
+        );
+        let again = ServerTls::new(&StatusTls::Generated, dir.path(), names.clone())
+            .expect("tls")
+            .expect("generated");
+        assert_eq!(
+            again.view().expect("view").fingerprint,
+            view.fingerprint,
+            "kept across starts"
+        );
+        // Twenty days before the made one expires, it is made again (at start, or each day).
+        let later = now + SignedDuration::from_hours(24 * (VALID_DAYS - 20));
+        assert!(again.renew_if_due(later));
+        assert_ne!(again.view().expect("view").fingerprint, view.fingerprint, "renewed");
+        assert!(!again.renew_if_due(now), "not again while it has long to live");
+    }
+}
