@@ -135,6 +135,9 @@ pub struct DeviceValues<'a> {
     pub notification_period: PeriodEntry<'a>,
     pub contacts: &'a [String],
     pub contact_groups: Vec<&'a str>,
+    /// Usable parents (R14), shown when the device has any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<&'a str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,6 +201,7 @@ impl<'a> PlanReport<'a> {
                 notification_period: notification,
                 contacts: &dev.contacts,
                 contact_groups: dev.contact_groups.iter().map(|g| g.id.as_str()).collect(),
+                parents: dev.parents.iter().map(|&p| self.plan.devices[p].id.as_str()).collect(),
             }
         });
         DeviceEntry {
@@ -349,6 +353,9 @@ pub fn to_text(report: &Report) -> String {
                     period_line(&mut out, "  ", aspect, p, v.timezone);
                 }
                 let _ = writeln!(out, "  contacts {:?}  groups {:?}", v.contacts, v.contact_groups);
+                if !v.parents.is_empty() {
+                    let _ = writeln!(out, "  parents {:?}", v.parents);
+                }
             }
             None => {
                 let _ = writeln!(

@@ -1001,3 +1001,51 @@ fn snmpv3_with_a_security_level_but_an_empty_key_is_rejected_with_the_missing_fi
         vec!["missing_field:snmp.auth_key", "missing_field:snmp.priv_key"]
     );
 }
+
+// ---------------------------------------------------------------- R14: parent devices (plan side)
+
+#[test]
+fn r14_usable_parents_are_accepted_devices_with_a_host_check_others_are_warned() {
+    let mut doc = seed_doc("partner");
+    add_pinged_device(&mut doc, "router", "site1");
+    for id in ["child", "no-check", "other-box"] {
+        push(
+            &mut doc,
+            "devices",
+            json!({ "id": id, "node": if id == "other-box" { "c2site1" } else { "site1" }, "name": id, "address": "127.0.0.1" }),
+        );
+    }
+    // The router's ping is its host check; `no-check` has none; `other-box` is not this box's.
+    doc["devices"][1]["parents"] = json!(["router", "no-check", "other-box", "ghost", "router"]);
+    doc["services"][0]["host_check"] = json!(true);
+    let r = explain(&doc);
+    let child = device(&r, "child");
+    assert_eq!(strings(&child["parents"]), vec!["router"], "{child}");
+    assert_eq!(
+        strings(&child["warnings"]),
+        vec![
+            "parent_not_polled:no-check",
+            "parent_not_polled:other-box",
+            "unknown_parent:ghost"
+        ]
+    );
+    assert!(device(&r, "router").get("parents").is_none(), "no parents, no field");
+}
+
+#[test]
+fn r14_a_cycle_of_parents_is_broken_with_a_document_warning() {
+    let mut doc = seed_doc("partner");
+    for id in ["a", "b", "c"] {
+        add_pinged_device(&mut doc, id, "site1");
+    }
+    for (i, parent) in ["b", "c", "a"].iter().enumerate() {
+        doc["devices"][i]["parents"] = json!([parent]);
+        doc["services"][i]["host_check"] = json!(true);
+    }
+    let r = explain(&doc);
+    assert_eq!(strings(&r["warnings"]), vec!["parent_cycle:a,b,c,a"]);
+    // The link that closed the cycle (c → a) is gone; the others stay.
+    assert_eq!(strings(&device(&r, "a")["parents"]), vec!["b"]);
+    assert_eq!(strings(&device(&r, "b")["parents"]), vec!["c"]);
+    assert!(device(&r, "c").get("parents").is_none());
+}

@@ -281,6 +281,9 @@ pub struct Device {
     pub availability_period: Option<String>,
     #[serde(default)]
     pub notification_period: Option<String>,
+    /// The devices this one's traffic passes through (R14); several are redundant paths.
+    #[serde(default)]
+    pub parents: Vec<String>,
 }
 
 impl Device {

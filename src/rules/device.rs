@@ -61,6 +61,7 @@ pub fn resolve(index: usize, raw: &document::Device, box_node: NodeIdx, tree: &T
             contact_groups,
             snmp: raw.snmp.clone().map(Box::new),
             host_check: None,
+            parents: Vec::new(),
         }),
         _ => Err(reasons),
     };

@@ -9,6 +9,7 @@
 
 mod catalog;
 mod device;
+mod parents;
 pub mod plan;
 mod service;
 pub mod timerange;
@@ -66,6 +67,7 @@ pub fn resolve(doc: &Document, box_zone: &TimeZone) -> Result<Plan, Problems> {
             device.host_check = Some(s);
         }
     }
+    warnings.extend(parents::resolve(&doc.devices, &mut devices, &device_ids));
     let services = doc
         .services
         .iter()

@@ -110,6 +110,9 @@ pub struct Device {
     pub snmp: Option<Box<Snmp>>,
     /// The host check (R9), by index in [`Plan::services`].
     pub host_check: Option<usize>,
+    /// Usable parents (R14), by index in [`Plan::devices`]: accepted, with a host check, and
+    /// not closing a cycle.
+    pub parents: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]

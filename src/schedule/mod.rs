@@ -418,10 +418,15 @@ impl Scheduler {
                 None => return, // removed by a new plan while its check ran
             }
         };
-        let host_down = self.slots[slot].host.is_some_and(|h| {
-            let st = &self.slots[h as usize].saved.state;
+        // R9: the device's host check is down; R14: every usable parent is down (its host
+        // check HARD critical, or itself unreachable: the chain needs no walk).
+        let down = |h: &u32| {
+            let st = &self.slots[*h as usize].saved.state;
             st.state_type == StateType::Hard && matches!(st.state, State::Critical | State::Unreachable)
-        });
+        };
+        let s = &self.slots[slot];
+        let host_down =
+            s.host.as_ref().is_some_and(down) || (!s.parent_hosts.is_empty() && s.parent_hosts.iter().all(down));
         let kind = self.slots[slot].kind;
         self.metrics.checks[metrics::kind_index(kind)][metrics::status_index(result.status)].fetch_add(1, Relaxed);
         self.metrics.durations[metrics::kind_index(kind)].observe_ms(result.duration.as_secs_f64() * 1e3);

@@ -45,6 +45,8 @@ pub(super) struct Slot {
     pub(super) device: u32,
     /// The device's host check (a slot), when this service is not it (R9).
     pub(super) host: Option<u32>,
+    /// The host checks of the device's usable parents (slots; R14). Empty for most devices.
+    pub(super) parent_hosts: Box<[u32]>,
     /// Its place in its interval.
     offset_ms: u32,
     pub(super) criticality: Criticality,
@@ -157,6 +159,13 @@ pub(super) fn build_slots(
             tz: plan.zone_of(dev).clone(),
             device: d as u32,
             host: dev.host_check.filter(|h| *h != index).map(|h| h as u32),
+            // Service indices for now; slots once every slot exists (below).
+            parent_hosts: dev
+                .parents
+                .iter()
+                .filter_map(|&p| plan.devices[p].outcome.as_ref().ok()?.host_check)
+                .map(|h| h as u32)
+                .collect(),
             offset_ms,
             criticality: svc.criticality.value,
             target: svc.availability_rate.value,
@@ -175,6 +184,13 @@ pub(super) fn build_slots(
     // Host checks by slot rather than by service index.
     for slot in &mut slots {
         slot.host = slot.host.and_then(|h| by_service.get(&(h as usize)).map(|&s| s as u32));
+        if !slot.parent_hosts.is_empty() {
+            slot.parent_hosts = slot
+                .parent_hosts
+                .iter()
+                .filter_map(|h| by_service.get(&(*h as usize)).map(|&s| s as u32))
+                .collect();
+        }
     }
     slots
 }
