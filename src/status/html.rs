@@ -315,8 +315,25 @@ fn service_row(
         let _ = write!(badges, " <span class=\"muted\">{}</span>", v.state_type.as_str());
     }
     if matches!(v.state, ViewState::Checked(State::Unreachable)) {
-        badges.push_str(
-            " <span class=\"badge unreachable\" title=\"its device's host check is down\">unreachable</span>",
+        // R14: behind which parents, when the device has some; else its own host check (R9).
+        let plan = page.plan;
+        let parents: Vec<&str> = plan.devices[v.device_index as usize]
+            .outcome
+            .as_ref()
+            .map(|d| d.parents.iter().map(|&p| plan.devices[p].name.as_str()).collect())
+            .unwrap_or_default();
+        let why = if parents.is_empty() {
+            "its device's host check is down".to_string()
+        } else {
+            format!(
+                "its device's host check is down, or every parent is: {}",
+                parents.join(", ")
+            )
+        };
+        let _ = write!(
+            badges,
+            " <span class=\"badge unreachable\" title=\"{}\">unreachable</span>",
+            esc(&why)
         );
     }
     let today = &figures[0];
