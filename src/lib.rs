@@ -48,3 +48,11 @@ pub mod status;
 pub mod store;
 pub mod systemd;
 pub mod tls;
+
+/// This machine's host name, when it is one a certificate or an `EHLO` may carry.
+pub fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .then(|| name.to_string())
+}

@@ -5,11 +5,12 @@
 mod central;
 #[path = "common/http_server.rs"]
 mod http_server;
+#[path = "common/peers.rs"]
+mod peers;
 #[path = "common/snbox.rs"]
 mod snbox_daemon;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -18,27 +19,6 @@ use snbox_daemon::Daemon;
 
 const FULL_TOKEN: &str = "Full-Token-0123456789abcdef";
 const SITE2_TOKEN: &str = "Site2-Token-0123456789abcdef";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-/// Answers 200 on `port` from now on (a thread; the test's process ends it).
-fn bring_up(port: u16) {
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
-    std::thread::spawn(move || {
-        for conn in listener.incoming().take(10_000) {
-            let Ok(mut s) = conn else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = [0u8; 2048];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-        }
-    });
-}
 
 /// Site `s` with a web service on `port`, site `s2` with one that is always down.
 fn document(port: u16) -> Value {
@@ -80,7 +60,7 @@ fn pair(a: &str, b: &str, t: &str) -> (String, String, String) {
 #[test]
 fn history_lists_a_services_state_changes_oldest_first_and_is_scoped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    let port = peers::free_tcp_port();
     std::fs::write(dir.path().join("doc.json"), document(port).to_string()).expect("doc");
     let daemon = Daemon::start(dir.path(), |status| {
         format!(
@@ -90,7 +70,7 @@ fn history_lists_a_services_state_changes_oldest_first_and_is_scoped() {
         )
     });
     daemon.wait_for(|| changes(&daemon, "d1-web").len() == 1, "the problem in the history");
-    bring_up(port);
+    peers::answer_200_on(port);
     daemon.wait_for(|| changes(&daemon, "d1-web").len() == 2, "the recovery in the history");
     assert_eq!(
         changes(&daemon, "d1-web"),

@@ -144,6 +144,11 @@ fn count(mails: &[Mail], rcpt: &str, subject_start: &str) -> usize {
         .count()
 }
 
+/// The notification's seq in a Message-ID `<snbox.BOX.SEQ@DOMAIN>`.
+fn seq_of(message_id: &str) -> Option<u64> {
+    message_id.split('.').nth(2)?.split('@').next()?.parse().ok()
+}
+
 /// The outbox's records of `kind`, read from the database after the daemon stopped.
 fn stored(dir: &Path, kind: i64) -> Vec<(i64, Value)> {
     let conn = rusqlite::Connection::open(dir.join("state/snbox.db")).expect("db");
@@ -555,7 +560,7 @@ fn r17_paired_box_delivers_only_while_the_central_is_out_of_reach_and_marks_what
     let mailed: BTreeSet<u64> = mails
         .iter()
         .filter(|m| m.rcpt != "noc@example.net")
-        .filter_map(|m| m.message_id.split('.').nth(2)?.split('@').next()?.parse().ok())
+        .filter_map(|m| seq_of(&m.message_id))
         .collect();
     assert_eq!(mailed.len(), 1, "{mails:#?}");
     for record in received_notifications(&central) {
@@ -621,13 +626,7 @@ fn r17_kill_9_during_a_delivery_burst_loses_no_mail_and_copies_share_the_message
     let mails = sink.mails();
     let mut copies: BTreeMap<(u64, String), usize> = BTreeMap::new();
     for m in &mails {
-        let seq: u64 = m
-            .message_id
-            .split('.')
-            .nth(2)
-            .and_then(|s| s.split('@').next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("a Message-ID not from a notification: {m:?}"));
+        let seq = seq_of(&m.message_id).unwrap_or_else(|| panic!("a Message-ID not from a notification: {m:?}"));
         assert!(notifications.contains(&seq), "a mail for no stored notification: {m:?}");
         *copies.entry((seq, m.rcpt.clone())).or_default() += 1;
     }

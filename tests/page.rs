@@ -7,47 +7,20 @@
 mod central;
 #[path = "common/http_server.rs"]
 mod http_server;
+#[path = "common/peers.rs"]
+mod peers;
 #[path = "common/snbox.rs"]
 mod snbox_daemon;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use snbox_daemon::Daemon;
 
 const SITE2_TOKEN: &str = "Site2-Token-0123456789abcdef";
-
-fn chromium() -> &'static str {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("chromium is not installed: run `bash .ci/run`, or apt-get install chromium")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-fn bring_up(port: u16) {
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
-    std::thread::spawn(move || {
-        for conn in listener.incoming().take(10_000) {
-            let Ok(mut s) = conn else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = [0u8; 2048];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-        }
-    });
-}
 
 /// The weekday before today, in the document's spelling: a period open only then is closed now.
 fn yesterday() -> &'static str {
@@ -104,9 +77,10 @@ fn row(html: &str, service: &str) -> String {
     html[start..end].to_string()
 }
 
-fn chromium_dom(url: &str, profile: &Path) -> String {
-    let out = Command::new("timeout")
-        .args(["-k", "5", "60", chromium()])
+/// Headless Chromium on its own profile, bounded to a minute, reaching out to nothing.
+fn chromium(profile: &Path) -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["-k", "5", "60", peers::chromium()])
         .args([
             "--headless",
             "--no-sandbox",
@@ -119,7 +93,12 @@ fn chromium_dom(url: &str, profile: &Path) -> String {
             "--disable-component-update",
             "--disable-sync",
         ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
+fn chromium_dom(url: &str, profile: &Path) -> String {
+    let out = chromium(profile)
         .arg("--dump-dom")
         .arg(url)
         .output()
@@ -131,7 +110,7 @@ fn chromium_dom(url: &str, profile: &Path) -> String {
 #[ignore = "needs chromium: bash .ci/run installs it and runs this"]
 fn the_page_groups_by_company_and_site_in_local_time_with_timelines_and_a_problems_filter() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    let port = peers::free_tcp_port();
     std::fs::write(dir.path().join("doc.json"), document(port).to_string()).expect("doc");
     let daemon = Daemon::start(dir.path(), |status| {
         format!(
@@ -146,7 +125,7 @@ fn the_page_groups_by_company_and_site_in_local_time_with_timelines_and_a_proble
             .map_or(0, Vec::len)
     };
     daemon.wait_for(|| changes("paris-web") == 1 && changes("fdf-web") == 1, "both down");
-    bring_up(port);
+    peers::answer_200_on(port);
     daemon.wait_for(|| changes("paris-web") == 2, "paris-web back up");
 
     let profile = dir.path().join("chromium");
@@ -210,17 +189,8 @@ fn the_page_groups_by_company_and_site_in_local_time_with_timelines_and_a_proble
     // The screenshot.
     let shots = std::env::var_os("SNBOX_SCREENSHOT_DIR").map_or_else(|| dir.path().to_path_buf(), Into::into);
     let png = shots.join("status-page.png");
-    let status = Command::new("timeout")
-        .args(["-k", "5", "60", chromium()])
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-        ])
+    let status = chromium(&profile)
         .args(["--hide-scrollbars", "--window-size=1280,860"])
-        .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--screenshot={}", png.display()))
         .arg(daemon.url("/"))
         .output()

@@ -111,7 +111,14 @@ fn start(ns: &Netns, status_extra: &str) -> Box_ {
         .spawn()
         .expect("snbox run");
     let b = Box_ { child, dir };
-    let up = inside(ns, || {
+    let up = listening(ns);
+    assert!(up, "the box did not listen on {}:\n{}", addr(), b.log());
+    b
+}
+
+/// Whether the box accepts connections on [`ADDRESS`] within 30 s (looked at from inside `ns`).
+fn listening(ns: &Netns) -> bool {
+    inside(ns, || {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if TcpStream::connect_timeout(&addr(), Duration::from_millis(200)).is_ok() {
@@ -120,9 +127,7 @@ fn start(ns: &Netns, status_extra: &str) -> Box_ {
             std::thread::sleep(Duration::from_millis(100));
         }
         false
-    });
-    assert!(up, "the box did not listen on {}:\n{}", addr(), b.log());
-    b
+    })
 }
 
 /// The fingerprint of the certificate the box made.
@@ -306,16 +311,7 @@ fn start_in(ns: &Netns, dir: &Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("snbox run");
-    let up = inside(ns, || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr(), Duration::from_millis(200)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    });
+    let up = listening(ns);
     assert!(up);
     child
 }
@@ -425,10 +421,7 @@ fn allow_plain_http_serves_plain_says_so_at_start_and_refuses_to_sign_in() {
 #[test]
 #[ignore = "needs root and chromium: bash .ci/run installs it and runs this"]
 fn headless_chromium_signs_in_with_a_scoped_token_and_sees_only_its_subtree() {
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("chromium is not installed: run `bash .ci/run`, or apt-get install chromium");
+    let chromium = peers::chromium();
     let ns = namespace("chrome");
     let b = start(&ns, "");
     let profile = tempfile::tempdir().expect("profile");

@@ -342,7 +342,7 @@ impl Notifier {
             return false;
         };
         let claim = Claim {
-            upto: self.store.delivery_cursor(CursorStart::Beginning).await.unwrap_or(0),
+            upto: None,
             mark: Vec::new(),
             deliveries: self
                 .settings
@@ -386,7 +386,7 @@ impl Notifier {
             }
             let plan = self.plans.borrow().clone();
             let mut claim = Claim {
-                upto: scan.upto,
+                upto: Some(scan.upto),
                 ..Claim::default()
             };
             for n in &scan.notifications {

@@ -105,11 +105,7 @@ fn tls_parameters(smtp: &Smtp) -> Result<TlsParameters, String> {
 
 /// The name the box gives in `EHLO`: its host name, or `[127.0.0.1]` as lettre does.
 fn hello_name() -> ClientId {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
-        .map_or_else(ClientId::default, ClientId::Domain)
+    crate::host_name().map_or_else(ClientId::default, ClientId::Domain)
 }
 
 /// An error with its causes, each once (lettre's Display omits its source).

@@ -286,11 +286,7 @@ fn presented<'a>(shared: &'a Shared, headers: &HeaderMap, over_tls: bool) -> Pre
         };
     }
     if over_tls
-        && let Some(id) = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(session::cookie_of)
+        && let Some(id) = session::ids(headers).next()
         && let Some(token) = shared.sessions.token_of(id).and_then(|i| shared.tokens.get(i))
     {
         return Presented::Token(token);
@@ -586,12 +582,7 @@ async fn login(
 }
 
 async fn logout(AxumState(shared): AxumState<Shared>, headers: HeaderMap) -> Response {
-    for id in headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(session::cookie_of)
-    {
+    for id in session::ids(&headers) {
         shared.sessions.close(id);
     }
     see_other("/login", Some(session::clear_cookie()))
@@ -751,12 +742,7 @@ async fn page(
         .history(None, now - jiff::SignedDuration::from_hours(24), PAGE_CHANGES)
         .await
         .unwrap_or_default();
-    let signed_in = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(session::cookie_of)
-        .any(|id| shared.sessions.token_of(id).is_some());
+    let signed_in = session::ids(&headers).any(|id| shared.sessions.token_of(id).is_some());
     let problems_only = query.state.as_deref() == Some("problems");
     off_thread(move || {
         let snapshot = &caller.snapshot;

@@ -87,6 +87,15 @@ impl Sessions {
     }
 }
 
+/// The session ids a request's `Cookie` headers carry.
+pub fn ids(headers: &axum::http::HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(cookie_of)
+}
+
 /// The session id in a `Cookie` header.
 pub fn cookie_of(header: &str) -> Option<&str> {
     header

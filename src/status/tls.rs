@@ -193,12 +193,7 @@ pub fn names_for(listen: std::net::SocketAddr) -> Vec<String> {
     if !listen.ip().is_unspecified() {
         names.push(listen.ip().to_string());
     }
-    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        let host = host.trim();
-        if !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-            names.push(host.to_string());
-        }
-    }
+    names.extend(crate::host_name());
     names.push("localhost".to_string());
     names.push("127.0.0.1".to_string());
     names.dedup();

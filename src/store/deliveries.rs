@@ -46,8 +46,9 @@ pub struct NewDelivery {
 /// The notifications the box takes on, and their deliveries, in one transaction.
 #[derive(Debug, Default)]
 pub struct Claim {
-    /// The new cursor: every notification up to it is taken on (or was not the box's).
-    pub upto: u64,
+    /// The new cursor: every notification up to it is taken on (or was not the box's);
+    /// `None` leaves it (the admin's messages).
+    pub upto: Option<u64>,
     /// Notification records to mark `delivered_by: "box"`.
     pub mark: Vec<u64>,
     pub deliveries: Vec<NewDelivery>,
@@ -96,20 +97,17 @@ pub struct Attempt {
 }
 
 /// The deliveries the store holds, by outcome.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     pub pending: u64,
     pub delivered: u64,
     pub failed: u64,
     /// When the next pending attempt is due (Unix ms).
-    #[serde(skip)]
     pub next_due: Option<i64>,
     /// Paired: since when the box has been delivering because the central server is out of
     /// reach (Unix ms), kept across restarts.
-    #[serde(skip)]
     pub fallback_since: Option<i64>,
     /// Notifications taken on since `fallback_since`.
-    #[serde(skip)]
     pub taken_since_fallback: u64,
 }
 
@@ -202,11 +200,13 @@ impl Writer {
                     now
                 ])?;
             }
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('notify_cursor', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [claim.upto as i64],
-            )?;
+            if let Some(upto) = claim.upto {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('notify_cursor', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [upto as i64],
+                )?;
+            }
         }
         tx.commit()
     }

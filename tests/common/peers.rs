@@ -382,6 +382,30 @@ pub fn free_tcp_port() -> u16 {
         .expect("a free TCP port")
 }
 
+/// A web server on 127.0.0.1:`port` answering 200 to every request from now on (a thread,
+/// bounded in connections; it ends with the test's process). Binding fails if the port is taken.
+pub fn answer_200_on(port: u16) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the web port");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(10_000) {
+            let Ok(mut s) = conn else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+}
+
+/// Debian's chromium (`bash .ci/run` installs it).
+pub fn chromium() -> &'static str {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromium is not installed: run `bash .ci/run`, or apt-get install chromium")
+}
+
 /// Waits until something accepts connections on 127.0.0.1:`port`.
 pub fn wait_tcp(port: u16, within: Duration) -> bool {
     let deadline = Instant::now() + within;
