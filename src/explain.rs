@@ -174,6 +174,15 @@ pub struct ServiceValues<'a> {
     pub control_period: PeriodEntry<'a>,
     pub availability_period: PeriodEntry<'a>,
     pub notification_period: PeriodEntry<'a>,
+    /// R15 and R16, shown when the document sets them (the thresholds when detection is on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flap_detection: Option<ValueEntry<'a, bool>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flap_high_pct: Option<ValueEntry<'a, f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flap_low_pct: Option<ValueEntry<'a, f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renotify_s: Option<ValueEntry<'a, u32>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -218,6 +227,8 @@ impl<'a> PlanReport<'a> {
         let values = s.outcome.as_ref().ok().map(|svc| {
             let tz = self.service_zone(s);
             let [control, availability, notification] = svc.periods.0.map(|p| self.period(p, tz));
+            let flap = svc.flap.as_deref();
+            let flap_on = flap.filter(|f| f.detection.value);
             ServiceValues {
                 kind: svc.kind.as_str(),
                 host_check: svc.host_check,
@@ -233,6 +244,10 @@ impl<'a> PlanReport<'a> {
                 control_period: control,
                 availability_period: availability,
                 notification_period: notification,
+                flap_detection: flap.map(|f| self.value(f.detection)),
+                flap_high_pct: flap_on.map(|f| self.value(f.high_pct)),
+                flap_low_pct: flap_on.map(|f| self.value(f.low_pct)),
+                renotify_s: svc.renotify_s.map(|r| self.value(r)),
             }
         });
         ServiceEntry {
@@ -405,7 +420,21 @@ fn service_text(out: &mut String, s: &ServiceEntry, zone: &str) {
         ("max_attempts", v.max_attempts.value.to_string(), v.max_attempts.from),
         ("timeout_s", v.timeout_s.value.to_string(), v.timeout_s.from),
     ];
-    for (name, value, from) in rows {
+    let optional = [
+        v.flap_detection
+            .as_ref()
+            .map(|e| ("flap_detection", e.value.to_string(), e.from)),
+        v.flap_high_pct
+            .as_ref()
+            .map(|e| ("flap_high_pct", format!("{}%", e.value), e.from)),
+        v.flap_low_pct
+            .as_ref()
+            .map(|e| ("flap_low_pct", format!("{}%", e.value), e.from)),
+        v.renotify_s
+            .as_ref()
+            .map(|e| ("renotify_s", e.value.to_string(), e.from)),
+    ];
+    for (name, value, from) in rows.into_iter().chain(optional.into_iter().flatten()) {
         let _ = writeln!(out, "    {name:<20} {value:<14} from {from}");
     }
     for (aspect, p) in [

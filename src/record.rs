@@ -88,10 +88,24 @@ impl StateType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum NotificationType {
     Problem,
     Recovery,
+    /// The service started flapping (R15): its problems and recoveries go unnotified.
+    FlappingStart,
+    FlappingEnd,
+}
+
+impl NotificationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationType::Problem => "problem",
+            NotificationType::Recovery => "recovery",
+            NotificationType::FlappingStart => "flapping_start",
+            NotificationType::FlappingEnd => "flapping_end",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -145,6 +159,12 @@ pub enum Body {
         output: String,
         metrics: BTreeMap<Cow<'static, str>, f64>,
         in_availability_period: bool,
+        /// Covered by a maintenance (R13) when checked (additive).
+        #[serde(default)]
+        in_maintenance: bool,
+        /// The service was flapping (R15) after this result (additive).
+        #[serde(default)]
+        flapping: bool,
     },
     StateChange {
         from: State,
@@ -159,6 +179,9 @@ pub enum Body {
         contacts: Vec<String>,
         contact_groups: Vec<String>,
         held_s: u64,
+        /// 0 for the first notice of a problem, 1, 2… for its re-notifications (R16; additive).
+        #[serde(default)]
+        repeat: u32,
         /// The service's last output (additive: the message a person reads quotes it).
         #[serde(default)]
         output: String,

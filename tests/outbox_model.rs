@@ -50,6 +50,8 @@ fn record(kind: u8, size: usize) -> Record {
             output: "x".repeat(size),
             metrics: Default::default(),
             in_availability_period: true,
+            in_maintenance: false,
+            flapping: false,
         },
         1 => Body::StateChange {
             from: State::Ok,
@@ -63,6 +65,7 @@ fn record(kind: u8, size: usize) -> Record {
             contacts: vec![],
             contact_groups: vec![],
             held_s: 0,
+            repeat: 0,
             output: String::new(),
             problem_since: None,
             delivered_by: None,

@@ -1049,3 +1049,74 @@ fn r14_a_cycle_of_parents_is_broken_with_a_document_warning() {
     assert_eq!(strings(&device(&r, "b")["parents"]), vec!["c"]);
     assert!(device(&r, "c").get("parents").is_none());
 }
+
+#[test]
+fn r15_r16_flap_detection_and_renotify_come_from_the_service_or_its_base_template() {
+    let mut doc = seed_doc("partner");
+    set_template_field(&mut doc, "ping", "flap_detection", json!(true));
+    set_template_field(&mut doc, "ping", "renotify_s", json!(3600));
+    add_pinged_device(&mut doc, "d", "site1");
+    add_pinged_device(&mut doc, "e", "site1");
+    doc["services"][1]["flap_high_pct"] = json!(50);
+    doc["services"][1]["renotify_s"] = json!(0);
+    let r = explain(&doc);
+    let d = service(&r, "d-ping");
+    assert_eq!(value(d, "flap_detection"), (json!(true), "template:ping".to_string()));
+    assert_eq!(value(d, "flap_high_pct"), (json!(30.0), "default:product".to_string()));
+    assert_eq!(value(d, "flap_low_pct"), (json!(25.0), "default:product".to_string()));
+    assert_eq!(value(d, "renotify_s"), (json!(3600), "template:ping".to_string()));
+    let e = service(&r, "e-ping");
+    assert_eq!(value(e, "flap_high_pct"), (json!(50.0), "explicit".to_string()));
+    assert_eq!(value(e, "renotify_s"), (json!(0), "explicit".to_string()));
+}
+
+#[test]
+fn r15_r16_the_fields_are_not_overridable_and_absent_when_unset() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "ping@flappy", "owner": "client1", "overrides": "ping",
+        "flap_detection": true, "renotify_s": 60 }),
+    );
+    add_pinged_device(&mut doc, "d", "site1");
+    let r = explain(&doc);
+    assert_eq!(
+        strings(&r["warnings"]),
+        vec![
+            "override_field_not_allowed:ping@flappy:flap_detection",
+            "override_field_not_allowed:ping@flappy:renotify_s"
+        ]
+    );
+    let d = service(&r, "d-ping");
+    assert!(
+        d.get("flap_detection").is_none() && d.get("renotify_s").is_none(),
+        "{d:#}"
+    );
+}
+
+#[test]
+fn r15_thresholds_out_of_order_reject_the_service() {
+    let mut doc = seed_doc("partner");
+    add_pinged_device(&mut doc, "d", "site1");
+    add_pinged_device(&mut doc, "e", "site1");
+    doc["services"][0]["flap_detection"] = json!(true);
+    doc["services"][0]["flap_low_pct"] = json!(40);
+    doc["services"][1]["flap_detection"] = json!(true);
+    doc["services"][1]["flap_high_pct"] = json!(120);
+    let r = explain(&doc);
+    assert_eq!(
+        strings(&service(&r, "d-ping")["reasons"]),
+        vec!["invalid_field:flap_low_pct"]
+    );
+    assert_eq!(
+        strings(&service(&r, "e-ping")["reasons"]),
+        vec!["invalid_field:flap_high_pct"]
+    );
+}
+
+fn set_template_field(doc: &mut serde_json::Value, template: &str, field: &str, v: serde_json::Value) {
+    let templates = doc["service_templates"].as_array_mut().expect("templates");
+    let t = templates.iter_mut().find(|t| t["id"] == template).expect("template");
+    t[field] = v;
+}

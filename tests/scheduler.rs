@@ -712,3 +712,85 @@ async fn a_replan_keeps_the_per_device_limit_while_checks_hold_their_permits() {
     let most = *slow.most.lock().expect("lock");
     assert_eq!(most, 2, "checks at once on one device across re-plans");
 }
+
+fn types_of(records: &[Value], service: &str) -> Vec<String> {
+    of_kind(records, "notification", service)
+        .iter()
+        .map(|n| n["type"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn r15_a_service_alternating_every_check_notifies_flapping_once_and_the_difference_after() {
+    let d = doc(
+        1,
+        1,
+        ping(60, json!({ "max_attempts": 1, "flap_detection": true })),
+        json!([]),
+    );
+    let checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = run(
+        &d,
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(60 * 80),
+        Box::new(move |_, _| {
+            let n = checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // 40 checks alternating, then it settles critical.
+            if n < 40 && n % 2 == 1 {
+                Status::Ok
+            } else {
+                Status::Critical
+            }
+        }),
+    )
+    .await;
+    assert_eq!(
+        types_of(&r.records, "d0-s0"),
+        [
+            "problem",
+            "recovery",
+            "problem",
+            "recovery",
+            "problem",
+            "recovery",
+            "flapping_start",
+            "flapping_end",
+            "problem"
+        ]
+    );
+    let results = of_kind(&r.records, "result", "d0-s0");
+    let flapping: Vec<bool> = results.iter().map(|r| r["flapping"] == true).collect();
+    assert_eq!(flapping.iter().position(|f| *f), Some(6), "the 7th result starts it");
+    assert!(flapping[6..40].iter().all(|f| *f), "flapping while it alternates");
+    assert!(!flapping[flapping.len() - 1], "settled");
+}
+
+#[tokio::test(start_paused = true)]
+async fn r16_a_problem_is_renotified_every_renotify_s_inside_the_notification_period_only() {
+    let business = json!([{ "id": "bh", "name": "BH", "weekly": [ { "days": ["mon","tue","wed","thu","fri"], "from": "09:00", "to": "17:00" } ] }]);
+    let mut d = doc(
+        1,
+        1,
+        ping(300, json!({ "max_attempts": 1, "renotify_s": 1800 })),
+        business,
+    );
+    d["defaults"][2]["time_range"] = json!("bh");
+    // Monday 15:00Z is 16:00 in Paris; the period closes at 16:00Z and opens again on
+    // Tuesday at 08:00Z. The run ends at Tuesday 08:20Z.
+    let r = run(
+        &d,
+        "2026-11-23T15:00:00Z",
+        Duration::from_secs(17 * 3600 + 20 * 60),
+        Box::new(|_, _| Status::Critical),
+    )
+    .await;
+    let notes = of_kind(&r.records, "notification", "d0-s0");
+    let repeats: Vec<i64> = notes.iter().map(|n| n["repeat"].as_i64().unwrap_or(-1)).collect();
+    assert_eq!(repeats, [0, 1, 2], "{notes:?}");
+    let first = ts(notes[0]["ts"].as_str().expect("ts"));
+    let second = ts(notes[1]["ts"].as_str().expect("ts"));
+    assert_eq!(second.as_second() - first.as_second(), 1800);
+    assert!(second < ts("2026-11-23T16:00:00Z"));
+    assert_eq!(notes[2]["ts"], "2026-11-24T08:00:00.000Z", "when the period opens");
+    assert!(notes.iter().all(|n| n["type"] == "problem"));
+}

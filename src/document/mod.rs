@@ -256,6 +256,16 @@ pub struct Template {
     pub max_attempts: Option<u32>,
     #[serde(default)]
     pub timeout_s: Option<u32>,
+    /// R15 (service or base template only, not overridable).
+    #[serde(default)]
+    pub flap_detection: Option<bool>,
+    #[serde(default)]
+    pub flap_high_pct: Option<f64>,
+    #[serde(default)]
+    pub flap_low_pct: Option<f64>,
+    /// R16: re-notify a lasting problem every so many seconds (0: never).
+    #[serde(default)]
+    pub renotify_s: Option<u32>,
     #[serde(default)]
     pub params: Option<serde_json::Map<String, serde_json::Value>>,
 }
@@ -436,6 +446,16 @@ pub struct Service {
     pub timeout_s: Option<u32>,
     #[serde(default)]
     pub notification_period: Option<String>,
+    /// R15 (service or base template only, not overridable).
+    #[serde(default)]
+    pub flap_detection: Option<bool>,
+    #[serde(default)]
+    pub flap_high_pct: Option<f64>,
+    #[serde(default)]
+    pub flap_low_pct: Option<f64>,
+    /// R16: re-notify a lasting problem every so many seconds (0: never).
+    #[serde(default)]
+    pub renotify_s: Option<u32>,
     #[serde(default)]
     pub params: Option<serde_json::Map<String, serde_json::Value>>,
 }

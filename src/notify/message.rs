@@ -146,6 +146,7 @@ pub fn compose(
         contacts,
         contact_groups,
         held_s,
+        repeat,
         output,
         problem_since,
         ..
@@ -154,20 +155,23 @@ pub fn compose(
         return None;
     };
     let names = names(n, plan);
-    let word = match kind {
-        NotificationType::Problem => "PROBLEM",
-        NotificationType::Recovery => "RECOVERY",
+    let word = match (kind, repeat) {
+        (NotificationType::Problem, 0) => "PROBLEM".to_string(),
+        (NotificationType::Problem, n) => format!("PROBLEM (reminder {n})"),
+        (NotificationType::Recovery, _) => "RECOVERY".to_string(),
+        (NotificationType::FlappingStart, _) => "FLAPPING".to_string(),
+        (NotificationType::FlappingEnd, _) => "FLAPPING OVER".to_string(),
     };
     let place = match &names.company {
         Some(c) if *c != names.node => format!("{c}, {}", names.node),
         _ => names.node.clone(),
     };
-    let subject = format!(
-        "{word}: {} / {} is {} ({place})",
-        names.device,
-        names.service,
-        upper(*status)
-    );
+    let state = match kind {
+        NotificationType::FlappingStart => format!("flapping, now {}", upper(*status)),
+        NotificationType::FlappingEnd => format!("no longer flapping, now {}", upper(*status)),
+        _ => upper(*status),
+    };
+    let subject = format!("{word}: {} / {} is {state} ({place})", names.device, names.service);
     let criticality = serde_json::to_value(criticality)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -195,24 +199,27 @@ pub fn compose(
             names.zone.iana_name().unwrap_or("UTC")
         ),
     );
-    if let Some(since) = problem_since {
-        let label = match kind {
-            NotificationType::Problem => "Since:",
-            NotificationType::Recovery => "Lasted:",
-        };
-        let value = match kind {
-            NotificationType::Problem => format!(
+    match (kind, problem_since) {
+        (NotificationType::Problem, Some(since)) => line(
+            "Since:",
+            &format!(
                 "{} ({} so far)",
                 local_time(*since, &names.zone),
                 lasted(n.ts.duration_since(*since))
             ),
-            NotificationType::Recovery => format!(
+        ),
+        (NotificationType::Recovery, Some(since)) => line(
+            "Lasted:",
+            &format!(
                 "{} (from {})",
                 lasted(n.ts.duration_since(*since)),
                 local_time(*since, &names.zone)
             ),
-        };
-        line(label, &value);
+        ),
+        _ => {}
+    }
+    if let NotificationType::FlappingStart = kind {
+        line("Note:", "its problems and recoveries are not notified until it settles");
     }
     if *held_s > 0 {
         line("Held:", &format!("{held_s} s, until the notification period opened"));

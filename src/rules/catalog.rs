@@ -283,6 +283,10 @@ fn not_overridable_fields(t: &document::Template) -> Vec<&'static str> {
         ("retry_interval_s", t.retry_interval_s.is_some()),
         ("max_attempts", t.max_attempts.is_some()),
         ("timeout_s", t.timeout_s.is_some()),
+        ("flap_detection", t.flap_detection.is_some()),
+        ("flap_high_pct", t.flap_high_pct.is_some()),
+        ("flap_low_pct", t.flap_low_pct.is_some()),
+        ("renotify_s", t.renotify_s.is_some()),
         ("params", t.params.is_some()),
     ]
     .into_iter()

@@ -24,7 +24,7 @@ use crate::problem::{Problem, Problems};
 
 pub use device::placement;
 pub use device::{AddressKind, address_kind};
-pub use plan::{Device, DevicePlan, Period, Periods, Plan, Reason, Service, ServicePlan, Source, Sourced};
+pub use plan::{Device, DevicePlan, Flap, Period, Periods, Plan, Reason, Service, ServicePlan, Source, Sourced};
 pub use timerange::Schedule;
 pub use tree::{NodeIdx, Tree};
 

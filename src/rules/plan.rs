@@ -139,6 +139,18 @@ pub struct Service {
     pub timeout_s: Sourced<u32>,
     pub periods: Periods,
     pub params: CheckParams,
+    /// R15, when the document sets `flap_detection` (boxed: most services have none).
+    pub flap: Option<Box<Flap>>,
+    /// R16, when the document sets it.
+    pub renotify_s: Option<Sourced<u32>>,
+}
+
+/// Flap detection's settings (R15).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Flap {
+    pub detection: Sourced<bool>,
+    pub high_pct: Sourced<f64>,
+    pub low_pct: Sourced<f64>,
 }
 
 #[derive(Debug, Clone)]

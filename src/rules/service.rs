@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::catalog::{Catalog, TemplateEntry};
 use super::device::{dedup, reason, visible_time_range};
-use super::plan::{Device, DevicePlan, Period, Periods, Reason, Service, ServicePlan, Source, Sourced};
+use super::plan::{Device, DevicePlan, Flap, Period, Periods, Reason, Service, ServicePlan, Source, Sourced};
 use super::tree::Tree;
 use crate::document::params::merge;
 use crate::document::{self, Aspect, CheckKind, CheckParams};
@@ -14,6 +14,9 @@ use crate::document::{self, Aspect, CheckKind, CheckParams};
 const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 const DEFAULT_TIMEOUT_S: u32 = 10;
 const MIN_RETRY_INTERVAL_S: u32 = 10;
+/// R15's thresholds when the document gives none (Nagios and Icinga use the same pair).
+const DEFAULT_FLAP_HIGH_PCT: f64 = 30.0;
+const DEFAULT_FLAP_LOW_PCT: f64 = 25.0;
 
 /// R9: for each accepted device, its host check: the ICMP service flagged `host_check`, else
 /// its first ICMP service. Only services whose template the device can see are candidates.
@@ -155,6 +158,9 @@ impl Resolver<'_> {
             from: Source::Template(base as u32),
         });
 
+        let flap = self.flap(base, &mut reasons);
+        let renotify_s = pick(catalog, &base_only, |t| t.renotify_s, raw.renotify_s);
+
         let mut periods = Vec::with_capacity(3);
         for aspect in Aspect::ALL {
             match self.period(aspect, &chain, is_host_check) {
@@ -191,9 +197,36 @@ impl Resolver<'_> {
                 timeout_s,
                 periods: Periods(periods),
                 params,
+                flap,
+                renotify_s,
             }),
             _ => Err(reasons),
         }
+    }
+
+    /// R15's settings, from the service or its base template, when `flap_detection` is set.
+    fn flap(&self, base: usize, reasons: &mut Vec<Reason>) -> Option<Box<Flap>> {
+        let (catalog, raw, base_only) = (self.catalog, self.raw, [base]);
+        let detection = pick(catalog, &base_only, |t| t.flap_detection, raw.flap_detection)?;
+        let product = |value| Sourced {
+            value,
+            from: Source::Default(None),
+        };
+        let high_pct =
+            pick(catalog, &base_only, |t| t.flap_high_pct, raw.flap_high_pct).unwrap_or(product(DEFAULT_FLAP_HIGH_PCT));
+        let low_pct =
+            pick(catalog, &base_only, |t| t.flap_low_pct, raw.flap_low_pct).unwrap_or(product(DEFAULT_FLAP_LOW_PCT));
+        if !(high_pct.value > 0.0 && high_pct.value <= 100.0) {
+            reasons.push(reason("invalid_field:flap_high_pct", self.at.of("flap_high_pct")));
+        } else if !(low_pct.value >= 0.0 && low_pct.value < high_pct.value) {
+            // Below the start threshold, or a service would start and stop at the same result.
+            reasons.push(reason("invalid_field:flap_low_pct", self.at.of("flap_low_pct")));
+        }
+        Some(Box::new(Flap {
+            detection,
+            high_pct,
+            low_pct,
+        }))
     }
 
     /// R5: the overrides of `base` owned in the device's scope, nearest first, then `base`.

@@ -13,6 +13,7 @@
 
 pub mod availability;
 pub mod clock;
+pub mod flapping;
 mod grid;
 mod job;
 pub mod metrics;
@@ -47,6 +48,7 @@ pub use persist::SAVE_EVERY;
 pub use slot::Saved;
 pub use snapshot::{Detail, ServiceView, Snapshot, Snapshots, ViewState};
 pub use state::ServiceState;
+use state::{Context, Notice};
 
 use grid::{next_on_grid, until_wall};
 use persist::{ALIVE_EVERY, FLUSH_EVERY, SAVE_SLICE_EVERY};
@@ -163,9 +165,10 @@ impl Scheduler {
             self.schedule(i, Wake::Availability, availability);
             match release {
                 Some(due) => self.schedule(i, Wake::Release, due),
-                None if self.slots[i].saved.state.held.is_some() => self.schedule_release(i),
+                None if self.slots[i].saved.state.holds() => self.schedule_release(i),
                 None => {}
             }
+            self.schedule_renotify(i);
         }
     }
 
@@ -305,6 +308,7 @@ impl Scheduler {
         match wake {
             Wake::Check => s.check_due = Some(due),
             Wake::Release => s.release_due = Some(due),
+            Wake::Renotify => s.renotify_due = Some(due),
             Wake::Availability => s.availability_due = due,
         }
         self.heap.push(Reverse((due, wake, slot)));
@@ -321,6 +325,7 @@ impl Scheduler {
             let current = match wake {
                 Wake::Check => s.check_due == Some(due),
                 Wake::Release => s.release_due == Some(due),
+                Wake::Renotify => s.renotify_due == Some(due),
                 Wake::Availability => s.availability_due == due,
             };
             if !current {
@@ -329,6 +334,7 @@ impl Scheduler {
             match wake {
                 Wake::Check => self.start_check(slot, due),
                 Wake::Release => self.release(slot),
+                Wake::Renotify => self.renotify(slot),
                 Wake::Availability => self.availability(slot),
             }
         }
@@ -461,9 +467,14 @@ impl Scheduler {
         }
         s.unsaved = true;
         let in_availability = s.periods[1].is_active(wall, &s.tz);
-        let in_notification = s.periods[2].is_active(wall, &s.tz);
+        let ctx = Context {
+            max_attempts: s.max_attempts,
+            in_notification_period: s.periods[2].is_active(wall, &s.tz),
+            in_maintenance: false,
+            flap: s.flap,
+        };
         let was_retrying = s.saved.state.retrying();
-        let outcome = s.saved.state.apply(state, s.max_attempts, wall, in_notification);
+        let outcome = s.saved.state.apply(state, ctx, wall);
         tracing::debug!(
             service = %s.origin.service,
             kind = ?kind,
@@ -485,6 +496,8 @@ impl Scheduler {
                 output: result.output,
                 metrics: result.metrics,
                 in_availability_period: in_availability,
+                in_maintenance: ctx.in_maintenance,
+                flapping: s.saved.state.flapping,
             },
         }];
         if let Some((from, to, state_type)) = outcome.change {
@@ -503,8 +516,9 @@ impl Scheduler {
             });
             s.dirty = true;
         }
-        if let Some((kind, held_s)) = outcome.notify {
-            records.push(self.notification(slot, kind, held_s, wall));
+        s.dirty |= !outcome.notices.is_empty();
+        for notice in outcome.notices {
+            records.push(self.notification(slot, notice, wall));
         }
         let s = &mut self.slots[slot];
         let retrying = s.saved.state.retrying();
@@ -518,21 +532,23 @@ impl Scheduler {
             s.check_due = Some(next);
             self.heap.push(Reverse((next, Wake::Check, slot)));
         }
-        if self.slots[slot].saved.state.held.is_some() {
+        if self.slots[slot].saved.state.holds() {
             self.schedule_release(slot);
         }
+        self.schedule_renotify(slot);
         let states = self.take_dirty(slot);
         self.commit(slot, records, states);
     }
 
-    fn notification(&self, slot: usize, kind: crate::record::NotificationType, held_s: u64, wall: Timestamp) -> Record {
+    fn notification(&self, slot: usize, notice: Notice, wall: Timestamp) -> Record {
         let s = &self.slots[slot];
         tracing::info!(
             service = %s.origin.service,
             device = %s.origin.device,
-            kind = ?kind,
+            kind = notice.kind.as_str(),
             status = s.saved.state.state.as_str(),
-            held_s,
+            held_s = notice.held_s,
+            repeat = notice.repeat,
             output = %s.last_output,
             "notification"
         );
@@ -546,12 +562,13 @@ impl Scheduler {
         Record {
             ts: wall,
             body: Body::Notification {
-                kind,
+                kind: notice.kind,
                 status: s.saved.state.state,
                 criticality: s.criticality,
                 contacts,
                 contact_groups,
-                held_s,
+                held_s: notice.held_s,
+                repeat: notice.repeat,
                 output: s.last_output.to_string(),
                 problem_since: s.saved.state.problem_since,
                 delivered_by: None,
@@ -582,12 +599,45 @@ impl Scheduler {
             self.schedule_release(slot);
             return;
         }
-        if let Some((kind, held_s)) = s.saved.state.release(wall) {
+        let notices = s.saved.state.release(wall, false);
+        if !notices.is_empty() {
             s.dirty = true;
-            let record = self.notification(slot, kind, held_s, wall);
+            let records = notices.into_iter().map(|n| self.notification(slot, n, wall)).collect();
+            self.schedule_renotify(slot);
+            let states = self.take_dirty(slot);
+            self.commit(slot, records, states);
+        }
+    }
+
+    /// Wakes when the current problem is due to be notified again (R16), if ever.
+    fn schedule_renotify(&mut self, slot: usize) {
+        let wall = self.clock.now();
+        let s = &mut self.slots[slot];
+        match s.saved.state.renotify_due(s.renotify_s) {
+            Some(due) => self.schedule(slot, Wake::Renotify, Instant::now() + until_wall(wall, due)),
+            None => s.renotify_due = None,
+        }
+    }
+
+    /// R16: the problem again, inside the notification period (when it opens, if closed now).
+    fn renotify(&mut self, slot: usize) {
+        let wall = self.clock.now();
+        let s = &mut self.slots[slot];
+        s.renotify_due = None;
+        let period = &s.periods[2];
+        if !period.is_active(wall, &s.tz) {
+            if let Some(open) = period.next_change(wall, &s.tz) {
+                self.schedule(slot, Wake::Renotify, Instant::now() + until_wall(wall, open));
+            }
+            return;
+        }
+        if let Some(notice) = s.saved.state.renotify(wall, s.renotify_s) {
+            s.dirty = true;
+            let record = self.notification(slot, notice, wall);
             let states = self.take_dirty(slot);
             self.commit(slot, vec![record], states);
         }
+        self.schedule_renotify(slot);
     }
 
     /// Sends this service's availability for the day, 24 h and 30 d (R10).

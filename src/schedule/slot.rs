@@ -9,6 +9,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::flapping::Thresholds;
 use super::grid::stable_hash;
 use super::{AVAILABILITY_EVERY, Availability, ServiceState};
 use crate::document::{Aspect, CheckKind, Criticality};
@@ -51,10 +52,14 @@ pub(super) struct Slot {
     offset_ms: u32,
     pub(super) criticality: Criticality,
     pub(super) target: f64,
+    /// R15's thresholds when flap detection is on; R16's re-notification interval (0: never).
+    pub(super) flap: Option<Thresholds>,
+    pub(super) renotify_s: u32,
     pub(super) saved: Saved,
     /// When the current wait ends, for each kind of wake-up (stale heap entries are skipped).
     pub(super) check_due: Option<Instant>,
     pub(super) release_due: Option<Instant>,
+    pub(super) renotify_due: Option<Instant>,
     pub(super) availability_due: Instant,
     pub(super) running: bool,
     pub(super) last_output: Arc<str>,
@@ -70,6 +75,7 @@ pub(super) struct Slot {
 pub(super) enum Wake {
     Check,
     Release,
+    Renotify,
     Availability,
 }
 
@@ -169,9 +175,15 @@ pub(super) fn build_slots(
             offset_ms,
             criticality: svc.criticality.value,
             target: svc.availability_rate.value,
+            flap: svc.flap.as_deref().filter(|f| f.detection.value).map(|f| Thresholds {
+                high: f.high_pct.value as f32,
+                low: f.low_pct.value as f32,
+            }),
+            renotify_s: svc.renotify_s.map_or(0, |r| r.value),
             saved: saved_state,
             check_due: None,
             release_due: None,
+            renotify_due: None,
             availability_due: now + AVAILABILITY_EVERY.min(interval * 60) + offset,
             running: false,
             last_output: Arc::from(""),

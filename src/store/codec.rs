@@ -8,6 +8,7 @@
 //! ```text
 //! body    := 0x01 flags attempt duration_ms count metric{count} output
 //! flags   := status (3 bits: ok warning critical unknown unreachable) | hard << 3 | in_availability << 4
+//!            | in_maintenance << 5 | flapping << 6
 //! metric  := name value
 //! name    := byte < 0x80: KNOWN[byte] | 0x80 len name-bytes
 //! value   := (exponent << 4 | 0) zigzag(mantissa)      the number is mantissa / 10^exponent
@@ -67,6 +68,8 @@ pub fn encode_result(body: &Body) -> Option<Vec<u8>> {
         output,
         metrics,
         in_availability_period,
+        in_maintenance,
+        flapping,
     } = body
     else {
         return None;
@@ -74,7 +77,13 @@ pub fn encode_result(body: &Body) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(16 + output.len() + metrics.len() * 4);
     out.push(FORMAT);
     let hard = u8::from(*state_type == StateType::Hard);
-    out.push(status.code() as u8 | hard << 3 | u8::from(*in_availability_period) << 4);
+    out.push(
+        status.code() as u8
+            | hard << 3
+            | u8::from(*in_availability_period) << 4
+            | u8::from(*in_maintenance) << 5
+            | u8::from(*flapping) << 6,
+    );
     varint(&mut out, u64::from(*attempt));
     varint(&mut out, *duration_ms);
     varint(&mut out, metrics.len() as u64);
@@ -130,6 +139,8 @@ pub fn decode_result(data: &[u8]) -> Result<Body, DecodeError> {
         output,
         metrics,
         in_availability_period: flags & 0x10 != 0,
+        in_maintenance: flags & 0x20 != 0,
+        flapping: flags & 0x40 != 0,
     })
 }
 
@@ -245,6 +256,8 @@ mod tests {
             output: output.to_string(),
             metrics,
             in_availability_period: true,
+            in_maintenance: false,
+            flapping: true,
         }
     }
 
@@ -297,6 +310,8 @@ mod tests {
             status in 0i64..5,
             hard: bool,
             avail: bool,
+            in_maintenance: bool,
+            flapping: bool,
             attempt: u32,
             duration_ms: u64,
             output in ".{0,80}",
@@ -314,6 +329,8 @@ mod tests {
                 output,
                 metrics: metrics.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect(),
                 in_availability_period: avail,
+                in_maintenance,
+                flapping,
             };
             let bytes = encode_result(&body).expect("a result");
             let back = decode_result(&bytes).expect("decodes");
@@ -324,8 +341,8 @@ mod tests {
             };
             prop_assert_eq!(bits(&back), bits(&body));
             let strip = |b: Body| match b {
-                Body::Result { metrics: _, status, state_type, attempt, duration_ms, output, in_availability_period } =>
-                    (status, state_type, attempt, duration_ms, output, in_availability_period),
+                Body::Result { metrics: _, status, state_type, attempt, duration_ms, output, in_availability_period, in_maintenance, flapping } =>
+                    (status, state_type, attempt, duration_ms, output, in_availability_period, in_maintenance, flapping),
                 _ => unreachable!(),
             };
             prop_assert_eq!(strip(back), strip(body));

@@ -27,5 +27,7 @@ pub fn icmp_result(k: u64) -> Body {
         output: format!("3/3 replies, rtt {:.3} ms", rtt(60)),
         metrics,
         in_availability_period: true,
+        in_maintenance: false,
+        flapping: false,
     }
 }
