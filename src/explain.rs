@@ -183,6 +183,22 @@ pub struct ServiceValues<'a> {
     pub flap_low_pct: Option<ValueEntry<'a, f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renotify_s: Option<ValueEntry<'a, u32>>,
+    /// The maintenances covering the service (R13), when there are some.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub maintenances: Vec<MaintenanceEntry<'a>>,
+}
+
+/// A covering maintenance: its id, or with `--at` whether it is active then and its next change.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum MaintenanceEntry<'a> {
+    Id(&'a str),
+    At {
+        id: &'a str,
+        active: bool,
+        #[serde(serialize_with = "instant")]
+        next_change: Option<Option<Timestamp>>,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -248,6 +264,7 @@ impl<'a> PlanReport<'a> {
                 flap_high_pct: flap_on.map(|f| self.value(f.high_pct)),
                 flap_low_pct: flap_on.map(|f| self.value(f.low_pct)),
                 renotify_s: svc.renotify_s.map(|r| self.value(r)),
+                maintenances: self.maintenances(s.index, tz),
             }
         });
         ServiceEntry {
@@ -257,6 +274,25 @@ impl<'a> PlanReport<'a> {
             reasons: codes(&s.outcome),
             values,
         }
+    }
+
+    fn maintenances(&self, service: usize, tz: &TimeZone) -> Vec<MaintenanceEntry<'a>> {
+        let plan = self.plan;
+        plan.maintenances
+            .iter()
+            .filter(|m| plan.covers(m, service))
+            .map(|m| match self.at {
+                None => MaintenanceEntry::Id(&m.id),
+                Some(t) => {
+                    let o = plan.occurrence(m);
+                    MaintenanceEntry::At {
+                        id: &m.id,
+                        active: o.is_active(t, tz),
+                        next_change: Some(o.next_change(t, tz)),
+                    }
+                }
+            })
+            .collect()
     }
 
     fn service_zone(&self, s: &ServicePlan) -> &'a TimeZone {
@@ -443,6 +479,23 @@ fn service_text(out: &mut String, s: &ServiceEntry, zone: &str) {
         ("notification", &v.notification_period),
     ] {
         period_line(out, "    ", aspect, p, zone);
+    }
+    for m in &v.maintenances {
+        let line = match m {
+            MaintenanceEntry::Id(id) => id.to_string(),
+            MaintenanceEntry::At {
+                id,
+                active,
+                next_change,
+            } => {
+                let state = if *active { "active" } else { "inactive" };
+                match next_change.flatten() {
+                    Some(next) => format!("{id}  [{state} until {}]", local_time(next, zone)),
+                    None => format!("{id}  [{state}, never changes]"),
+                }
+            }
+        };
+        let _ = writeln!(out, "    {:<20} {line}", "maintenance");
     }
 }
 

@@ -1120,3 +1120,73 @@ fn set_template_field(doc: &mut serde_json::Value, template: &str, field: &str, 
     let t = templates.iter_mut().find(|t| t["id"] == template).expect("template");
     t[field] = v;
 }
+
+#[test]
+fn r13_a_node_scoped_maintenance_covers_its_subsidiaries_sites_and_nothing_else() {
+    let mut doc = seed_doc("partner");
+    add_pinged_device(&mut doc, "d", "site1");
+    add_pinged_device(&mut doc, "e", "site2");
+    add_pinged_device(&mut doc, "f", "partner");
+    doc["maintenances"] = json!([
+        { "id": "m-c1", "scope": { "node": "client1" }, "time_range": "tr-client1" },
+        { "id": "m-e", "scope": { "device": "e" },
+          "start": "2026-12-12T22:00:00+01:00", "end": "2026-12-13T02:00:00+01:00" },
+        { "id": "m-f", "scope": { "service": "f-ping" },
+          "start": "2026-12-12T22:00:00+01:00", "end": "2026-12-13T02:00:00+01:00" }
+    ]);
+    let r = explain(&doc);
+    assert_eq!(strings(&r["warnings"]), Vec::<String>::new());
+    assert_eq!(strings(&service(&r, "d-ping")["maintenances"]), vec!["m-c1"]);
+    assert_eq!(strings(&service(&r, "e-ping")["maintenances"]), vec!["m-c1", "m-e"]);
+    assert_eq!(strings(&service(&r, "f-ping")["maintenances"]), vec!["m-f"]);
+    // With --at: whether each is active then, and its next change.
+    let r = explain_at(&doc, "2026-12-12T22:30:00+01:00");
+    assert_eq!(
+        service(&r, "e-ping")["maintenances"],
+        json!([
+            { "id": "m-c1", "active": false, "next_change": "2026-12-15T07:00:00+00:00" },
+            { "id": "m-e", "active": true, "next_change": "2026-12-13T01:00:00+00:00" }
+        ])
+    );
+}
+
+#[test]
+fn r13_bad_maintenances_are_set_aside_with_warnings_and_never_reject() {
+    let mut doc = seed_doc("partner");
+    add_pinged_device(&mut doc, "d", "site1");
+    add_pinged_device(&mut doc, "f", "c2site1");
+    doc["maintenances"] = json!([
+        { "id": "m-nobody", "scope": { "device": "nope" }, "time_range": "24x7" },
+        { "id": "m-two", "scope": { "device": "d", "node": "site1" }, "time_range": "24x7" },
+        { "id": "m-back", "scope": { "device": "d" },
+          "start": "2026-12-13T02:00:00+01:00", "end": "2026-12-12T22:00:00+01:00" },
+        { "id": "m-nozone", "scope": { "device": "d" },
+          "start": "2026-12-12T22:00:00", "end": "2026-12-13T02:00:00" },
+        { "id": "m-both", "scope": { "device": "d" }, "time_range": "24x7",
+          "start": "2026-12-12T22:00:00Z", "end": "2026-12-13T02:00:00Z" },
+        { "id": "m-hidden", "scope": { "device": "f" }, "time_range": "tr-client1" },
+        { "id": "m-shape", "scope": { "device": "d" }, "time_range": "24x7", "collect": "yes" }
+    ]);
+    let r = explain(&doc);
+    assert_eq!(r["errors"], json!([]));
+    let warnings = strings(&r["warnings"]);
+    // What could not be read comes first (the reading), then what the rules set aside.
+    assert!(
+        warnings[0].starts_with("maintenance_invalid:maintenances[6].collect"),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        warnings[1..],
+        [
+            "unknown_maintenance_scope:m-nobody",
+            "unknown_maintenance_scope:m-two",
+            "maintenance_bad_window:m-back",
+            "maintenance_bad_window:m-nozone",
+            "maintenance_bad_window:m-both",
+            "maintenance_time_range_not_visible:m-hidden:tr-client1"
+        ]
+        .map(String::from)
+    );
+    assert_eq!(service(&r, "d-ping")["accepted"], true);
+    assert!(service(&r, "d-ping").get("maintenances").is_none());
+}

@@ -794,3 +794,194 @@ async fn r16_a_problem_is_renotified_every_renotify_s_inside_the_notification_pe
     assert_eq!(notes[2]["ts"], "2026-11-24T08:00:00.000Z", "when the period opens");
     assert!(notes.iter().all(|n| n["type"] == "problem"));
 }
+
+/// One service on `d0` at 60 s, max_attempts 1, with `maintenances`.
+fn maintained(maintenances: Value) -> Value {
+    let mut d = doc(1, 1, ping(60, json!({ "max_attempts": 1 })), json!([]));
+    d["maintenances"] = maintenances;
+    d
+}
+
+/// Critical inside `[from, to)` seconds after the start, OK otherwise.
+fn critical_between(start: &str, from: i64, to: i64) -> Outcome {
+    let start = ts(start).as_second();
+    Box::new(move |_, now| {
+        let at = now.as_second() - start;
+        if (from..to).contains(&at) {
+            Status::Critical
+        } else {
+            Status::Ok
+        }
+    })
+}
+
+const FW: &str = r#"{ "id": "m-fw", "scope": { "device": "d0" },
+    "start": "2026-11-23T10:10:00Z", "end": "2026-11-23T10:40:00Z", "comment": "firmware" }"#;
+
+fn fw(extra: Value) -> Value {
+    let mut m: Value = serde_json::from_str(FW).expect("json");
+    if let (Some(o), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    json!([m])
+}
+
+#[tokio::test(start_paused = true)]
+async fn r13_problem_inside_maintenance_is_not_notified_and_still_hard_at_its_end_is_notified_once() {
+    let r = run(
+        &maintained(fw(json!({}))),
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(3600),
+        critical_between("2026-11-23T10:00:00Z", 15 * 60, 7200),
+    )
+    .await;
+    let notes = of_kind(&r.records, "notification", "d0-s0");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["type"], "problem");
+    assert_eq!(notes[0]["ts"], "2026-11-23T10:40:00.000Z", "when the maintenance ends");
+    for result in of_kind(&r.records, "result", "d0-s0") {
+        let at = ts(result["ts"].as_str().expect("ts"));
+        let inside = at >= ts("2026-11-23T10:10:00Z") && at < ts("2026-11-23T10:40:00Z");
+        assert_eq!(result["in_maintenance"], inside, "{result}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn r13_problem_that_recovered_inside_maintenance_is_never_notified() {
+    let r = run(
+        &maintained(fw(json!({}))),
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(3600),
+        critical_between("2026-11-23T10:00:00Z", 15 * 60, 25 * 60),
+    )
+    .await;
+    assert_eq!(types_of(&r.records, "d0-s0"), Vec::<String>::new());
+    assert!(
+        !of_kind(&r.records, "state_change", "d0-s0").is_empty(),
+        "its state changed as usual"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn r13_notified_before_and_recovered_inside_gives_the_recovery_at_the_end() {
+    let r = run(
+        &maintained(fw(json!({}))),
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(3600),
+        critical_between("2026-11-23T10:00:00Z", 0, 20 * 60),
+    )
+    .await;
+    let notes = of_kind(&r.records, "notification", "d0-s0");
+    let kinds: Vec<&Value> = notes.iter().map(|n| &n["type"]).collect();
+    assert_eq!(kinds, [&json!("problem"), &json!("recovery")]);
+    assert_eq!(notes[1]["ts"], "2026-11-23T10:40:00.000Z");
+}
+
+#[tokio::test(start_paused = true)]
+async fn r13_collect_false_means_no_checks_while_covered() {
+    let r = run(
+        &maintained(fw(json!({ "collect": false }))),
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(3600),
+        Box::new(|_, _| Status::Ok),
+    )
+    .await;
+    let calls = r.script.calls_of("d0-s0");
+    let inside = calls
+        .iter()
+        .filter(|t| **t >= ts("2026-11-23T10:10:00Z") && **t < ts("2026-11-23T10:40:00Z"))
+        .count();
+    assert_eq!(inside, 0, "{calls:?}");
+    assert!(
+        calls.iter().any(|t| *t >= ts("2026-11-23T10:40:00Z")),
+        "checks resume at its end"
+    );
+    assert!(calls.iter().filter(|t| **t < ts("2026-11-23T10:10:00Z")).count() >= 9);
+}
+
+/// The last `day` availability record of `d0-s0`.
+fn last_day(records: &[Value]) -> Value {
+    of_kind(records, "availability", "d0-s0")
+        .into_iter()
+        .rfind(|a| a["window"] == "day")
+        .cloned()
+        .expect("a day availability record")
+}
+
+#[tokio::test(start_paused = true)]
+async fn r13_availability_leaves_covered_time_out_unless_it_counts() {
+    // Critical exactly while covered, then OK: an hour's availability record at about 11:00.
+    let outcome = || critical_between("2026-11-23T10:00:00Z", 10 * 60, 40 * 60);
+    let left_out = run(
+        &maintained(fw(json!({}))),
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(65 * 60),
+        outcome(),
+    )
+    .await;
+    let day = last_day(&left_out.records);
+    // The critical result just before the end holds until the next check (< 60 s).
+    let down = day["unavailable_s"].as_i64().expect("seconds");
+    assert!(down < 60, "{day}");
+    let counted = run(
+        &maintained(fw(json!({ "counts_in_availability": true }))),
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(65 * 60),
+        outcome(),
+    )
+    .await;
+    let day = last_day(&counted.records);
+    let down = day["unavailable_s"].as_i64().expect("seconds");
+    assert!((30 * 60..=30 * 60 + 60).contains(&down), "{day}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn r13_a_window_recorded_after_the_fact_changes_the_days_availability() {
+    let start = "2026-11-23T10:00:00Z";
+    let before = Arc::new(common::plan(&maintained(json!([]))));
+    let after = Arc::new(common::plan(&maintained(fw(json!({})))));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = Store::open(dir.path(), 64 << 20).expect("store");
+    let clock = Arc::new(TokioClock::starting_at(ts(start)));
+    let script = Script::new(clock.clone(), critical_between(start, 10 * 60, 40 * 60));
+    let (mut scheduler, snapshots) = Scheduler::new(
+        before.clone(),
+        HashMap::new(),
+        script,
+        opened.store.clone(),
+        clock,
+        &Limits::default(),
+        Arc::new(Metrics::default()),
+    );
+    let (tx, rx) = tokio::sync::watch::channel(before);
+    scheduler.follow(rx);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(cancel.clone(), Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_secs(50 * 60)).await;
+    let day_down = |live: &snbox::schedule::Snapshot| live.availability[0][0].unavailable_s;
+    let live = snapshots.get(Detail::Availability).await.expect("snapshot");
+    let down_before = day_down(&live);
+    assert!(down_before >= 29 * 60, "the half hour counted as down: {down_before}");
+    drop(live);
+    // At 10:50 the central server records the 10:10–10:40 firmware upgrade after the fact.
+    tx.send(after).expect("plan sent");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let live = snapshots.get(Detail::Availability).await.expect("snapshot");
+    assert!(day_down(&live) <= 60, "left out now: {}", day_down(&live));
+    drop(live);
+    cancel.cancel();
+    task.await.expect("scheduler ends");
+    let records = opened.store.pending(0, 1_000_000).await.expect("records");
+    let day = last_day(&records);
+    assert!(
+        day["unavailable_s"].as_i64().expect("s") <= 60,
+        "sent again at once: {day}"
+    );
+    assert!(ts(day["ts"].as_str().expect("ts")) < ts("2026-11-23T10:51:00Z"));
+    assert!(
+        types_of(&records, "d0-s0")
+            .iter()
+            .all(|t| t == "problem" || t == "recovery"),
+        "the past window changes availability only"
+    );
+}

@@ -348,3 +348,85 @@ proptest! {
         }
     }
 }
+
+/// R13 with R8: a recurring maintenance "Sunday 02:00–04:00" opens and closes at the right
+/// instants on both DST Sundays of 2026 and 2027 in three zones, checked minute by minute
+/// against an oracle that reads the local wall clock (a gap moves a boundary to the gap's end;
+/// a repeated hour is inside both times).
+#[test]
+fn r13_a_recurring_sunday_night_maintenance_follows_each_devices_zone_across_dst() {
+    let zones = ["Europe/Paris", "America/New_York", "Australia/Sydney"];
+    let mut doc = json!({
+        "version": "dst", "box": { "id": "bx", "node": "p" },
+        "tree": [ { "id": "p", "kind": "partner", "name": "P", "timezone": "UTC" } ],
+        "time_ranges": [
+            { "id": "24x7", "name": "24x7", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ] },
+            { "id": "sun-night", "name": "Sunday night", "weekly": [ { "days": ["sun"], "from": "02:00", "to": "04:00" } ] }
+        ],
+        "defaults": [
+            { "aspect": "control", "time_range": "24x7" },
+            { "aspect": "availability", "time_range": "24x7" },
+            { "aspect": "notification", "time_range": "24x7" }
+        ],
+        "service_templates": [ { "id": "t", "kind": "icmp", "criticality": "high", "availability_rate": 99.0,
+            "availability_period": "24x7", "control_period": "24x7", "interval_s": 60 } ],
+        "devices": [], "services": [],
+        "maintenances": [ { "id": "m-sun", "scope": { "node": "p" }, "time_range": "sun-night" } ]
+    });
+    for (i, z) in zones.iter().enumerate() {
+        common::push(
+            &mut doc,
+            "tree",
+            json!({ "id": format!("c{i}"), "kind": "company", "name": z, "parent": "p", "timezone": z }),
+        );
+        common::push(
+            &mut doc,
+            "devices",
+            json!({ "id": format!("d{i}"), "node": format!("c{i}"), "name": "d", "address": "127.0.0.1" }),
+        );
+        common::push(
+            &mut doc,
+            "services",
+            json!({ "id": format!("s{i}"), "device": format!("d{i}"), "template": "t" }),
+        );
+    }
+    let plan = common::plan(&doc);
+    let m = &plan.maintenances[0];
+    let occurrence = plan.occurrence(m);
+    for (i, name) in zones.iter().enumerate() {
+        assert!(plan.covers(m, i), "{name}: the node scope covers s{i}");
+        let tz = zone(name);
+        let dst_sundays: Vec<Timestamp> = transitions(&tz)
+            .into_iter()
+            .filter(|t| day_name(*t, &tz) == "sun")
+            .collect();
+        assert_eq!(dst_sundays.len(), 4, "{name}: two DST Sundays a year");
+        for change in dst_sundays {
+            let oracle = |t: Timestamp| day_name(t, &tz) == "sun" && (120..240).contains(&minute_of_day(t, &tz));
+            // From 12 hours before the transition to 12 hours after, minute by minute.
+            let from = change - SignedDuration::from_hours(12);
+            let minutes: Vec<Timestamp> = (0..=24 * 60).map(|k| from + SignedDuration::from_mins(k)).collect();
+            let inside: Vec<bool> = minutes.iter().map(|t| oracle(*t)).collect();
+            // The oracle's next flip after each minute, found walking backwards.
+            let mut next_flip = vec![None; minutes.len()];
+            for k in (0..minutes.len() - 1).rev() {
+                next_flip[k] = if inside[k + 1] != inside[k] {
+                    Some(minutes[k + 1])
+                } else {
+                    next_flip[k + 1]
+                };
+            }
+            let mut opened = Vec::new();
+            for (k, t) in minutes.iter().enumerate() {
+                assert_eq!(occurrence.is_active(*t, &tz), inside[k], "{name} at {t}");
+                if let Some(flip) = next_flip[k] {
+                    assert_eq!(occurrence.next_change(*t, &tz), Some(flip), "{name} from {t}");
+                }
+                if k > 0 && inside[k] && !inside[k - 1] {
+                    opened.push(*t);
+                }
+            }
+            assert_eq!(opened.len(), 1, "{name}: the window opens once around {change}");
+        }
+    }
+}

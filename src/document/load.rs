@@ -22,7 +22,7 @@ pub fn parse_str(text: &str, format: Format) -> Result<Document, Problems> {
     }
 }
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "version",
     "box",
     "tree",
@@ -33,6 +33,7 @@ const SECTIONS: [&str; 10] = [
     "service_templates",
     "devices",
     "services",
+    "maintenances",
 ];
 const REQUIRED: [&str; 3] = ["version", "box", "tree"];
 
@@ -106,6 +107,7 @@ pub fn parse_partial(text: &str, format: Format) -> Result<Partial, Problems> {
     let service_templates = list(&mut top, "service_templates", file, &mut p);
     let devices = list(&mut top, "devices", file, &mut p);
     let services = list(&mut top, "services", file, &mut p);
+    let (maintenances, set_aside) = maintenances(&mut top, file);
     let document = match (version, box_) {
         (Some(version), Some(box_)) => Some(Document {
             version,
@@ -118,6 +120,8 @@ pub fn parse_partial(text: &str, format: Format) -> Result<Partial, Problems> {
             service_templates,
             devices,
             services,
+            maintenances,
+            set_aside,
         }),
         _ => None,
     };
@@ -126,6 +130,18 @@ pub fn parse_partial(text: &str, format: Format) -> Result<Partial, Problems> {
         problems: p,
         tree_complete,
     })
+}
+
+/// R13: a maintenance never rejects the document, so one that does not fit is a warning
+/// (`maintenance_invalid:<id or path>: <why>`), not a problem.
+fn maintenances(top: &mut HashMap<String, &RawValue>, file: Option<&str>) -> (Vec<super::Maintenance>, Vec<String>) {
+    let mut problems = Vec::new();
+    let read: Vec<super::Maintenance> = list(top, "maintenances", file, &mut problems);
+    let warnings = problems
+        .into_iter()
+        .map(|p| format!("maintenance_invalid:{}: {}", p.path, p.message))
+        .collect();
+    (read, warnings)
 }
 
 fn keep<T>(result: Result<T, Problem>, problems: &mut Vec<Problem>) -> Option<T> {

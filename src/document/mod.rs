@@ -38,6 +38,46 @@ pub struct Document {
     pub devices: Vec<Device>,
     #[serde(default)]
     pub services: Vec<Service>,
+    /// R13: read element by element; one that does not fit is set aside with a warning.
+    #[serde(default)]
+    pub maintenances: Vec<Maintenance>,
+    /// Warnings of the reading itself (maintenances that did not fit), for the plan's list.
+    #[serde(skip)]
+    pub set_aside: Vec<String>,
+}
+
+/// A maintenance window (R13) as the document, a command or the command line gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    pub id: String,
+    pub scope: MaintenanceScope,
+    /// One-off: RFC 3339 instants with an offset (kept as text: their errors are ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// Recurring: a time range id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_range: Option<String>,
+    #[serde(default = "yes")]
+    pub collect: bool,
+    #[serde(default)]
+    pub counts_in_availability: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// Exactly one of the three (checked by the rules, which warn otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceScope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,6 +9,7 @@
 
 mod catalog;
 mod device;
+pub mod maintenance;
 mod parents;
 pub mod plan;
 mod service;
@@ -24,6 +25,7 @@ use crate::problem::{Problem, Problems};
 
 pub use device::placement;
 pub use device::{AddressKind, address_kind};
+pub use maintenance::Maintenance;
 pub use plan::{Device, DevicePlan, Flap, Period, Periods, Plan, Reason, Service, ServicePlan, Source, Sourced};
 pub use timerange::Schedule;
 pub use tree::{NodeIdx, Tree};
@@ -85,7 +87,8 @@ pub fn resolve(doc: &Document, box_zone: &TimeZone) -> Result<Plan, Problems> {
         .filter(|(c, _)| c.enabled)
         .filter_map(|(c, _)| Some((c.id.clone(), c.email.clone()?)))
         .collect();
-    Ok(Plan {
+    warnings.extend(doc.set_aside.iter().cloned());
+    let mut plan = Plan {
         emails,
         version: doc.version.clone(),
         box_id: doc.box_.id.clone(),
@@ -97,7 +100,12 @@ pub fn resolve(doc: &Document, box_zone: &TimeZone) -> Result<Plan, Problems> {
         warnings,
         devices,
         services,
-    })
+        maintenances: Vec::new(),
+    };
+    let (maintenances, set_aside) = maintenance::resolve_all(&doc.maintenances, &plan);
+    plan.maintenances = maintenances;
+    plan.warnings.extend(set_aside);
+    Ok(plan)
 }
 
 /// Document-level checks of devices and services: unique ids, sane numbers, params that fit

@@ -165,6 +165,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     pub devices: Vec<DevicePlan>,
     pub services: Vec<ServicePlan>,
+    /// The document's maintenances that hold (R13).
+    pub maintenances: Vec<super::maintenance::Maintenance>,
     /// The mail address of each enabled contact that has one, by contact id (R17 mails them).
     pub emails: std::collections::HashMap<String, String>,
     /// Provenance strings, made once: `template:<id>` by template, `default:<id>` by node.

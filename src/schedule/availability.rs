@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{State, Window};
 use crate::rules::Schedule;
+use crate::rules::maintenance::Occurrence;
 
 /// History kept: enough for the 30-day window.
 const KEEP_S: i64 = 31 * 86_400;
@@ -44,8 +45,17 @@ pub struct Figures {
 }
 
 impl Availability {
-    /// Counts `[from, to)` in `state`, inside both periods (read in `tz`).
-    pub fn count(&mut self, from: Timestamp, to: Timestamp, state: State, periods: [&Schedule; 2], tz: &TimeZone) {
+    /// Counts `[from, to)` in `state`, inside both periods and outside every `excluded`
+    /// maintenance (R13; all read in `tz`).
+    pub fn count(
+        &mut self,
+        from: Timestamp,
+        to: Timestamp,
+        state: State,
+        periods: [&Schedule; 2],
+        excluded: &[Occurrence],
+        tz: &TimeZone,
+    ) {
         let available = match state {
             State::Ok | State::Warning => true,
             State::Critical | State::Unreachable => false,
@@ -53,10 +63,11 @@ impl Availability {
         };
         let mut cur = from;
         while cur < to {
-            let inside = periods.iter().all(|p| p.is_active(cur, tz));
+            let inside = periods.iter().all(|p| p.is_active(cur, tz)) && !excluded.iter().any(|m| m.is_active(cur, tz));
             let next = periods
                 .iter()
                 .filter_map(|p| p.next_change(cur, tz))
+                .chain(excluded.iter().filter_map(|m| m.next_change(cur, tz)))
                 .filter(|n| *n < to)
                 .min()
                 .unwrap_or(to);
@@ -69,6 +80,30 @@ impl Availability {
         while self.spans.front().is_some_and(|s| s.end <= horizon) {
             self.spans.pop_front();
         }
+    }
+
+    /// Leaves `[start, end)` out of what was counted (R13: a maintenance recorded after the
+    /// fact). Idempotent; says whether anything was counted there.
+    pub fn exclude(&mut self, start: Timestamp, end: Timestamp) -> bool {
+        let (start, end) = (start.as_second(), end.as_second());
+        if !self.spans.iter().any(|s| s.start < end && start < s.end) {
+            return false;
+        }
+        let mut kept = VecDeque::with_capacity(self.spans.len() + 1);
+        for s in self.spans.drain(..) {
+            if s.end <= start || end <= s.start {
+                kept.push_back(s);
+                continue;
+            }
+            if s.start < start {
+                kept.push_back(Span { end: start, ..s });
+            }
+            if end < s.end {
+                kept.push_back(Span { start: end, ..s });
+            }
+        }
+        self.spans = kept;
+        true
     }
 
     fn push(&mut self, start: i64, end: i64, available: bool) {
@@ -141,6 +176,7 @@ mod tests {
             ts("2026-11-20T10:30:00Z"),
             State::Ok,
             [&always, &always],
+            &[],
             &tz,
         );
         a.count(
@@ -148,6 +184,7 @@ mod tests {
             ts("2026-11-20T10:40:00Z"),
             State::Warning,
             [&always, &always],
+            &[],
             &tz,
         );
         a.count(
@@ -155,6 +192,7 @@ mod tests {
             ts("2026-11-20T10:50:00Z"),
             State::Critical,
             [&always, &always],
+            &[],
             &tz,
         );
         a.count(
@@ -162,6 +200,7 @@ mod tests {
             ts("2026-11-20T11:00:00Z"),
             State::Unknown,
             [&always, &always],
+            &[],
             &tz,
         );
         a.count(
@@ -169,6 +208,7 @@ mod tests {
             ts("2026-11-20T11:10:00Z"),
             State::Unreachable,
             [&always, &always],
+            &[],
             &tz,
         );
         let f = a.figures(Window::Last24h, ts("2026-11-20T12:00:00Z"), &tz, 99.0);
@@ -191,6 +231,7 @@ mod tests {
             ts("2026-11-20T17:00:00Z"),
             State::Critical,
             [&office, &always],
+            &[],
             &paris,
         );
         let f = a.figures(Window::Day, ts("2026-11-20T22:00:00Z"), &paris, 99.0);
@@ -210,6 +251,7 @@ mod tests {
             ts("2026-11-20T07:00:00Z"),
             State::Ok,
             [&always, &always],
+            &[],
             &ny,
         );
         // Midnight in New York is 05:00Z: two of the four hours fall on the 20th there.
@@ -222,5 +264,33 @@ mod tests {
         );
         let empty = Availability::default().figures(Window::Day, ts("2026-11-20T08:00:00Z"), &ny, 99.0);
         assert_eq!((empty.percent, empty.breached), (None, false), "no data is no breach");
+    }
+
+    #[test]
+    fn r13_maintenance_time_is_left_out_and_a_window_recorded_after_the_fact_too() {
+        let always = schedule(
+            serde_json::json!([{ "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" }]),
+        );
+        let tz = TimeZone::UTC;
+        let live = Occurrence::Once {
+            start: ts("2026-11-20T10:00:00Z"),
+            end: ts("2026-11-20T11:00:00Z"),
+        };
+        let mut a = Availability::default();
+        a.count(
+            ts("2026-11-20T09:00:00Z"),
+            ts("2026-11-20T13:00:00Z"),
+            State::Critical,
+            [&always, &always],
+            &[live],
+            &tz,
+        );
+        let f = a.figures(Window::Day, ts("2026-11-20T13:00:00Z"), &tz, 99.0);
+        assert_eq!(f.unavailable_s, 3 * 3600, "the covered hour is left out");
+        // Recorded after the fact: 12:00–12:30 goes too, once however often it is applied.
+        assert!(a.exclude(ts("2026-11-20T12:00:00Z"), ts("2026-11-20T12:30:00Z")));
+        assert!(!a.exclude(ts("2026-11-20T12:00:00Z"), ts("2026-11-20T12:30:00Z")));
+        let f = a.figures(Window::Day, ts("2026-11-20T13:00:00Z"), &tz, 99.0);
+        assert_eq!(f.unavailable_s, 2 * 3600 + 1800);
     }
 }

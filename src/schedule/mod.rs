@@ -13,6 +13,7 @@
 
 pub mod availability;
 pub mod clock;
+mod cover;
 pub mod flapping;
 mod grid;
 mod job;
@@ -144,6 +145,7 @@ impl Scheduler {
             save_cursor: 0,
         };
         scheduler.schedule_all();
+        scheduler.settle_all();
         (scheduler, Snapshots { requests })
     }
 
@@ -169,7 +171,34 @@ impl Scheduler {
                 None => {}
             }
             self.schedule_renotify(i);
+            self.schedule_maintenance(i);
         }
+    }
+
+    /// After a start or a new plan: R13's difference rule for every service not covered now,
+    /// so that a maintenance that ended while the box was down, or that the new plan removed,
+    /// is settled too (where notifications and state agree, as they do outside maintenances,
+    /// it does nothing); and windows recorded after the fact.
+    fn settle_all(&mut self) {
+        let wall = self.clock.now();
+        for slot in 0..self.slots.len() {
+            let s = &mut self.slots[slot];
+            if s.covered {
+                continue;
+            }
+            let in_period = s.periods[2].is_active(wall, &s.tz);
+            if let Some(notice) = s.saved.state.settle(wall, in_period) {
+                s.dirty = true;
+                let record = self.notification(slot, notice, wall);
+                let states = self.take_dirty(slot);
+                self.commit(slot, vec![record], states);
+                if self.slots[slot].saved.state.holds() {
+                    self.schedule_release(slot);
+                }
+                self.schedule_renotify(slot);
+            }
+        }
+        self.recorded_after_the_fact();
     }
 
     /// Switches to `plan` (R9 still holds across it): a service that stays (same id) keeps its
@@ -192,6 +221,7 @@ impl Scheduler {
             slot.last_duration_ms = before.last_duration_ms;
             slot.in_control = before.in_control;
             slot.release_due = before.release_due;
+            slot.covered = before.covered;
             slot.availability_due = before.availability_due;
             if same_grid {
                 slot.check_due = before.check_due;
@@ -219,6 +249,7 @@ impl Scheduler {
         self.probers.retain_for(&plan);
         self.plan = plan;
         self.schedule_all();
+        self.settle_all();
         self.outgoing_forgotten.extend(gone);
         self.last_snapshot = None;
     }
@@ -309,6 +340,7 @@ impl Scheduler {
             Wake::Check => s.check_due = Some(due),
             Wake::Release => s.release_due = Some(due),
             Wake::Renotify => s.renotify_due = Some(due),
+            Wake::Maintenance => s.maintenance_due = Some(due),
             Wake::Availability => s.availability_due = due,
         }
         self.heap.push(Reverse((due, wake, slot)));
@@ -326,6 +358,7 @@ impl Scheduler {
                 Wake::Check => s.check_due == Some(due),
                 Wake::Release => s.release_due == Some(due),
                 Wake::Renotify => s.renotify_due == Some(due),
+                Wake::Maintenance => s.maintenance_due == Some(due),
                 Wake::Availability => s.availability_due == due,
             };
             if !current {
@@ -335,6 +368,7 @@ impl Scheduler {
                 Wake::Check => self.start_check(slot, due),
                 Wake::Release => self.release(slot),
                 Wake::Renotify => self.renotify(slot),
+                Wake::Maintenance => self.maintenance_change(slot),
                 Wake::Availability => self.availability(slot),
             }
         }
@@ -361,6 +395,17 @@ impl Scheduler {
             return;
         }
         s.in_control = true;
+        if !s.maintenances.is_empty() {
+            let c = self.coverage(slot, wall);
+            if c.covered && !c.collect {
+                // R13 `collect: false`: not checked, as outside its control period.
+                if let Some(change) = c.next_change {
+                    self.schedule(slot, Wake::Check, Instant::now() + until_wall(wall, change));
+                }
+                return;
+            }
+        }
+        let s = &mut self.slots[slot];
         s.running = true;
         let lateness = Instant::now().saturating_duration_since(due);
         self.metrics.lateness.observe_ms(lateness.as_secs_f64() * 1e3);
@@ -461,16 +506,17 @@ impl Scheduler {
             let until =
                 wall.min(previous + jiff::SignedDuration::try_from(max_gap).unwrap_or(jiff::SignedDuration::ZERO));
             let held = s.saved.state.state;
-            s.saved
-                .availability
-                .count(previous, until, held, [&s.periods[1], &s.periods[0]], &s.tz);
+            self.count_availability(slot, previous, until, held);
         }
+        // The wake at the end of a maintenance settles it: a result just before does not.
+        let in_maintenance = !self.slots[slot].maintenances.is_empty() && self.coverage(slot, wall).covered;
+        let s = &mut self.slots[slot];
         s.unsaved = true;
         let in_availability = s.periods[1].is_active(wall, &s.tz);
         let ctx = Context {
             max_attempts: s.max_attempts,
             in_notification_period: s.periods[2].is_active(wall, &s.tz),
-            in_maintenance: false,
+            in_maintenance,
             flap: s.flap,
         };
         let was_retrying = s.saved.state.retrying();
@@ -599,7 +645,7 @@ impl Scheduler {
             self.schedule_release(slot);
             return;
         }
-        let notices = s.saved.state.release(wall, false);
+        let notices = s.saved.state.release(wall, s.covered);
         if !notices.is_empty() {
             s.dirty = true;
             let records = notices.into_iter().map(|n| self.notification(slot, n, wall)).collect();
@@ -624,6 +670,9 @@ impl Scheduler {
         let wall = self.clock.now();
         let s = &mut self.slots[slot];
         s.renotify_due = None;
+        if s.covered {
+            return; // the end of the maintenance schedules it again
+        }
         let period = &s.periods[2];
         if !period.is_active(wall, &s.tz) {
             if let Some(open) = period.next_change(wall, &s.tz) {

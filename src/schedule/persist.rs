@@ -36,14 +36,14 @@ impl Scheduler {
     /// service's state then was its saved one (state changes are saved with their records), so
     /// availability counts that state from its last saved check until then.
     pub fn resume_availability(&mut self, alive_until: Timestamp) {
-        for s in &mut self.slots {
+        for slot in 0..self.slots.len() {
+            let s = &self.slots[slot];
             let Some(last) = s.saved.state.last_check.filter(|l| *l < alive_until) else {
                 continue;
             };
             let state = s.saved.state.state;
-            s.saved
-                .availability
-                .count(last, alive_until, state, [&s.periods[1], &s.periods[0]], &s.tz);
+            self.count_availability(slot, last, alive_until, state);
+            let s = &mut self.slots[slot];
             s.saved.counted_until = Some(alive_until);
             s.unsaved = true;
         }

@@ -55,11 +55,16 @@ pub(super) struct Slot {
     /// R15's thresholds when flap detection is on; R16's re-notification interval (0: never).
     pub(super) flap: Option<Thresholds>,
     pub(super) renotify_s: u32,
+    /// The maintenances that cover it (R13), by index in the plan's; empty for most.
+    pub(super) maintenances: Box<[u32]>,
+    /// Covered at the last look (its start or end wakes the slot).
+    pub(super) covered: bool,
     pub(super) saved: Saved,
     /// When the current wait ends, for each kind of wake-up (stale heap entries are skipped).
     pub(super) check_due: Option<Instant>,
     pub(super) release_due: Option<Instant>,
     pub(super) renotify_due: Option<Instant>,
+    pub(super) maintenance_due: Option<Instant>,
     pub(super) availability_due: Instant,
     pub(super) running: bool,
     pub(super) last_output: Arc<str>,
@@ -76,6 +81,7 @@ pub(super) enum Wake {
     Check,
     Release,
     Renotify,
+    Maintenance,
     Availability,
 }
 
@@ -180,10 +186,19 @@ pub(super) fn build_slots(
                 low: f.low_pct.value as f32,
             }),
             renotify_s: svc.renotify_s.map_or(0, |r| r.value),
+            maintenances: plan
+                .maintenances
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| plan.covers(m, index))
+                .map(|(i, _)| i as u32)
+                .collect(),
+            covered: false,
             saved: saved_state,
             check_due: None,
             release_due: None,
             renotify_due: None,
+            maintenance_due: None,
             availability_due: now + AVAILABILITY_EVERY.min(interval * 60) + offset,
             running: false,
             last_output: Arc::from(""),
