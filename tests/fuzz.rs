@@ -100,6 +100,14 @@ fn any_json() -> impl Strategy<Value = Value> {
             "availability",
             "2c",
             "3",
+            // R13–R16: maintenances' references and windows.
+            "acme-labs",
+            "labs-backups",
+            "labs-server",
+            "labs-server-ping",
+            "m-labs-backups",
+            "2026-12-12T22:00:00+01:00",
+            "2026-12-12T22:00:00",
         ])
         .prop_map(|s| json!(s)),
         ".{0,40}".prop_map(Value::String),

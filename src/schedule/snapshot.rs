@@ -69,6 +69,9 @@ pub struct ServiceView {
     /// The device's index in the snapshot's plan.
     #[serde(skip)]
     pub device_index: u32,
+    /// The service's index in the snapshot's plan.
+    #[serde(skip)]
+    pub service_index: u32,
     pub kind: CheckKind,
     pub state: ViewState,
     pub state_type: StateType,
@@ -79,6 +82,13 @@ pub struct ServiceView {
     pub output: Arc<str>,
     pub duration_ms: Option<u64>,
     pub in_control_period: bool,
+    /// Covered by a maintenance now (R13).
+    pub in_maintenance: bool,
+    /// Flapping (R15).
+    pub flapping: bool,
+    /// Who acknowledged its problem, when, and why (R16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledgement: Option<super::state::Ack>,
 }
 
 /// The live state, built when the status endpoint asks (nobody watching costs nothing).
@@ -101,6 +111,16 @@ pub struct Snapshot {
     pub detail: Detail,
     /// Checks running now.
     pub running: usize,
+    /// Services covered by a maintenance, flapping, acknowledged (R13, R15, R16).
+    pub quiet: Quiet,
+}
+
+/// Counts of services whose problems are not notified, and why.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Quiet {
+    pub in_maintenance: u64,
+    pub flapping: u64,
+    pub acknowledged: u64,
 }
 
 /// What the status endpoint and the watchdog ask the running scheduler.
@@ -168,6 +188,7 @@ impl Scheduler {
                     id: s.origin.service.clone(),
                     device: s.origin.device.clone(),
                     device_index: s.device,
+                    service_index: s.service,
                     kind: s.kind,
                     state: view_state(s),
                     state_type: st.state_type,
@@ -181,6 +202,9 @@ impl Scheduler {
                     output: s.last_output.clone(),
                     duration_ms: s.last_duration_ms.map(u64::from),
                     in_control_period: s.in_control,
+                    in_maintenance: s.covered,
+                    flapping: st.flapping,
+                    acknowledgement: st.ack.clone(),
                 }
             })
             .collect();
@@ -193,6 +217,12 @@ impl Scheduler {
                 .collect(),
         };
         let running = self.slots.iter().filter(|s| s.running).count();
+        let mut quiet = Quiet::default();
+        for s in &self.slots {
+            quiet.in_maintenance += u64::from(s.covered);
+            quiet.flapping += u64::from(s.saved.state.flapping);
+            quiet.acknowledged += u64::from(s.saved.state.ack.is_some());
+        }
         Snapshot {
             plan: self.plan.clone(),
             at: wall,
@@ -201,6 +231,7 @@ impl Scheduler {
             availability,
             detail,
             running,
+            quiet,
         }
     }
 }

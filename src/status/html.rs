@@ -42,7 +42,7 @@ h2{font-size:1.2em;margin-top:1.5em;border-bottom:2px solid #ccc}h3{font-size:1.
 h4{font-size:1em;margin:.8em 0 .2em}table{border-collapse:collapse;margin-bottom:.5em}\
 td,th{border:1px solid #ddd;padding:.2em .45em;text-align:left;vertical-align:top;font-size:.92em}\
 .badge{display:inline-block;padding:0 .4em;border-radius:.3em;font-size:.85em;font-weight:bold}\
-.ok{background:#d6f5d6}.warning{background:#fff2b3}.critical{background:#f8c9c9}.unreachable{background:#f0d0e8}\
+.ok{background:#d6f5d6}.warning{background:#fff2b3}.critical{background:#f8c9c9}.unreachable{background:#f0d0e8}.maintenance{background:#d0e0f8}.flapping{background:#ffd9b3}.acknowledged{background:#e0e0e0}\
 .unknown{background:#e2e2e2}.pending{background:#fff;border:1px dashed #999;color:#666}\
 .counts span{margin-right:.4em}.muted{color:#777}.health td:first-child{font-weight:bold}\
 svg.timeline rect.ok{fill:#5cb85c}svg.timeline rect.warning{fill:#f0ad4e}svg.timeline rect.critical{fill:#d9534f}\
@@ -334,6 +334,32 @@ fn service_row(
             badges,
             " <span class=\"badge unreachable\" title=\"{}\">unreachable</span>",
             esc(&why)
+        );
+    }
+    if v.in_maintenance {
+        let ids: Vec<&str> = page
+            .plan
+            .maintenances
+            .iter()
+            .filter(|m| page.plan.covers(m, v.service_index as usize))
+            .filter(|m| page.plan.occurrence(m).is_active(page.now, zone))
+            .map(|m| m.id.as_str())
+            .collect();
+        let _ = write!(
+            badges,
+            " <span class=\"badge maintenance\" title=\"{}\">maintenance</span>",
+            esc(&ids.join(", "))
+        );
+    }
+    if v.flapping {
+        badges.push_str(" <span class=\"badge flapping\" title=\"its state changes too often: problems are not notified until it settles\">flapping</span>");
+    }
+    if let Some(ack) = &v.acknowledgement {
+        let _ = write!(
+            badges,
+            " <span class=\"badge acknowledged\" title=\"{}\">acknowledged by {}</span>",
+            esc(&ack.comment),
+            esc(&ack.author)
         );
     }
     let today = &figures[0];

@@ -19,6 +19,7 @@
 
 mod html;
 mod listen;
+mod maintenances;
 mod prometheus;
 mod session;
 mod stream;
@@ -94,6 +95,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/devices", get(devices))
         .route("/metrics", get(metrics))
         .route("/history", get(history))
+        .route("/maintenances", get(maintenances::maintenances))
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
         .with_state(shared)

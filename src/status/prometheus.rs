@@ -90,6 +90,23 @@ pub fn render(
             counts.get(state).copied().unwrap_or(0)
         );
     }
+    let q = snapshot.quiet;
+    for (name, help, n) in [
+        (
+            "snbox_services_in_maintenance",
+            "Services covered by a maintenance now (R13).",
+            q.in_maintenance,
+        ),
+        ("snbox_services_flapping", "Services flapping (R15).", q.flapping),
+        (
+            "snbox_services_acknowledged",
+            "Services whose problem is acknowledged (R16).",
+            q.acknowledged,
+        ),
+    ] {
+        header(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {n}");
+    }
     if let Some(s) = store {
         header(
             &mut out,
