@@ -195,6 +195,24 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         scheduler.resume_availability(alive_until);
     }
     scheduler.follow(plans_rx);
+    scheduler.keep_maintenances(&opened.kept.maintenances);
+    let actions = scheduler.actions();
+    // The technician's command line; the box monitors without it if the socket cannot be made.
+    let control = match crate::control::bind(&settings.control_socket) {
+        Ok(listener) => {
+            tracing::info!(socket = %settings.control_socket.display(), "control socket ready");
+            Some(tokio::spawn(crate::control::serve(
+                listener,
+                settings.control_socket.clone(),
+                actions.clone(),
+                cancel.child_token(),
+            )))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket: `snbox maintenance|ack|check` cannot reach this daemon");
+            None
+        }
+    };
     let notify_state = Arc::new(crate::notify::NotifyState::default());
     let notifier_plans = plans.subscribe();
     // Standalone: records and finished deliveries; paired: finished deliveries only (the
@@ -319,6 +337,11 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         tracing::warn!("the notifier did not stop in time");
     }
     retention.abort();
+    if let Some(control) = control
+        && tokio::time::timeout(Duration::from_secs(1), control).await.is_err()
+    {
+        tracing::warn!("the control socket did not close in time");
+    }
     if let Some(renewal) = renewal {
         renewal.abort();
     }

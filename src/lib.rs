@@ -16,7 +16,9 @@
 //! | [`store`] | the SQLite outbox and saved states, owned by one thread |
 //! | [`status`] | the local status endpoint (protocol.md §7) |
 //! | [`tls`] | the certificate verifier shared by the HTTP probe and the central client |
-//! | [`central`] | pairing, the identity, and the syncer: document pull, ingest, heartbeat |
+//! | [`central`] | pairing, the identity, and the syncer: document pull, ingest, heartbeat, commands |
+//! | [`command`] | a command's wire form (central or control socket) → a scheduler action |
+//! | [`control`] | the control socket of `snbox maintenance|ack|check` |
 //! | [`systemd`] | READY=1, the watchdog, whether stderr is the journal |
 //! | [`app`] | `snbox run`: the tasks wired together, start-up and shutdown |
 //! | [`secret`] | a string that is never printed |
@@ -31,6 +33,8 @@
 
 pub mod app;
 pub mod central;
+pub mod command;
+pub mod control;
 pub mod document;
 pub mod explain;
 pub mod input;

@@ -69,6 +69,73 @@ enum Command {
     /// The channels the box delivers notifications through itself (R17).
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Maintenances started on site (R13), through the running daemon's control socket.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+    /// Acknowledge a service's current problem (R16): no more re-notifications.
+    Ack {
+        /// The service id.
+        service: String,
+        /// Why, for whoever reads it next.
+        #[arg(long)]
+        comment: String,
+        /// Who (default: the user behind sudo, at this box).
+        #[arg(long)]
+        author: Option<String>,
+        #[arg(long, env = "SNBOX_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = cli::OutputFormat::Text)]
+        format: cli::OutputFormat,
+    },
+    /// Check a service now, in the running daemon, and print the result.
+    Check {
+        /// The service id.
+        service: String,
+        #[arg(long, env = "SNBOX_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = cli::OutputFormat::Text)]
+        format: cli::OutputFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Start a maintenance now for some minutes: nothing it covers is notified.
+    Start {
+        #[arg(long, group = "scope", required = true)]
+        node: Option<String>,
+        #[arg(long, group = "scope")]
+        device: Option<String>,
+        #[arg(long, group = "scope")]
+        service: Option<String>,
+        /// How long, from now.
+        #[arg(long)]
+        minutes: u32,
+        #[arg(long)]
+        comment: Option<String>,
+        /// Do not check what it covers while it lasts.
+        #[arg(long)]
+        no_collect: bool,
+        #[arg(long, env = "SNBOX_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = cli::OutputFormat::Text)]
+        format: cli::OutputFormat,
+    },
+    /// End a maintenance started by a command or on site, now.
+    End {
+        id: String,
+        #[arg(long, env = "SNBOX_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = cli::OutputFormat::Text)]
+        format: cli::OutputFormat,
+    },
+    /// The maintenances in force and coming.
+    List {
+        #[arg(long, env = "SNBOX_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = cli::OutputFormat::Text)]
+        format: cli::OutputFormat,
+    },
 }
 
 #[derive(Subcommand)]
@@ -183,5 +250,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             insecure,
         } => cli::status::status(config, format, token, cli::status::Pin { fingerprint, insecure }),
         Command::Notify(NotifyCommand::Test { config, to }) => cli::notify::test(config, to),
+        Command::Maintenance(MaintenanceCommand::Start {
+            node,
+            device,
+            service,
+            minutes,
+            comment,
+            no_collect,
+            config,
+            format,
+        }) => cli::control::maintenance_start(
+            config,
+            cli::control::Scope { node, device, service },
+            minutes,
+            comment,
+            no_collect,
+            format,
+        ),
+        Command::Maintenance(MaintenanceCommand::End { id, config, format }) => {
+            cli::control::maintenance_end(config, id, format)
+        }
+        Command::Maintenance(MaintenanceCommand::List { config, format }) => {
+            cli::control::maintenance_list(config, format)
+        }
+        Command::Ack {
+            service,
+            comment,
+            author,
+            config,
+            format,
+        } => cli::control::ack(config, service, comment, author, format),
+        Command::Check {
+            service,
+            config,
+            format,
+        } => cli::control::check(config, service, format),
     }
 }

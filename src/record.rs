@@ -132,7 +132,9 @@ impl Window {
 
 /// Where a record comes from (R12), shared by every record of one service. Its strings are
 /// shared too: the scheduler's slots use `service` and `device` as their ids, and every
-/// service of a node shares that node's and its company's.
+/// service of a node shares that node's and its company's. A record about a node (a
+/// maintenance) or about nothing polled (a command's answer) has empty `service` and
+/// `device`, written as null.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Origin {
     pub service: Arc<str>,
@@ -209,6 +211,64 @@ pub enum Body {
         attempts: u32,
         error: Option<String>,
     },
+    /// A maintenance the box learnt of from a command or its command line (R13).
+    Maintenance {
+        maintenance: String,
+        event: MaintenanceEvent,
+        scope: crate::document::MaintenanceScope,
+        start: Option<String>,
+        end: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_range: Option<String>,
+        collect: bool,
+        counts_in_availability: bool,
+        source: ActionSource,
+        author: Option<String>,
+        comment: Option<String>,
+    },
+    /// Someone took a service's problem in hand (R16).
+    Acknowledgement {
+        author: String,
+        comment: String,
+        source: ActionSource,
+    },
+    /// The answer to a central server's command (protocol.md §5.6).
+    CommandResult {
+        command: String,
+        ok: bool,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<serde_json::Value>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaintenanceEvent {
+    Start,
+    End,
+    Created,
+    Cancelled,
+}
+
+/// Where an operator's action came from: the central server's command, the box's command line
+/// (`local`), or the document (maintenances only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionSource {
+    Document,
+    Central,
+    Local,
+}
+
+impl ActionSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionSource::Document => "document",
+            ActionSource::Central => "central",
+            ActionSource::Local => "local",
+        }
+    }
 }
 
 /// Who delivered a notification, when not the central server.
@@ -268,6 +328,9 @@ impl Body {
             Body::Notification { .. } => Kind::Notification,
             Body::Availability { .. } => Kind::Availability,
             Body::Delivery { .. } => Kind::Delivery,
+            Body::Maintenance { .. } => Kind::Maintenance,
+            Body::Acknowledgement { .. } => Kind::Acknowledgement,
+            Body::CommandResult { .. } => Kind::CommandResult,
         }
     }
 }
@@ -280,6 +343,9 @@ pub enum Kind {
     Notification = 3,
     Availability = 4,
     Delivery = 5,
+    Maintenance = 6,
+    Acknowledgement = 7,
+    CommandResult = 8,
 }
 
 impl Kind {
@@ -290,6 +356,9 @@ impl Kind {
             Kind::Notification => "notification",
             Kind::Availability => "availability",
             Kind::Delivery => "delivery",
+            Kind::Maintenance => "maintenance",
+            Kind::Acknowledgement => "acknowledgement",
+            Kind::CommandResult => "command_result",
         }
     }
 
@@ -300,6 +369,9 @@ impl Kind {
             3 => Kind::Notification,
             4 => Kind::Availability,
             5 => Kind::Delivery,
+            6 => Kind::Maintenance,
+            7 => Kind::Acknowledgement,
+            8 => Kind::CommandResult,
             _ => return None,
         })
     }
@@ -311,11 +383,15 @@ impl Kind {
 pub fn write_wire(out: &mut Vec<u8>, seq: u64, ts: Timestamp, origin: &Origin, body: &Body) {
     use std::io::Write as _;
     let _ = write!(out, "{{\"seq\":{seq},\"ts\":\"{}\"", rfc3339_millis(ts));
+    // A record about no service (a node's maintenance, a command) has empty ids: null.
+    fn named(id: &Arc<str>) -> Option<&Arc<str>> {
+        (!id.is_empty()).then_some(id)
+    }
     for (key, value) in [
-        ("device", Some(&origin.device)),
+        ("device", named(&origin.device)),
         ("node", Some(&origin.node)),
         ("company", origin.company.as_ref()),
-        ("service", Some(&origin.service)),
+        ("service", named(&origin.service)),
     ] {
         let _ = write!(out, ",\"{key}\":");
         match value {

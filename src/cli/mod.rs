@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 pub mod config;
+pub mod control;
 pub mod notify;
 pub mod pair;
 pub mod probe;

@@ -8,8 +8,61 @@ use tokio::time::Instant;
 use super::Scheduler;
 use super::grid::until_wall;
 use super::slot::Wake;
-use crate::record::State;
-use crate::rules::maintenance::{Occurrence, Window};
+use crate::document;
+use crate::record::{ActionSource, State};
+use crate::rules::Plan;
+use crate::rules::maintenance::{Maintenance, Occurrence, Resolver, Window};
+
+/// A maintenance the scheduler applies: the document's, or one from a command or the command
+/// line (`runtime`), resolved against the current plan.
+#[derive(Debug, Clone)]
+pub struct InForce {
+    pub maintenance: Maintenance,
+    pub source: ActionSource,
+    pub author: Option<String>,
+}
+
+/// A maintenance from a command or the command line, as kept in the store.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Runtime {
+    pub maintenance: document::Maintenance,
+    pub source: ActionSource,
+    pub author: Option<String>,
+}
+
+/// The document's maintenances, then the runtime ones that still resolve against `plan`.
+pub(super) fn in_force(plan: &Plan, runtime: &[Runtime]) -> Vec<InForce> {
+    let mut all: Vec<InForce> = plan
+        .maintenances
+        .iter()
+        .map(|m| InForce {
+            maintenance: m.clone(),
+            source: ActionSource::Document,
+            author: None,
+        })
+        .collect();
+    if runtime.is_empty() {
+        return all;
+    }
+    let resolver = Resolver::new(plan);
+    for r in runtime {
+        if all.iter().any(|m| m.maintenance.id == r.maintenance.id) {
+            tracing::warn!(maintenance = %r.maintenance.id, "a runtime maintenance has the id of the document's: set aside");
+            continue;
+        }
+        match resolver.resolve(&r.maintenance) {
+            Ok(m) => all.push(InForce {
+                maintenance: m,
+                source: r.source,
+                author: r.author.clone(),
+            }),
+            Err(warning) => {
+                tracing::warn!(maintenance = %r.maintenance.id, %warning, "a runtime maintenance no longer applies")
+            }
+        }
+    }
+    all
+}
 
 /// A service's coverage at one instant.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,7 +83,7 @@ impl Scheduler {
             next_change: None,
         };
         for &m in s.maintenances.iter() {
-            let m = &self.plan.maintenances[m as usize];
+            let m = &self.maintenances[m as usize].maintenance;
             let o = self.plan.occurrence(m);
             if o.is_active(wall, &s.tz) {
                 c.covered = true;
@@ -46,12 +99,12 @@ impl Scheduler {
     /// Counts `[from, to)` of the slot's availability in `state`, leaving out its periods'
     /// closed time and the maintenances that do not count (R10, R13).
     pub(super) fn count_availability(&mut self, slot: usize, from: Timestamp, to: Timestamp, state: State) {
-        let plan = &self.plan;
+        let (plan, in_force) = (&self.plan, &self.maintenances);
         let s = &mut self.slots[slot];
         let excluded: Vec<Occurrence> = s
             .maintenances
             .iter()
-            .map(|&m| &plan.maintenances[m as usize])
+            .map(|&m| &in_force[m as usize].maintenance)
             .filter(|m| !m.counts_in_availability)
             .map(|m| plan.occurrence(m))
             .collect();
@@ -109,7 +162,7 @@ impl Scheduler {
         for slot in 0..self.slots.len() {
             let mut changed = false;
             for i in 0..self.slots[slot].maintenances.len() {
-                let m = &self.plan.maintenances[self.slots[slot].maintenances[i] as usize];
+                let m = &self.maintenances[self.slots[slot].maintenances[i] as usize].maintenance;
                 let Window::Once { start, end } = m.window else {
                     continue;
                 };

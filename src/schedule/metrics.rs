@@ -55,8 +55,8 @@ pub struct Metrics {
     pub checks: [[AtomicU64; 4]; 3],
     pub durations: [Histogram; 3],
     pub lateness: Histogram,
-    /// Records produced by kind (result, state_change, notification, availability).
-    pub records: [AtomicU64; 4],
+    /// Records produced by kind, in [`crate::record::Kind`] order (its code - 1).
+    pub records: [AtomicU64; 8],
     /// Checks skipped because the control period was closed.
     pub outside_control: AtomicU64,
 }
@@ -87,4 +87,13 @@ pub fn status_index(status: Status) -> usize {
 
 pub const KINDS: [&str; 3] = ["icmp", "snmp", "http"];
 pub const STATUSES: [&str; 4] = ["ok", "warning", "critical", "unknown"];
-pub const RECORD_KINDS: [&str; 4] = ["result", "state_change", "notification", "availability"];
+pub const RECORD_KINDS: [&str; 8] = [
+    "result",
+    "state_change",
+    "notification",
+    "availability",
+    "delivery",
+    "maintenance",
+    "acknowledgement",
+    "command_result",
+];

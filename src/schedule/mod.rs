@@ -11,6 +11,7 @@
 //! Checks run as their own tasks, bounded by a global, a per-kind and a per-device semaphore,
 //! and send their result back on a channel; only the scheduler task touches slots.
 
+mod action;
 pub mod availability;
 pub mod clock;
 mod cover;
@@ -41,8 +42,10 @@ use crate::rules::Plan;
 use crate::settings::Limits;
 use crate::store::{Item, Store};
 
+pub use action::{Action, Actions, Answer};
 pub use availability::{Availability, Figures};
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use cover::InForce;
 pub use job::{Job, Probers, Runner};
 pub use metrics::Metrics;
 pub use persist::SAVE_EVERY;
@@ -98,6 +101,15 @@ pub struct Scheduler {
     outgoing_forgotten: Vec<String>,
     /// The next slot the periodic save looks at.
     save_cursor: usize,
+    /// The maintenances applied (R13): the plan's, then `runtime`'s; slots index into it.
+    maintenances: Arc<Vec<cover::InForce>>,
+    runtime: Vec<cover::Runtime>,
+    /// Operators' requests (commands, the command line), and those waiting for a check.
+    actions: mpsc::Receiver<action::Request>,
+    /// Handed out by [`Scheduler::actions`]; dropped when the loop starts, so that the channel
+    /// closes with the last handle.
+    actions_tx: Option<mpsc::Sender<action::Request>>,
+    check_waiters: HashMap<Arc<str>, Vec<action::Waiter>>,
 }
 
 impl Scheduler {
@@ -111,9 +123,11 @@ impl Scheduler {
         limits: &Limits,
         metrics: Arc<Metrics>,
     ) -> (Scheduler, Snapshots) {
-        let slots = build_slots(&plan, |id| saved.remove(id), clock.now(), Instant::now());
+        let maintenances = Arc::new(cover::in_force(&plan, &[]));
+        let slots = build_slots(&plan, &maintenances, |id| saved.remove(id), clock.now(), Instant::now());
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let (requests, snapshot_requests) = mpsc::channel(64);
+        let (actions_tx, actions) = mpsc::channel(64);
         let by_id = index_by_id(&slots);
         let mut scheduler = Scheduler {
             plan,
@@ -143,9 +157,15 @@ impl Scheduler {
             outgoing_states: Vec::new(),
             outgoing_forgotten: Vec::new(),
             save_cursor: 0,
+            maintenances,
+            runtime: Vec::new(),
+            actions,
+            actions_tx: None,
+            check_waiters: HashMap::new(),
         };
         scheduler.schedule_all();
         scheduler.settle_all();
+        scheduler.actions_tx = Some(actions_tx);
         (scheduler, Snapshots { requests })
     }
 
@@ -209,7 +229,14 @@ impl Scheduler {
         let wall = self.clock.now();
         let now = Instant::now();
         let mut old: HashMap<Arc<str>, Slot> = self.slots.drain(..).map(|s| (s.origin.service.clone(), s)).collect();
-        let mut slots = build_slots(&plan, |id| old.get(id).map(|s| s.saved.clone()), wall, now);
+        self.maintenances = Arc::new(cover::in_force(&plan, &self.runtime));
+        let mut slots = build_slots(
+            &plan,
+            &self.maintenances,
+            |id| old.get(id).map(|s| s.saved.clone()),
+            wall,
+            now,
+        );
         let (mut kept, mut moved) = (0usize, 0usize);
         for slot in &mut slots {
             let Some(before) = old.remove(&slot.origin.service) else {
@@ -291,6 +318,7 @@ impl Scheduler {
                     None => plans = None, // the sender is gone: no more plans
                 },
                 Some(done) = self.results_rx.recv() => self.on_result(done).await,
+                Some(request) = self.actions.recv() => self.on_action(request).await,
                 _ = &mut sleep => self.on_due(),
                 _ = flush_tick.tick() => self.flush().await,
                 _ = save_tick.tick() => self.save_slice(),
@@ -409,10 +437,21 @@ impl Scheduler {
         s.running = true;
         let lateness = Instant::now().saturating_duration_since(due);
         self.metrics.lateness.observe_ms(lateness.as_secs_f64() * 1e3);
-        let kind = s.kind;
+        // The next run on this service's grid, whatever this one's outcome; a result that
+        // asks for a retry moves it earlier.
+        let next = next_on_grid(due, s.interval(), Instant::now());
+        s.check_due = Some(next);
+        self.heap.push(Reverse((next, Wake::Check, slot)));
+        self.spawn_check(slot);
+    }
+
+    /// Runs the slot's check as its own task, within the global, per-kind and per-device
+    /// limits; its result comes back on the results channel.
+    fn spawn_check(&mut self, slot: usize) {
+        let s = &self.slots[slot];
         let permits = (
             self.global.clone(),
-            self.per_kind[metrics::kind_index(kind)].clone(),
+            self.per_kind[metrics::kind_index(s.kind)].clone(),
             self.per_device
                 .entry(s.origin.device.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_device_limit)))
@@ -429,11 +468,6 @@ impl Scheduler {
         };
         let probers = self.probers.clone();
         let tx = self.results_tx.clone();
-        // The next run on this service's grid, whatever this one's outcome; a result that
-        // asks for a retry moves it earlier.
-        let next = next_on_grid(due, s.interval(), Instant::now());
-        self.slots[slot].check_due = Some(next);
-        self.heap.push(Reverse((next, Wake::Check, slot)));
         self.tracker.spawn(async move {
             let (_g, _k, _d) = match (
                 permits.0.acquire_owned().await,
@@ -584,6 +618,11 @@ impl Scheduler {
         self.schedule_renotify(slot);
         let states = self.take_dirty(slot);
         self.commit(slot, records, states);
+        if !self.check_waiters.is_empty() {
+            let s = &self.slots[slot];
+            let (output, duration) = (s.last_output.clone(), u64::from(s.last_duration_ms.unwrap_or(0)));
+            self.answer_waiters(slot, state.as_str(), &output, duration).await;
+        }
     }
 
     fn notification(&self, slot: usize, notice: Notice, wall: Timestamp) -> Record {

@@ -9,6 +9,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::cover::InForce;
 use super::flapping::Thresholds;
 use super::grid::stable_hash;
 use super::{AVAILABILITY_EVERY, Availability, ServiceState};
@@ -108,6 +109,7 @@ impl Slot {
 /// state by id, if any. Nothing is scheduled yet.
 pub(super) fn build_slots(
     plan: &Plan,
+    maintenances: &[InForce],
     mut saved: impl FnMut(&str) -> Option<Saved>,
     now_wall: Timestamp,
     now: Instant,
@@ -186,13 +188,7 @@ pub(super) fn build_slots(
                 low: f.low_pct.value as f32,
             }),
             renotify_s: svc.renotify_s.map_or(0, |r| r.value),
-            maintenances: plan
-                .maintenances
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| plan.covers(m, index))
-                .map(|(i, _)| i as u32)
-                .collect(),
+            maintenances: covering(plan, maintenances, index),
             covered: false,
             saved: saved_state,
             check_due: None,
@@ -220,6 +216,16 @@ pub(super) fn build_slots(
         }
     }
     slots
+}
+
+/// The maintenances (by index in `maintenances`) that cover the plan's service `index`.
+pub(super) fn covering(plan: &Plan, maintenances: &[InForce], index: usize) -> Box<[u32]> {
+    maintenances
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| plan.covers(&m.maintenance, index))
+        .map(|(i, _)| i as u32)
+        .collect()
 }
 
 pub(super) fn index_by_id(slots: &[Slot]) -> HashMap<Arc<str>, usize> {

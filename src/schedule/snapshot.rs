@@ -113,6 +113,9 @@ pub struct Snapshot {
     pub running: usize,
     /// Services covered by a maintenance, flapping, acknowledged (R13, R15, R16).
     pub quiet: Quiet,
+    /// The maintenances applied: the document's, then those of commands and the command line.
+    #[serde(skip)]
+    pub maintenances: Arc<Vec<super::InForce>>,
 }
 
 /// Counts of services whose problems are not notified, and why.
@@ -232,6 +235,7 @@ impl Scheduler {
             detail,
             running,
             quiet,
+            maintenances: self.maintenances.clone(),
         }
     }
 }

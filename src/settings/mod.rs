@@ -40,6 +40,8 @@ pub struct Settings {
     pub log: Log,
     /// `[notify]`: the channels the box delivers notifications through itself (R17).
     pub notify: Notify,
+    /// `[control] socket`: the Unix socket of `snbox maintenance|ack|check` (mode 0600).
+    pub control_socket: PathBuf,
     /// Settings that are valid but probably not what was meant (`config check` prints them,
     /// `snbox run` logs them).
     pub warnings: Vec<Problem>,
@@ -314,7 +316,7 @@ struct RawToken {
     node: Option<String>,
 }
 
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "state_dir",
     "timezone",
     "standalone",
@@ -324,7 +326,18 @@ const KEYS: [&str; 9] = [
     "buffer",
     "log",
     "notify",
+    "control",
 ];
+/// Where the daemon listens for `snbox maintenance|ack|check` (the unit's RuntimeDirectory).
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/snbox/control.sock";
+
+/// `[control]`: the box's own command line talks to the daemon on this Unix socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    #[serde(default)]
+    socket: Option<PathBuf>,
+}
 /// Status tokens shorter than this are refused: they guard the endpoint off loopback.
 const MIN_TOKEN_LEN: usize = 16;
 
@@ -492,6 +505,9 @@ impl Settings {
             },
             None => Notify::default(),
         };
+        let control_socket = section::<RawControl>(&mut top, "control", &mut problems)
+            .and_then(|c| c.socket)
+            .map_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET), resolve);
         if let Mode::Central(c) = &mode
             && notify.fallback_after_s <= c.heartbeat_s
         {
@@ -558,6 +574,7 @@ impl Settings {
             buffer,
             log,
             notify,
+            control_socket,
         })
     }
 }

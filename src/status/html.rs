@@ -28,6 +28,8 @@ pub struct Page<'a> {
     /// State changes of the last 24 hours, oldest first.
     pub history: &'a [Change],
     pub now: Timestamp,
+    /// The maintenances applied (the document's and the operators').
+    pub maintenances: &'a [crate::schedule::InForce],
     /// The caller sees the whole box (box-wide facts are shown).
     pub whole_box: bool,
     pub problems_only: bool,
@@ -338,9 +340,9 @@ fn service_row(
     }
     if v.in_maintenance {
         let ids: Vec<&str> = page
-            .plan
             .maintenances
             .iter()
+            .map(|m| &m.maintenance)
             .filter(|m| page.plan.covers(m, v.service_index as usize))
             .filter(|m| page.plan.occurrence(m).is_active(page.now, zone))
             .map(|m| m.id.as_str())

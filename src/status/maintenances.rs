@@ -14,7 +14,8 @@ pub(super) async fn maintenances(caller: Caller) -> Response {
     let plan = &snapshot.plan;
     let now = snapshot.at;
     let mut out: Vec<Value> = Vec::new();
-    for m in &plan.maintenances {
+    for in_force in snapshot.maintenances.iter() {
+        let m = &in_force.maintenance;
         if matches!(m.window, Window::Once { end, .. } if end <= now) {
             continue; // over: only what is in force or coming
         }
@@ -40,7 +41,10 @@ pub(super) async fn maintenances(caller: Caller) -> Response {
         let o = plan.occurrence(m);
         let mut entry = serde_json::to_value(&m.raw).unwrap_or(Value::Null);
         if let Value::Object(fields) = &mut entry {
-            fields.insert("source".into(), json!("document"));
+            fields.insert("source".into(), json!(in_force.source.as_str()));
+            if let Some(author) = &in_force.author {
+                fields.insert("author".into(), json!(author));
+            }
             fields.insert("active".into(), json!(o.is_active(now, &zone)));
             fields.insert("next_change".into(), json!(o.next_change(now, &zone).map(rfc3339_utc)));
             fields.insert("services".into(), json!(covered));

@@ -761,6 +761,7 @@ async fn page(
             services,
             history: &history,
             now,
+            maintenances: &snapshot.maintenances,
             whole_box: matches!(caller.scope, Scope::All),
             problems_only,
             signed_in,

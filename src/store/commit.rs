@@ -17,7 +17,7 @@ pub(super) const UNSAVED_RESULTS: usize = 20_000;
 
 /// Writes that failed to commit, kept in order to be retried with the next commit.
 pub(super) enum Write {
-    Append(Vec<Item>, Vec<(String, String)>),
+    Append(Vec<Item>, Vec<(String, String)>, Vec<super::Control>),
     Forget(Vec<String>),
     /// The box was running and checking until then (Unix milliseconds).
     Alive(i64),
@@ -34,7 +34,7 @@ impl Writer {
             if excess == 0 {
                 break;
             }
-            if let Write::Append(items, _) = write {
+            if let Write::Append(items, _, _) = write {
                 items.retain(|item| {
                     if excess > 0 && is_result(item) {
                         excess -= 1;
@@ -57,7 +57,7 @@ impl Writer {
         self.unsaved
             .iter()
             .map(|w| match w {
-                Write::Append(items, _) => items.iter().filter(|i| counted(i)).count(),
+                Write::Append(items, _, _) => items.iter().filter(|i| counted(i)).count(),
                 Write::Forget(_) | Write::Alive(_) => 0,
             })
             .sum()
@@ -108,7 +108,7 @@ impl Writer {
                 "INSERT INTO history (service, ts, from_state, to_state, state_type) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for write in &self.unsaved {
-                let (items, states) = match write {
+                let (items, states, controls) = match write {
                     Write::Alive(at) => {
                         tx.execute(
                             "INSERT INTO meta (key, value) VALUES ('alive_until', ?1)
@@ -125,7 +125,7 @@ impl Writer {
                         seqs.push(0);
                         continue;
                     }
-                    Write::Append(items, states) => (items, states),
+                    Write::Append(items, states, controls) => (items, states, controls),
                 };
                 let mut last = 0;
                 for (origin, record) in items {
@@ -156,6 +156,9 @@ impl Writer {
                 }
                 for (service, json) in states {
                     state.execute(params![service, json])?;
+                }
+                for c in controls {
+                    super::control::apply(&tx, c)?;
                 }
                 seqs.push(last);
             }

@@ -34,6 +34,7 @@
 mod cap;
 pub mod codec;
 mod commit;
+pub mod control;
 pub mod deliveries;
 pub mod history;
 mod read;
@@ -49,6 +50,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::record::{Origin, Record};
 use deliveries::{Attempt, Claim, CursorStart, Due, Scan};
 
+pub use control::{Control, Kept};
 pub use writer::{Stats, UNHEALTHY_AFTER};
 
 /// How many requests may wait for the writer thread.
@@ -82,6 +84,7 @@ enum Op {
     Append {
         items: Vec<Item>,
         states: Vec<(String, String)>,
+        control: Vec<Control>,
         done: Option<oneshot::Sender<Result<u64, String>>>,
     },
     Forget {
@@ -117,6 +120,11 @@ enum Op {
     PruneHistory {
         before: jiff::Timestamp,
         reply: oneshot::Sender<rusqlite::Result<usize>>,
+    },
+    CommandReceived {
+        id: String,
+        at_ms: i64,
+        reply: oneshot::Sender<rusqlite::Result<bool>>,
     },
 }
 
@@ -172,6 +180,8 @@ pub struct Opened {
     pub states: Vec<(String, String)>,
     /// Until when the box was last known to run and check (see [`Store::mark_alive`]).
     pub alive_until: Option<jiff::Timestamp>,
+    /// Operators' maintenances and commands (control.rs).
+    pub kept: Kept,
     /// Joins the writer thread once every [`Store`] handle is dropped; gives how many records
     /// it could not commit at the end (lost).
     pub writer: std::thread::JoinHandle<u64>,
@@ -187,6 +197,7 @@ impl Store {
         let path = state_dir.join("snbox.db");
         let mut writer = writer::Writer::open(&path, max_bytes)?;
         let states = writer.load_states()?;
+        let kept = writer.load_kept()?;
         let alive_until = writer
             .alive_until()?
             .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
@@ -203,6 +214,7 @@ impl Store {
             store: Store { tx, notifications },
             states,
             alive_until,
+            kept,
             writer: thread,
         })
     }
@@ -213,6 +225,7 @@ impl Store {
             .send(Op::Append {
                 items,
                 states,
+                control: Vec::new(),
                 done: None,
             })
             .await
@@ -224,10 +237,55 @@ impl Store {
         self.ask(|done| Op::Append {
             items,
             states,
+            control: Vec::new(),
             done: Some(done),
         })
         .await?
         .map_err(StoreError::Failed)
+    }
+
+    /// Appends records with the operators' writes that go with them, and waits for the commit.
+    pub async fn append_committed_with(
+        &self,
+        items: Vec<Item>,
+        states: Vec<(String, String)>,
+        control: Vec<Control>,
+    ) -> Result<u64, StoreError> {
+        self.ask(|done| Op::Append {
+            items,
+            states,
+            control,
+            done: Some(done),
+        })
+        .await?
+        .map_err(StoreError::Failed)
+    }
+
+    /// Appends records with the operators' writes that go with them, in one later commit.
+    pub async fn append_with(
+        &self,
+        items: Vec<Item>,
+        states: Vec<(String, String)>,
+        control: Vec<Control>,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .send(Op::Append {
+                items,
+                states,
+                control,
+                done: None,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Marks a central server's command received, committed before it runs; `false` when it
+    /// was received before (it never runs twice).
+    pub async fn command_received(&self, id: String, at: jiff::Timestamp) -> Result<bool, StoreError> {
+        let at_ms = at.as_millisecond();
+        self.ask(|reply| Op::CommandReceived { id, at_ms, reply })
+            .await?
+            .map_err(StoreError::Sqlite)
     }
 
     /// Records that the box runs and checks at `at`, with the next group commit: after a crash,

@@ -37,6 +37,10 @@ const MIGRATIONS: &[&str] = &[
               json_extract(outbox.body, '$.to'), json_extract(outbox.body, '$.state_type')
        FROM outbox JOIN origins ON origins.id = outbox.origin
        WHERE outbox.kind = 2 AND json_valid(outbox.body);",
+    // 5: operators' actions (control.rs): maintenances from commands and the command line,
+    // and the central server's command ids (each runs at most once).
+    "CREATE TABLE maintenances (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+     CREATE TABLE commands (id TEXT PRIMARY KEY, received INTEGER NOT NULL, done INTEGER NOT NULL);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -247,11 +247,16 @@ impl Writer {
         let mut replies = Vec::new();
         for op in batch {
             let write = match op {
-                Op::Append { items, states, done } => {
+                Op::Append {
+                    items,
+                    states,
+                    control,
+                    done,
+                } => {
                     if let Some(done) = done {
                         replies.push((self.unsaved.len(), done));
                     }
-                    Write::Append(items, states)
+                    Write::Append(items, states, control)
                 }
                 Op::Forget { services } => Write::Forget(services),
                 Op::Alive { at } => Write::Alive(at),
@@ -334,6 +339,9 @@ impl Writer {
                 }
                 Op::PruneHistory { before, reply } => {
                     let _ = reply.send(self.prune_history(before));
+                }
+                Op::CommandReceived { id, at_ms, reply } => {
+                    let _ = reply.send(self.command_received(&id, at_ms));
                 }
                 Op::Append { .. } | Op::Forget { .. } | Op::Alive { .. } => {}
             }
