@@ -133,7 +133,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
             why,
         })?,
     );
-    let opened = Store::open(&settings.state_dir, settings.buffer.max_bytes)?;
+    let mut opened = Store::open(&settings.state_dir, settings.buffer.max_bytes)?;
     let saved: HashMap<String, Saved> = opened
         .states
         .into_iter()
@@ -264,6 +264,11 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
                 started,
                 max_document_bytes: settings.limits.max_document_bytes,
                 notify: notify_state.clone(),
+                commands: Some(crate::central::commands::Commands {
+                    actions: actions.clone(),
+                    interrupted: std::mem::take(&mut opened.kept.interrupted),
+                    last: opened.kept.last_command.take(),
+                }),
             };
             (tokio::spawn(syncer.run(cancel.child_token())), Some(state))
         }

@@ -102,7 +102,7 @@ async fn answer(stream: UnixStream, actions: Actions) {
                 let kind = request.get("kind").and_then(Value::as_str).unwrap_or("?").to_string();
                 tracing::info!(kind, uid, "control request");
                 match command::parse(&request, jiff::Timestamp::now()) {
-                    Parsed::Action(action) => actions.ask(action, ActionSource::Local, None).await,
+                    Parsed::Action(action) => actions.ask_in_time(action, ActionSource::Local, None).await,
                     Parsed::NotYet(kind) => Answer::refused(format!("{kind}: not supported by this version")),
                     Parsed::Refused(why) => Answer::refused(why),
                 }

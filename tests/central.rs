@@ -811,3 +811,160 @@ fn history_keeps_state_changes_the_central_acknowledged() {
     assert_eq!(changes[0]["from"], "ok");
     assert_eq!(changes[0]["to"], "critical");
 }
+
+/// The `command_result` records the central holds for a command.
+fn results_of(central: &Central, command: &str) -> Vec<Value> {
+    central.with(|c| {
+        c.records
+            .values()
+            .filter(|r| r["kind"] == "command_result" && r["command"] == command)
+            .cloned()
+            .collect()
+    })
+}
+
+fn queue(central: &Central, command: Value) -> Instant {
+    central.with(|c| c.commands.push(command));
+    Instant::now()
+}
+
+#[test]
+fn s56_commands_reach_a_connected_box_within_5_s_run_and_are_answered() {
+    let runtime = runtime();
+    let central = runtime.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = paired_daemon(dir.path(), &central, &document("cmd-1", 1), "");
+    daemon.wait_for(
+        || central.with(|c| !c.poll_arrivals.is_empty()),
+        "the box polling for commands",
+    );
+    daemon.wait_for(
+        || central.with(|c| c.records.values().any(|r| r["kind"] == "notification")),
+        "d0-web's HARD problem notified",
+    );
+    // Let the first poll be a held one, then queue.
+    std::thread::sleep(Duration::from_millis(300));
+    let queued = queue(
+        &central,
+        json!({ "id": "c-1", "kind": "check_now", "service": "d0-web" }),
+    );
+    daemon.wait_for(|| !results_of(&central, "c-1").is_empty(), "c-1's result");
+    let served = central.with(|c| {
+        c.polls
+            .iter()
+            .find(|(_, _, ids)| ids.contains(&"c-1".to_string()))
+            .map(|(_, at, _)| *at)
+    });
+    let latency = served.expect("c-1 served").duration_since(queued);
+    assert!(latency < Duration::from_secs(5), "reached the box after {latency:?}");
+    let r = &results_of(&central, "c-1")[0];
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["data"]["status"], "critical", "{r}");
+    assert_eq!(r["service"], "d0-web", "about the service it checked: {r}");
+
+    let secret = "Community-s3cret-42";
+    for c in [
+        json!({ "id": "c-2", "kind": "reboot" }),
+        json!({ "id": "c-3", "kind": "check_now", "service": "nope" }),
+        json!({ "id": "c-4", "kind": "acknowledge", "service": "d0-web", "author": "noc", "comment": "on it" }),
+        json!({ "id": "c-5", "kind": "maintenance_start",
+                "maintenance": { "id": "m-c5", "scope": { "device": "d0" }, "minutes": 30, "comment": "swap" } }),
+        json!({ "id": "c-6", "kind": "discover", "ranges": ["127.66.0.0/24"], "communities": [secret] }),
+    ] {
+        queue(&central, c);
+    }
+    daemon.wait_for(|| !results_of(&central, "c-6").is_empty(), "every command answered");
+    let answer = |id: &str| {
+        let r = results_of(&central, id);
+        assert_eq!(r.len(), 1, "{id} answered once: {r:?}");
+        (
+            r[0]["ok"].as_bool().unwrap_or(true),
+            r[0]["message"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    assert_eq!(answer("c-2"), (false, "unknown command kind".to_string()));
+    let (ok, message) = answer("c-3");
+    assert!(!ok && message.contains("nope"), "{message}");
+    assert!(answer("c-4").0);
+    assert!(answer("c-5").0);
+    let (ok, message) = answer("c-6");
+    assert!(!ok && message.contains("not supported"), "{message}");
+    let kinds = |kind: &str| -> Vec<Value> {
+        central.with(|c| c.records.values().filter(|r| r["kind"] == kind).cloned().collect())
+    };
+    let acks = kinds("acknowledgement");
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(
+        (acks[0]["author"].clone(), acks[0]["source"].clone()),
+        (json!("noc"), json!("central"))
+    );
+    let created = kinds("maintenance");
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0]["event"], "created");
+    assert_eq!(created[0]["device"], "d0");
+    assert_eq!(created[0]["service"], Value::Null);
+    // The maintenance covers d0 now: its results say so.
+    daemon.wait_for(
+        || kinds("result").iter().any(|r| r["in_maintenance"] == true),
+        "a result in maintenance",
+    );
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    assert!(!log.contains(secret), "a command's secret reached the log");
+    assert!(
+        !central.with(|c| c.bodies.iter().any(|b| b.contains(secret))),
+        "echoed to the central"
+    );
+}
+
+#[test]
+fn s56_a_command_cut_short_by_kill_9_is_answered_after_the_restart_and_never_run_again() {
+    let runtime = runtime();
+    let central = runtime.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A server that accepts and never answers: the check runs for its whole timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let mut doc = document("cmd-2", 1);
+    doc["service_templates"][0]["timeout_s"] = json!(10);
+    doc["service_templates"][0]["interval_s"] = json!(3600);
+    doc["services"][0]["params"] = json!({ "url": format!("http://127.0.0.1:{port}/") });
+    let daemon = paired_daemon(dir.path(), &central, &doc, "");
+    daemon.wait_for(
+        || central.with(|c| !c.poll_arrivals.is_empty()),
+        "the box polling for commands",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    queue(
+        &central,
+        json!({ "id": "c-slow", "kind": "check_now", "service": "d0-web" }),
+    );
+    daemon.wait_for(
+        || central.with(|c| c.polls.iter().any(|(_, _, ids)| ids.contains(&"c-slow".to_string()))),
+        "c-slow served",
+    );
+    // Received (committed), its check hanging: killed before any result.
+    std::thread::sleep(Duration::from_secs(1));
+    daemon.kill9();
+    let polls_before = central.with(|c| c.poll_arrivals.len());
+    let daemon = start(dir.path(), &central, "");
+    daemon.wait_for(|| !results_of(&central, "c-slow").is_empty(), "c-slow answered");
+    let r = results_of(&central, "c-slow");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["ok"], false);
+    assert!(r[0]["message"].as_str().unwrap_or("").contains("restarted"), "{}", r[0]);
+    daemon.wait_for(
+        || central.with(|c| c.poll_arrivals.len() > polls_before),
+        "polling again",
+    );
+    let after = central.with(|c| c.poll_arrivals[polls_before].clone());
+    assert_eq!(after, "c-slow", "the box asks for what follows it");
+    // Not run again: the restarted daemon never started a check for it.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(results_of(&central, "c-slow").len(), 1);
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    assert!(
+        !log.contains("check now, as asked"),
+        "run again after the restart:\n{log}"
+    );
+    drop(silent);
+}

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use snbox::probe::{CheckResult, Status};
-use snbox::schedule::{Clock, Detail, Job, Metrics, Runner, Scheduler, TokioClock};
+use snbox::record::ActionSource;
+use snbox::schedule::{Action, Answer, Clock, Detail, Job, Metrics, Runner, Scheduler, TokioClock};
 use snbox::settings::Limits;
 use snbox::store::Store;
 
@@ -118,6 +119,17 @@ struct Run {
 
 /// Runs the scheduler on `document` for `duration` of paused time from `start`.
 async fn run(document: &Value, start: &str, duration: Duration, outcome: Outcome) -> Run {
+    run_acting(document, start, duration, outcome, Vec::new()).await.0
+}
+
+/// [`run`], asking `actions` at their offsets from the start; with each answer.
+async fn run_acting(
+    document: &Value,
+    start: &str,
+    duration: Duration,
+    outcome: Outcome,
+    actions: Vec<(Duration, Action)>,
+) -> (Run, Vec<Answer>) {
     let plan = Arc::new(common::plan(document));
     let dir = tempfile::tempdir().expect("tempdir");
     let opened = Store::open(dir.path(), 64 << 20).expect("store");
@@ -133,17 +145,25 @@ async fn run(document: &Value, start: &str, duration: Duration, outcome: Outcome
         &Limits::default(),
         metrics.clone(),
     );
+    let handle = scheduler.actions();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(scheduler.run(cancel.clone(), Duration::from_secs(5)));
-    tokio::time::sleep(duration).await;
+    let began = tokio::time::Instant::now();
+    let mut answers = Vec::new();
+    for (at, action) in actions {
+        tokio::time::sleep_until(began + at).await;
+        answers.push(handle.ask(action, ActionSource::Local, None).await);
+    }
+    tokio::time::sleep_until(began + duration).await;
     cancel.cancel();
     task.await.expect("scheduler ends");
     let records = opened.store.pending(0, 1_000_000).await.expect("records");
-    Run {
+    let run = Run {
         script,
         records,
         metrics,
-    }
+    };
+    (run, answers)
 }
 
 fn of_kind<'a>(records: &'a [Value], kind: &str, service: &str) -> Vec<&'a Value> {
@@ -984,4 +1004,130 @@ async fn r13_a_window_recorded_after_the_fact_changes_the_days_availability() {
             .all(|t| t == "problem" || t == "recovery"),
         "the past window changes availability only"
     );
+}
+
+fn ack(service: &str) -> Action {
+    Action::Acknowledge {
+        service: service.into(),
+        author: "jo".into(),
+        comment: "on it".into(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn r16_an_acknowledgement_stops_re_notification_and_recovery_clears_it() {
+    let d = doc(
+        1,
+        1,
+        ping(60, json!({ "max_attempts": 1, "renotify_s": 600 })),
+        json!([]),
+    );
+    let start = ts("2026-11-23T10:00:00Z");
+    let (r, answers) = run_acting(
+        &d,
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(3 * 3600),
+        // Critical for two hours, then OK, then critical again at 12:30.
+        Box::new(move |_, now| match now.as_second() - start.as_second() {
+            t if t < 7200 => Status::Critical,
+            t if t < 9000 => Status::Ok,
+            _ => Status::Critical,
+        }),
+        vec![(Duration::from_secs(15 * 60), ack("d0-s0"))],
+    )
+    .await;
+    assert!(answers[0].ok, "{answers:?}");
+    let notes = of_kind(&r.records, "notification", "d0-s0");
+    let seen: Vec<(String, i64)> = notes
+        .iter()
+        .map(|n| {
+            (
+                n["type"].as_str().unwrap_or("").to_string(),
+                n["repeat"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    // The first notice and one re-notification before the 10:15 acknowledgement; none after;
+    // the recovery as usual; the next problem (12:30) is notified and re-notified again: the
+    // acknowledgement ended with the recovery.
+    let expected: Vec<(String, i64)> = [
+        ("problem", 0),
+        ("problem", 1),
+        ("recovery", 0),
+        ("problem", 0),
+        ("problem", 1),
+        ("problem", 2),
+    ]
+    .iter()
+    .map(|(k, n)| (k.to_string(), *n))
+    .collect();
+    assert_eq!(seen, expected);
+    let acks = of_kind(&r.records, "acknowledgement", "d0-s0");
+    assert_eq!(acks.len(), 1);
+    assert_eq!(
+        (acks[0]["author"].clone(), acks[0]["source"].clone()),
+        (json!("jo"), json!("local"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn r16_an_acknowledgement_drops_a_held_problem_notification() {
+    let business = json!([{ "id": "bh", "name": "BH", "weekly": [ { "days": ["mon","tue","wed","thu","fri"], "from": "09:00", "to": "17:00" } ] }]);
+    let mut d = doc(1, 1, ping(300, json!({ "max_attempts": 1 })), business);
+    d["defaults"][2]["time_range"] = json!("bh");
+    // 07:00Z is 08:00 in Paris: the problem is held until 08:00Z; acknowledged at 07:30Z.
+    let (r, answers) = run_acting(
+        &d,
+        "2026-11-23T07:00:00Z",
+        Duration::from_secs(7200),
+        Box::new(|_, _| Status::Critical),
+        vec![(Duration::from_secs(1800), ack("d0-s0"))],
+    )
+    .await;
+    assert!(answers[0].ok, "{answers:?}");
+    assert_eq!(types_of(&r.records, "d0-s0"), Vec::<String>::new());
+}
+
+#[tokio::test(start_paused = true)]
+async fn s56_check_now_runs_at_once_and_keeps_the_service_on_its_grid() {
+    let d = doc(1, 1, ping(300, json!({})), json!([]));
+    let start = ts("2026-11-23T10:00:00Z");
+    let (r, answers) = run_acting(
+        &d,
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(1000),
+        Box::new(|_, _| Status::Ok),
+        vec![(
+            Duration::from_secs(333),
+            Action::CheckNow {
+                service: "d0-s0".into(),
+            },
+        )],
+    )
+    .await;
+    assert!(answers[0].ok, "{answers:?}");
+    assert_eq!(answers[0].data.as_ref().map(|d| d["status"].clone()), Some(json!("ok")));
+    let calls: Vec<i64> = r
+        .script
+        .calls_of("d0-s0")
+        .iter()
+        .map(|t| t.as_second() - start.as_second())
+        .collect();
+    assert!(calls.contains(&333), "{calls:?}");
+    let on_grid: Vec<i64> = calls.iter().copied().filter(|t| *t != 333).collect();
+    assert!(
+        on_grid.windows(2).all(|w| w[1] - w[0] == 300),
+        "the grid is kept: {calls:?}"
+    );
+    assert!(on_grid.len() >= 3, "{calls:?}");
+    let unknown = run_acting(
+        &d,
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(10),
+        Box::new(|_, _| Status::Ok),
+        vec![(Duration::from_secs(1), Action::CheckNow { service: "nope".into() })],
+    )
+    .await
+    .1;
+    assert!(!unknown[0].ok && unknown[0].message.contains("nope"), "{unknown:?}");
 }

@@ -2,6 +2,7 @@
 //! and the syncer that pulls documents and pushes records.
 
 pub mod client;
+pub mod commands;
 pub mod identity;
 pub mod pair;
 pub mod sync;

@@ -139,7 +139,7 @@ impl SyncState {
         }
     }
 
-    fn succeeded(&self) {
+    pub(super) fn succeeded(&self) {
         self.update(|l| {
             if l.state != LinkState::Revoked {
                 l.state = LinkState::Ok;
@@ -148,7 +148,7 @@ impl SyncState {
         });
     }
 
-    fn failed(&self, what: &str, e: &CentralError) {
+    pub(super) fn failed(&self, what: &str, e: &CentralError) {
         self.sync_errors.fetch_add(1, Relaxed);
         if e.is_revoked() {
             self.revoked.store(true, Relaxed);
@@ -167,14 +167,14 @@ impl SyncState {
 }
 
 /// Exponential back-off with full jitter above a floor.
-struct Backoff {
+pub(super) struct Backoff {
     min: Duration,
     max: Duration,
     failures: u32,
 }
 
 impl Backoff {
-    fn new(pace: &Pace) -> Backoff {
+    pub(super) fn new(pace: &Pace) -> Backoff {
         Backoff {
             min: pace.retry_min,
             max: pace.retry_max.max(pace.retry_min),
@@ -189,12 +189,12 @@ impl Backoff {
         self.min + Duration::from_millis(fastrand::u64(0..=span))
     }
 
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.failures = 0;
     }
 
     /// What the server asked (`Retry-After`), or the next back-off.
-    fn wait_after(&mut self, e: &CentralError) -> Duration {
+    pub(super) fn wait_after(&mut self, e: &CentralError) -> Duration {
         match e {
             CentralError::RetryAfter { after, .. } => *after,
             _ => self.next(),
@@ -219,6 +219,8 @@ pub struct Syncer {
     pub max_document_bytes: u64,
     /// What the box delivers itself (R17), for the heartbeat's `notify` (§5.5).
     pub notify: Arc<crate::notify::NotifyState>,
+    /// The commands loop's needs (§5.6); `None`: no commands are asked for.
+    pub commands: Option<super::commands::Commands>,
 }
 
 #[derive(Deserialize)]
@@ -249,19 +251,26 @@ struct ServerTime {
 }
 
 impl Syncer {
-    /// Runs the three loops until `cancel` or a revoked credential.
-    pub async fn run(self, cancel: CancellationToken) {
+    /// Runs the loops until `cancel` or a revoked credential.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let commands = self.commands.take();
         let me = Arc::new(self);
+        let commands = async {
+            if let Some(commands) = commands {
+                me.clone().commands_loop(commands, cancel.clone()).await;
+            }
+        };
         tokio::join!(
             me.clone().ingest_loop(cancel.clone()),
             me.clone().config_loop(cancel.clone()),
-            me.clone().heartbeat_loop(cancel),
+            me.clone().heartbeat_loop(cancel.clone()),
+            commands,
         );
         me.state.running.store(false, Relaxed);
     }
 
     /// Sleeps `d`, or returns false when the daemon stops or the credential is revoked.
-    async fn pause(&self, cancel: &CancellationToken, d: Duration) -> bool {
+    pub(super) async fn pause(&self, cancel: &CancellationToken, d: Duration) -> bool {
         tokio::select! {
             _ = cancel.cancelled() => false,
             _ = tokio::time::sleep(d) => !self.state.is_revoked(),

@@ -22,8 +22,9 @@ use crate::record::{ActionSource, Body, MaintenanceEvent, Origin, Record};
 use crate::rules::maintenance::{Resolver, Scope, Window};
 use crate::store::{Control, Item};
 
-/// How long a caller waits for the scheduler's answer (a check may take its whole timeout).
-const ANSWER_WAIT: Duration = Duration::from_secs(150);
+/// How long a caller should wait for the scheduler's answer (a check may take its whole
+/// timeout): the callers' deadline, as `ask` itself has none (tests run it on paused time).
+pub const ANSWER_WAIT: Duration = Duration::from_secs(150);
 
 /// What an operator asks.
 #[derive(Debug, Clone)]
@@ -99,7 +100,8 @@ pub struct Actions {
 }
 
 impl Actions {
-    /// Asks and waits for the answer (a refusal when the scheduler is gone or does not answer).
+    /// Asks and waits for the answer (a refusal when the scheduler is gone); callers bound
+    /// the wait with [`ANSWER_WAIT`].
     pub async fn ask(&self, action: Action, source: ActionSource, command: Option<String>) -> Answer {
         let (reply, answer) = oneshot::channel();
         let request = Request {
@@ -111,11 +113,16 @@ impl Actions {
         if self.tx.send(request).await.is_err() {
             return Answer::refused("the scheduler has stopped");
         }
-        match tokio::time::timeout(ANSWER_WAIT, answer).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => {
-                Answer::refused("the request was dropped (the service left the plan, or the daemon is stopping)")
-            }
+        match answer.await {
+            Ok(answer) => answer,
+            Err(_) => Answer::refused("the request was dropped (the service left the plan, or the daemon is stopping)"),
+        }
+    }
+
+    /// [`Actions::ask`] within [`ANSWER_WAIT`].
+    pub async fn ask_in_time(&self, action: Action, source: ActionSource, command: Option<String>) -> Answer {
+        match tokio::time::timeout(ANSWER_WAIT, self.ask(action, source, command)).await {
+            Ok(answer) => answer,
             Err(_) => Answer::refused("no answer in time"),
         }
     }
@@ -198,6 +205,12 @@ impl Scheduler {
         }
         for (_, r) in &items {
             self.metrics.records[r.body.kind() as usize - 1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if items.is_empty() && control.is_empty() {
+            if let Some(reply) = reply {
+                let _ = reply.send(answer);
+            }
+            return;
         }
         // What waited goes first, so that the outbox keeps the order things happened in.
         self.flush().await;

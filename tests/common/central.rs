@@ -98,6 +98,12 @@ pub struct Inner {
     /// Every request body received, decompressed, for secret searches.
     pub bodies: Vec<String>,
     pub faults: Faults,
+    /// Commands queued for the box (§5.6), served to `GET /commands?after=` in order.
+    pub commands: Vec<Value>,
+    /// Each poll's `after` (empty: none) and when the answer left, with the ids it carried.
+    pub polls: Vec<(String, std::time::Instant, Vec<String>)>,
+    /// Each poll's `after` as it arrived (a long poll is in `polls` only once answered).
+    pub poll_arrivals: Vec<String>,
     /// Added to the server's clock in heartbeat answers.
     pub clock_offset_s: i64,
     /// The identity pairing hands out (the test box's by default).
@@ -286,6 +292,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, state: Arc<Mutex<Inn
     let Some(request) = read_request(&mut s).await else {
         return;
     };
+    if request.method == "GET" && request.path.contains("/commands") {
+        long_poll(&request, &state).await;
+    }
     let slow = state.lock().map(|c| c.faults.slow_ms).unwrap_or(0);
     if slow > 0 {
         tokio::time::sleep(Duration::from_millis(slow)).await;
@@ -363,8 +372,60 @@ fn handle(c: &mut Inner, r: &Request) -> Reply {
             json_reply(200, json!({ "server_time": now.to_string() }))
         }
         ("POST", "/ingest") => ingest(c, r),
+        ("GET", path) if path.starts_with("/commands") => commands(c, r),
         _ => Reply::Answer(404, vec![], b"no such route".to_vec()),
     }
+}
+
+/// `after` and `wait` of a commands poll.
+fn poll_query(r: &Request) -> (String, u64) {
+    let query = r.path.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let mut after = String::new();
+    let mut wait = 0;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("after", v)) => after = v.replace("%2F", "/"),
+            Some(("wait", v)) => wait = v.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    (after, wait)
+}
+
+/// The commands queued after `after`.
+fn commands_after(c: &Inner, after: &str) -> Vec<Value> {
+    let start = c.commands.iter().position(|x| x["id"] == after).map_or(0, |i| i + 1);
+    c.commands[start..].to_vec()
+}
+
+/// Holds a commands poll until a command is queued after `after`, or `wait` (at most 30 s).
+async fn long_poll(r: &Request, state: &Arc<Mutex<Inner>>) {
+    let (after, wait) = poll_query(r);
+    if let Ok(mut c) = state.lock() {
+        c.poll_arrivals.push(after.clone());
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(wait.min(30));
+    while std::time::Instant::now() < until {
+        let waiting = state
+            .lock()
+            .map(|c| commands_after(&c, &after).is_empty())
+            .unwrap_or(false);
+        if !waiting {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn commands(c: &mut Inner, r: &Request) -> Reply {
+    let (after, _) = poll_query(r);
+    let list = commands_after(c, &after);
+    let ids = list
+        .iter()
+        .map(|x| x["id"].as_str().unwrap_or("").to_string())
+        .collect();
+    c.polls.push((after, std::time::Instant::now(), ids));
+    json_reply(200, json!({ "commands": list }))
 }
 
 fn pair(c: &mut Inner, r: &Request) -> Reply {
