@@ -105,6 +105,18 @@ fn r13_r16_the_technician_acts_through_the_control_socket_and_it_is_kept_across_
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("unknown service \"nope\""), "{}", text(&out));
 
+    // A command's secrets (a census's communities) are never echoed nor logged.
+    let secret = "Community-s3cret-77";
+    let answer = snbox::control::ask(
+        &dir.path().join("ctl.sock"),
+        &json!({ "kind": "discover", "ranges": ["127.66.0.0/24"], "communities": [secret] }),
+    )
+    .expect("an answer");
+    assert!(!answer.ok && !answer.message.contains(secret), "{answer:?}");
+    let garbage = snbox::control::ask(&dir.path().join("ctl.sock"), &json!(["not", "an", "object"])).expect("answer");
+    assert!(!garbage.ok, "{garbage:?}");
+    assert!(!daemon.log().contains(secret), "a command's secret reached the log");
+
     // Kept across a restart, until its end.
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
     assert!(!dir.path().join("ctl.sock").exists(), "removed at exit");

@@ -1131,3 +1131,42 @@ async fn s56_check_now_runs_at_once_and_keeps_the_service_on_its_grid() {
     .1;
     assert!(!unknown[0].ok && unknown[0].message.contains("nope"), "{unknown:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn r13_a_maintenance_started_by_command_covers_at_once_and_ends_with_its_record() {
+    let d = doc(1, 1, ping(60, json!({ "max_attempts": 1 })), json!([]));
+    let maintenance: snbox::document::Maintenance = serde_json::from_value(json!({
+        "id": "m-cmd", "scope": { "device": "d0" },
+        "start": "2026-11-23T10:01:00Z", "end": "2026-11-23T10:11:00Z"
+    }))
+    .expect("maintenance");
+    let (r, answers) = run_acting(
+        &d,
+        "2026-11-23T10:00:00Z",
+        Duration::from_secs(20 * 60),
+        critical_between("2026-11-23T10:00:00Z", 5 * 60, 7200),
+        vec![(
+            Duration::from_secs(60),
+            Action::MaintenanceStart {
+                maintenance,
+                author: Some("jo".into()),
+            },
+        )],
+    )
+    .await;
+    assert!(answers[0].ok, "{answers:?}");
+    let notes = of_kind(&r.records, "notification", "d0-s0");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["ts"], "2026-11-23T10:11:00.000Z", "settled when it ends");
+    let events: Vec<(Value, Value)> = r
+        .records
+        .iter()
+        .filter(|x| x["kind"] == "maintenance")
+        .map(|x| (x["event"].clone(), x["device"].clone()))
+        .collect();
+    assert_eq!(
+        events,
+        [(json!("created"), json!("d0")), (json!("end"), json!("d0"))],
+        "created, then over"
+    );
+}

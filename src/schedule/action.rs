@@ -410,6 +410,37 @@ impl Scheduler {
         self.last_snapshot = None;
     }
 
+    /// Runtime one-off maintenances whose end has passed leave the store, each with its `end`
+    /// record (the document's stay in the document).
+    pub(super) async fn purge_ended_maintenances(&mut self) {
+        let wall = self.clock.now();
+        let ended: Vec<crate::rules::Maintenance> = self
+            .maintenances
+            .iter()
+            .filter(|m| m.source != ActionSource::Document)
+            .filter(|m| matches!(m.maintenance.window, Window::Once { end, .. } if end <= wall))
+            .map(|m| m.maintenance.clone())
+            .collect();
+        if ended.is_empty() {
+            return;
+        }
+        let mut items = Vec::new();
+        let mut control = Vec::new();
+        for m in &ended {
+            let Some(at) = self.runtime.iter().position(|r| r.maintenance.id == m.id) else {
+                continue;
+            };
+            let r = self.runtime.remove(at);
+            items.push(self.maintenance_record(m, &r, MaintenanceEvent::End));
+            tracing::info!(maintenance = %m.id, "maintenance over");
+            control.push(Control::RemoveMaintenance { id: m.id.clone() });
+        }
+        self.rebuild_maintenances();
+        let origin = self.box_origin();
+        self.answer(Answer::ok("", None), origin, None, None, items, control)
+            .await;
+    }
+
     /// Where a record about no service comes from: the box's own node.
     fn box_origin(&self) -> Arc<Origin> {
         let plan = &self.plan;

@@ -334,6 +334,9 @@ impl Scheduler {
                     if let Err(e) = self.store.mark_alive(self.clock.now()).await {
                         tracing::error!(error = %e, "the store is closed");
                     }
+                    if !self.runtime.is_empty() {
+                        self.purge_ended_maintenances().await;
+                    }
                 }
             }
         }
