@@ -632,3 +632,40 @@ fn fuzz_status_endpoint_requests_on_the_real_daemon() {
     assert!(codes.contains_key("200") && codes.len() > 2, "{codes:?}");
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }
+
+// ---------------------------------------------------------------- commands (§5.6, the control socket)
+
+/// A command object: a known kind (or not) with fields of any shape.
+fn command() -> impl Strategy<Value = Value> {
+    let kind = prop::sample::select(vec![
+        "check_now",
+        "acknowledge",
+        "maintenance_start",
+        "maintenance_end",
+        "maintenance_list",
+        "discover",
+        "reboot",
+        "",
+    ]);
+    let maintenance = prop_oneof![
+        any_json(),
+        (any_json(), any_json(), any::<i64>()).prop_map(|(scope, comment, minutes)| {
+            json!({ "id": "m", "scope": { "device": scope }, "minutes": minutes, "comment": comment })
+        }),
+    ];
+    (kind, any_json(), any_json(), maintenance).prop_map(|(kind, service, author, maintenance)| {
+        json!({ "id": "c-1", "kind": kind, "service": service, "author": author, "maintenance": maintenance })
+    })
+}
+
+#[test]
+fn fuzz_command_bodies_give_an_action_or_a_reason() {
+    let now: jiff::Timestamp = "2026-12-01T10:00:00Z".parse().expect("ts");
+    fuzz("commands", command(), |c| {
+        let Some(object) = c.as_object() else { return };
+        match snbox::command::parse(object, now) {
+            snbox::command::Parsed::Refused(why) => assert!(!why.is_empty()),
+            snbox::command::Parsed::Action(_) | snbox::command::Parsed::NotYet(_) => {}
+        }
+    });
+}

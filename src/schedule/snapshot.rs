@@ -88,7 +88,7 @@ pub struct ServiceView {
     pub flapping: bool,
     /// Who acknowledged its problem, when, and why (R16).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub acknowledgement: Option<super::state::Ack>,
+    pub acknowledgement: Option<Box<super::state::Ack>>,
 }
 
 /// The live state, built when the status endpoint asks (nobody watching costs nothing).

@@ -48,8 +48,9 @@ pub struct ServiceState {
     pub last_notice: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub repeat: u32,
+    /// Boxed: kept in every service's state, rarely set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ack: Option<Ack>,
+    pub ack: Option<Box<Ack>>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -425,7 +426,7 @@ impl ServiceState {
         if self.held.is_some_and(|h| h.kind == NotificationType::Problem) {
             self.held = None;
         }
-        self.ack = Some(ack);
+        self.ack = Some(Box::new(ack));
         Ok(())
     }
 }
