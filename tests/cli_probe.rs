@@ -40,6 +40,26 @@ async fn probe_json_has_exactly_the_fields_of_the_protocol() {
 }
 
 #[tokio::test]
+async fn probe_tcp_json_has_exactly_the_fields_of_the_protocol() {
+    let server = http_server::start(None).await;
+    let port = server.addr.port().to_string();
+    let args = [
+        "probe",
+        "tcp",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--send",
+        "GET / HTTP/1.0\\r\\n\\r\\n",
+        "--expect",
+        "HTTP/1.",
+        "--format",
+        "json",
+    ];
+    assert_json_fields(&args).await;
+}
+
+#[tokio::test]
 #[ignore = "needs root or unprivileged ICMP (net.ipv4.ping_group_range): bash .ci/run runs it"]
 async fn probe_icmp_json_has_exactly_the_fields_of_the_protocol() {
     assert_json_fields(&["probe", "icmp", "127.0.0.1", "--packets", "1", "--format", "json"]).await;

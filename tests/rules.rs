@@ -1190,3 +1190,32 @@ fn r13_bad_maintenances_are_set_aside_with_warnings_and_never_reject() {
     assert_eq!(service(&r, "d-ping")["accepted"], true);
     assert!(service(&r, "d-ping").get("maintenances").is_none());
 }
+
+#[test]
+fn tcp_services_need_a_port_from_the_template_or_themselves() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "tcp", "owner": null, "kind": "tcp", "criticality": "low", "availability_rate": 99.0,
+                "availability_period": "24x7", "control_period": "24x7", "interval_s": 60 }),
+    );
+    add_pinged_device(&mut doc, "d", "site1");
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-ssh", "device": "d", "template": "tcp", "params": { "port": 22 } }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-tcp", "device": "d", "template": "tcp" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(service(&r, "d-ssh")["kind"], "tcp");
+    assert_eq!(service(&r, "d-ssh")["accepted"], true);
+    assert_eq!(
+        strings(&service(&r, "d-tcp")["reasons"]),
+        vec!["missing_field:params.port"]
+    );
+}

@@ -9,12 +9,13 @@ use clap::{Args, Subcommand};
 
 use super::{OutputFormat, bad};
 use serde_json::json;
-use snbox::document::params::{self, Checked, HttpParams, IcmpParams, SnmpParams};
+use snbox::document::params::{self, Checked, HttpParams, IcmpParams, SnmpParams, TcpParams};
 use snbox::document::{AuthProtocol, PrivProtocol, SecurityLevel, Snmp, SnmpVersion};
 use snbox::probe::CheckResult;
 use snbox::probe::http::HttpProber;
 use snbox::probe::icmp::IcmpProber;
 use snbox::probe::snmp::SnmpProber;
+use snbox::probe::tcp::TcpProber;
 use snbox::secret::Secret;
 
 #[derive(Subcommand)]
@@ -39,6 +40,34 @@ pub enum ProbeCommand {
     },
     /// Read OIDs from an SNMP agent.
     Snmp(SnmpArgs),
+    /// Connect to a TCP port (optionally TLS), send a line, look for the answer.
+    Tcp {
+        /// An IP address or host name.
+        host: String,
+        #[arg(long)]
+        port: u16,
+        /// Text to send once connected; `\n` and `\r` are turned into line ends.
+        #[arg(long)]
+        send: Option<String>,
+        #[arg(long)]
+        expect: Option<String>,
+        #[arg(long, conflicts_with = "expect")]
+        expect_regex: Option<String>,
+        #[arg(long)]
+        tls: bool,
+        #[arg(long, requires = "tls")]
+        insecure_tls: bool,
+        #[arg(long, requires = "tls")]
+        tls_warn_days: Option<u32>,
+        #[arg(long, requires = "tls")]
+        tls_crit_days: Option<u32>,
+        #[arg(long)]
+        warn_ms: Option<f64>,
+        #[arg(long)]
+        crit_ms: Option<f64>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Request a URL.
     Http {
         url: String,
@@ -184,6 +213,30 @@ pub fn run(command: ProbeCommand) -> anyhow::Result<std::process::ExitCode> {
                 }))?;
                 let timeout = timeout(&common)?;
                 Ok((HttpProber::new().check("", &params, timeout).await, common))
+            }
+            ProbeCommand::Tcp {
+                host,
+                port,
+                send,
+                expect,
+                expect_regex,
+                tls,
+                insecure_tls,
+                tls_warn_days,
+                tls_crit_days,
+                warn_ms,
+                crit_ms,
+                common,
+            } => {
+                let send = send.map(|s| s.replace("\\r", "\r").replace("\\n", "\n"));
+                let params: TcpParams = checked(json!({
+                    "port": port, "send": send, "expect": expect, "expect_regex": expect_regex,
+                    "tls": tls, "insecure_tls": insecure_tls,
+                    "tls_warn_days": tls_warn_days, "tls_crit_days": tls_crit_days,
+                    "warn_ms": warn_ms, "crit_ms": crit_ms,
+                }))?;
+                let timeout = timeout(&common)?;
+                Ok((TcpProber::new().check(&host, &params, timeout).await, common))
             }
             ProbeCommand::Snmp(args) => {
                 let (address, snmp, params) = snmp_of(&args)?;

@@ -15,6 +15,7 @@ pub enum CheckKind {
     Icmp,
     Snmp,
     Http,
+    Tcp,
 }
 
 impl CheckKind {
@@ -23,6 +24,7 @@ impl CheckKind {
             CheckKind::Icmp => "icmp",
             CheckKind::Snmp => "snmp",
             CheckKind::Http => "http",
+            CheckKind::Tcp => "tcp",
         }
     }
 
@@ -34,6 +36,7 @@ impl CheckKind {
             CheckKind::Icmp => CheckParams::Icmp(parse(value)?),
             CheckKind::Snmp => CheckParams::Snmp(Box::new(parse(value)?)),
             CheckKind::Http => CheckParams::Http(Box::new(parse(value)?)),
+            CheckKind::Tcp => CheckParams::Tcp(Box::new(parse(value)?)),
         })
     }
 }
@@ -117,6 +120,7 @@ pub enum CheckParams {
     Icmp(IcmpParams),
     Snmp(Box<SnmpParams>),
     Http(Box<HttpParams>),
+    Tcp(Box<TcpParams>),
 }
 
 impl CheckParams {
@@ -125,6 +129,7 @@ impl CheckParams {
             CheckParams::Icmp(_) => CheckKind::Icmp,
             CheckParams::Snmp(_) => CheckKind::Snmp,
             CheckParams::Http(_) => CheckKind::Http,
+            CheckParams::Tcp(_) => CheckKind::Tcp,
         }
     }
 }
@@ -441,6 +446,67 @@ impl Checked for HttpParams {
                     format!("{code} is not an HTTP status (100 to 599)"),
                 ));
             }
+        }
+        finite("warn_ms", p.warn_ms)?;
+        finite("crit_ms", p.crit_ms)?;
+        ordered(("warn_ms", p.warn_ms), ("crit_ms", p.crit_ms), false)?;
+        ordered(
+            ("tls_warn_days", p.tls_warn_days.map(f64::from)),
+            ("tls_crit_days", p.tls_crit_days.map(f64::from)),
+            true,
+        )?;
+        Ok(p)
+    }
+}
+
+/// What a TCP check sends, at most.
+pub const MAX_TCP_SEND: usize = 4096;
+
+/// `tcp`: connect to the device's `port`, optionally TLS, send `send`, look for `expect`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpParams {
+    /// Required on the service (a template may leave it to its services).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Text sent once connected (`\r\n` as the protocol wants it).
+    #[serde(default)]
+    pub send: Option<String>,
+    /// A substring the answer must contain, or a regex it must match.
+    #[serde(default)]
+    pub expect: Option<String>,
+    #[serde(default)]
+    pub expect_regex: Option<Pattern>,
+    /// A TLS handshake after connecting (the certificate is verified unless `insecure_tls`).
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub insecure_tls: bool,
+    #[serde(default)]
+    pub tls_warn_days: Option<u32>,
+    #[serde(default)]
+    pub tls_crit_days: Option<u32>,
+    #[serde(default)]
+    pub warn_ms: Option<f64>,
+    #[serde(default)]
+    pub crit_ms: Option<f64>,
+}
+
+impl Checked for TcpParams {
+    type Fields = TcpParams;
+
+    fn check(p: TcpParams) -> Result<TcpParams, (String, String)> {
+        if p.port == Some(0) {
+            return Err(invalid("port", "0 is not a port (1 to 65535)"));
+        }
+        if p.expect.is_some() && p.expect_regex.is_some() {
+            return Err(invalid("expect_regex", "give expect or expect_regex, not both"));
+        }
+        if p.send.as_ref().is_some_and(|t| t.len() > MAX_TCP_SEND) {
+            return Err(invalid("send", format!("longer than {MAX_TCP_SEND} bytes")));
+        }
+        if !p.tls && (p.tls_warn_days.is_some() || p.tls_crit_days.is_some() || p.insecure_tls) {
+            return Err(invalid("tls", "tls_* and insecure_tls need tls: true"));
         }
         finite("warn_ms", p.warn_ms)?;
         finite("crit_ms", p.crit_ms)?;

@@ -10,6 +10,7 @@
 pub mod http;
 pub mod icmp;
 pub mod snmp;
+pub mod tcp;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -314,6 +314,11 @@ impl Resolver<'_> {
                 }
             },
         };
+        if let CheckParams::Tcp(p) = &params
+            && p.port.is_none()
+        {
+            reasons.push(reason("missing_field:params.port", self.at.of("params.port")));
+        }
         if let CheckParams::Snmp(p) = &params {
             if p.read.is_none() {
                 reasons.push(reason("missing_field:params.oid", self.at.of("params.oid")));

@@ -8,6 +8,7 @@ use crate::document::{CheckParams, Snmp};
 use crate::probe::http::HttpProber;
 use crate::probe::icmp::IcmpProber;
 use crate::probe::snmp::SnmpProber;
+use crate::probe::tcp::TcpProber;
 use crate::probe::{CheckResult, Status};
 use crate::rules::Plan;
 use crate::settings::Limits;
@@ -26,6 +27,7 @@ pub struct Probers {
     pub icmp: IcmpProber,
     pub snmp: SnmpProber,
     pub http: HttpProber,
+    pub tcp: TcpProber,
 }
 
 impl Probers {
@@ -43,6 +45,7 @@ impl Probers {
             icmp: IcmpProber::new(limits.max_concurrent_icmp as usize),
             snmp: SnmpProber::new(),
             http: HttpProber::new(),
+            tcp: TcpProber::new(),
         }
     }
 }
@@ -73,6 +76,7 @@ impl Runner for Probers {
                     }
                 }
                 CheckParams::Http(p) => http.push(&**p),
+                CheckParams::Tcp(_) => {}
             }
         }
         self.icmp.retain(&addresses);
@@ -125,6 +129,7 @@ impl Job {
                     None => CheckResult::unknown("the device has no snmp settings"),
                 },
                 Some(CheckParams::Http(p)) => probers.http.check(self.address(), p, self.timeout).await,
+                Some(CheckParams::Tcp(p)) => probers.tcp.check(self.address(), p, self.timeout).await,
                 None => CheckResult::unknown("the service is not in the plan"),
             }
         };

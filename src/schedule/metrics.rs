@@ -52,8 +52,8 @@ impl Histogram {
 #[derive(Default)]
 pub struct Metrics {
     /// Checks by kind (icmp, snmp, http) and status (ok, warning, critical, unknown).
-    pub checks: [[AtomicU64; 4]; 3],
-    pub durations: [Histogram; 3],
+    pub checks: [[AtomicU64; 4]; KIND_COUNT],
+    pub durations: [Histogram; KIND_COUNT],
     pub lateness: Histogram,
     /// Records produced by kind, in [`crate::record::Kind`] order (its code - 1).
     pub records: [AtomicU64; 8],
@@ -63,7 +63,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Checks run so far, by kind (icmp, snmp, http), whatever their result.
-    pub fn checks_by_kind(&self) -> [u64; 3] {
+    pub fn checks_by_kind(&self) -> [u64; KIND_COUNT] {
         std::array::from_fn(|k| self.checks[k].iter().map(|c| c.load(Relaxed)).sum())
     }
 }
@@ -73,6 +73,7 @@ pub fn kind_index(kind: CheckKind) -> usize {
         CheckKind::Icmp => 0,
         CheckKind::Snmp => 1,
         CheckKind::Http => 2,
+        CheckKind::Tcp => 3,
     }
 }
 
@@ -85,7 +86,9 @@ pub fn status_index(status: Status) -> usize {
     }
 }
 
-pub const KINDS: [&str; 3] = ["icmp", "snmp", "http"];
+/// Check kinds, in [`kind_index`] order.
+pub const KINDS: [&str; KIND_COUNT] = ["icmp", "snmp", "http", "tcp"];
+pub const KIND_COUNT: usize = 4;
 pub const STATUSES: [&str; 4] = ["ok", "warning", "critical", "unknown"];
 pub const RECORD_KINDS: [&str; 8] = [
     "result",

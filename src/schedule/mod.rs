@@ -83,7 +83,7 @@ pub struct Scheduler {
     store: Store,
     clock: Arc<dyn Clock>,
     global: Arc<Semaphore>,
-    per_kind: [Arc<Semaphore>; 3],
+    per_kind: [Arc<Semaphore>; metrics::KIND_COUNT],
     /// By device id, while a check of the device runs: indices change with every plan,
     /// semaphores must not.
     per_device: HashMap<Arc<str>, Arc<Semaphore>>,
@@ -144,6 +144,7 @@ impl Scheduler {
                 Arc::new(Semaphore::new(limits.max_concurrent_icmp.max(1) as usize)),
                 Arc::new(Semaphore::new(limits.max_concurrent_snmp.max(1) as usize)),
                 Arc::new(Semaphore::new(limits.max_concurrent_http.max(1) as usize)),
+                Arc::new(Semaphore::new(limits.max_concurrent_tcp.max(1) as usize)),
             ],
             per_device: HashMap::new(),
             per_device_limit: limits.max_concurrent_per_device.max(1) as usize,

@@ -182,6 +182,7 @@ pub struct Limits {
     pub max_concurrent_icmp: u32,
     pub max_concurrent_snmp: u32,
     pub max_concurrent_http: u32,
+    pub max_concurrent_tcp: u32,
     /// Checks in flight at once against one device.
     pub max_concurrent_per_device: u32,
     /// The largest monitoring document read (a file, or pulled from the central server).
@@ -195,6 +196,7 @@ impl Default for Limits {
             max_concurrent_icmp: 1024,
             max_concurrent_snmp: 256,
             max_concurrent_http: 128,
+            max_concurrent_tcp: 128,
             max_concurrent_per_device: 4,
             max_document_bytes: crate::input::DEFAULT_MAX_DOCUMENT_BYTES,
         }
@@ -752,6 +754,7 @@ fn check_limits(limits: &Limits, problems: &mut Vec<Problem>) {
         ("max_concurrent_icmp", limits.max_concurrent_icmp),
         ("max_concurrent_snmp", limits.max_concurrent_snmp),
         ("max_concurrent_http", limits.max_concurrent_http),
+        ("max_concurrent_tcp", limits.max_concurrent_tcp),
         ("max_concurrent_per_device", limits.max_concurrent_per_device),
     ] {
         if value == 0 {

@@ -1,0 +1,207 @@
+//! TCP checks (protocol.md §3 `tcp`): connect to the device's port within the timeout,
+//! optionally shake hands in TLS (the certificate verified, its days left judged), send a line,
+//! and look for the expected text in what comes back. Refused or timed out is critical; the
+//! whole exchange's time is judged by `warn_ms`/`crit_ms`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{CheckResult, Status, Thresholds, ms};
+use crate::document::params::TcpParams;
+use crate::tls::{Check, Verifier, error_text, system_roots};
+
+/// What is read of the answer, at most.
+const MAX_ANSWER: usize = 8 * 1024;
+const DAY_S: i64 = 86_400;
+
+/// Shared by every TCP check: the TLS settings (verified, or not for `insecure_tls`).
+pub struct TcpProber {
+    verified: Result<Arc<rustls::ClientConfig>, String>,
+    insecure: Result<Arc<rustls::ClientConfig>, String>,
+}
+
+impl Default for TcpProber {
+    fn default() -> Self {
+        TcpProber::new()
+    }
+}
+
+impl TcpProber {
+    pub fn new() -> TcpProber {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = Arc::new(system_roots());
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| format!("cannot build the TLS verifier: {e}"));
+        TcpProber {
+            verified: webpki.and_then(|v| config(&provider, Check::WebPki(v))),
+            insecure: config(&provider, Check::Anything),
+        }
+    }
+
+    /// Checks `host`'s port as `p` says, within `timeout`.
+    pub async fn check(&self, host: &str, p: &TcpParams, timeout: Duration) -> CheckResult {
+        let started = Instant::now();
+        let Some(port) = p.port else {
+            return CheckResult::unknown("no port to connect to");
+        };
+        let target = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let result = match tokio::time::timeout(timeout, self.exchange(host, port, p)).await {
+            Ok(Ok((result, not_after))) => tls_expiry(result, not_after, p),
+            Ok(Err(why)) => CheckResult::new(Status::Critical, format!("{target}: {why}")),
+            Err(_) => CheckResult::new(
+                Status::Critical,
+                format!("{target}: no answer within {:.0} s", timeout.as_secs_f64()),
+            ),
+        };
+        let took = started.elapsed();
+        let result = result.metric("time_ms", ms(took)).took(took);
+        judge_time(result, p)
+    }
+
+    async fn exchange(&self, host: &str, port: u16, p: &TcpParams) -> Result<(CheckResult, Option<i64>), String> {
+        let stream = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        if !p.tls {
+            return Ok((converse(stream, p).await?, None));
+        }
+        let config = if p.insecure_tls { &self.insecure } else { &self.verified };
+        let config = config.clone()?;
+        let name = ServerName::try_from(host.to_string()).map_err(|e| format!("not a TLS server name: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("TLS handshake failed: {}", error_text(&e)))?;
+        let not_after = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|leaf| x509_parser::parse_x509_certificate(leaf).ok())
+            .map(|(_, cert)| cert.validity().not_after.timestamp());
+        Ok((converse(tls, p).await?, not_after))
+    }
+}
+
+fn config(provider: &Arc<CryptoProvider>, check: Check) -> Result<Arc<rustls::ClientConfig>, String> {
+    let verifier = Arc::new(Verifier::new(check, provider.clone(), Box::new(|_, _| {})));
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    // A resumed session shows no certificate: every check sees the server's own.
+    tls.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(tls))
+}
+
+/// Sends `send`, then reads until the expected text shows, the peer closes, or 8 KiB.
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, p: &TcpParams) -> Result<CheckResult, String> {
+    if let Some(send) = &p.send {
+        stream
+            .write_all(send.as_bytes())
+            .await
+            .map_err(|e| format!("cannot send: {e}"))?;
+        let _ = stream.flush().await;
+    }
+    if p.expect.is_none() && p.expect_regex.is_none() {
+        return Ok(CheckResult::new(Status::Ok, "connected"));
+    }
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let text = String::from_utf8_lossy(&answer);
+        let found = match (&p.expect, &p.expect_regex) {
+            (Some(e), _) => text.contains(e.as_str()),
+            (None, Some(re)) => re.is_match(&text),
+            (None, None) => true,
+        };
+        if found {
+            return Ok(CheckResult::new(Status::Ok, format!("answered {:?}", excerpt(&text))));
+        }
+        if answer.len() >= MAX_ANSWER {
+            break;
+        }
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("cannot read the answer: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..n.min(MAX_ANSWER - answer.len())]);
+    }
+    let wanted = p
+        .expect
+        .clone()
+        .or_else(|| p.expect_regex.as_ref().map(|r| format!("/{}/", r.as_str())))
+        .unwrap_or_default();
+    Ok(CheckResult::new(
+        Status::Critical,
+        format!(
+            "{wanted:?} not in the answer {:?}",
+            excerpt(&String::from_utf8_lossy(&answer))
+        ),
+    ))
+}
+
+/// The first line of a peer's answer, at most 80 characters.
+fn excerpt(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    line.chars().take(80).collect()
+}
+
+fn judge_time(mut result: CheckResult, p: &TcpParams) -> CheckResult {
+    if result.status != Status::Ok {
+        return result;
+    }
+    let took = ms(result.duration);
+    let status = Thresholds {
+        warn: p.warn_ms,
+        crit: p.crit_ms,
+        below: false,
+    }
+    .judge(took);
+    if status != Status::Ok {
+        result.status = status;
+        result.output = format!("{} in {took} ms (slow)", result.output);
+    } else {
+        result.output = format!("{} in {took} ms", result.output);
+    }
+    result
+}
+
+fn tls_expiry(result: CheckResult, not_after: Option<i64>, p: &TcpParams) -> CheckResult {
+    let Some(not_after) = not_after else {
+        return result;
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let days = ((not_after - now) as f64 / DAY_S as f64 * 100.0).round() / 100.0;
+    let status = Thresholds {
+        warn: p.tls_warn_days.map(f64::from),
+        crit: p.tls_crit_days.map(f64::from),
+        below: true,
+    }
+    .judge(days);
+    let mut result = result.metric("tls_days_left", days);
+    if status != Status::Ok && result.status != Status::Critical {
+        result.status = result.status.worst(status);
+        result.output = format!("{}; certificate expires in {days:.1} days", result.output);
+    }
+    result
+}
