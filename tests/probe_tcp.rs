@@ -93,10 +93,25 @@ async fn tcp_tls_reports_the_days_left_and_verifies_the_certificate() {
     let days = r.metrics["tls_days_left"];
     assert!((9.0..=10.0).contains(&days), "{days}");
     assert!(r.output.contains("certificate expires in"), "{}", r.output);
-    // Verified: the tests' CA is not among the system's, so the handshake is refused.
+    // Verified: the tests' CA is not among the system's, so the handshake is refused…
     let r = check(port, json!({ "tls": true })).await;
     assert_eq!(r.status, Status::Critical, "{r:?}");
     assert!(r.output.contains("TLS handshake failed"), "{}", r.output);
+    // …unless the check trusts it.
+    let ca = server.ca_file.as_ref().expect("CA").display().to_string();
+    let r = check(port, json!({ "tls": true, "ca_file": ca, "tls_warn_days": 30 })).await;
+    assert_eq!(r.status, Status::Warning, "verified, 10 days left: {r:?}");
+}
+
+#[tokio::test]
+async fn tcp_tls_refuses_an_expired_certificate_and_one_for_another_host() {
+    for (cert, why) in [(Cert::Expired, "expired"), (Cert::WrongHost, "another host")] {
+        let server = start(Some(cert)).await;
+        let ca = server.ca_file.as_ref().expect("CA").display().to_string();
+        let r = check(server.addr.port(), json!({ "tls": true, "ca_file": ca })).await;
+        assert_eq!(r.status, Status::Critical, "{why}: {r:?}");
+        assert!(r.output.contains("TLS handshake failed"), "{why}: {}", r.output);
+    }
 }
 
 #[test]
@@ -109,6 +124,7 @@ fn tcp_params_are_checked_when_the_document_is_read() {
         Some("expect_regex".into())
     );
     assert_eq!(bad(json!({ "port": 25, "tls_warn_days": 3 })), Some("tls".into()));
+    assert_eq!(bad(json!({ "port": 25, "ca_file": "/etc/ca.pem" })), Some("tls".into()));
     assert_eq!(
         bad(json!({ "port": 25, "warn_ms": 10, "crit_ms": 5 })),
         Some("warn_ms".into())

@@ -57,6 +57,9 @@ pub enum ProbeCommand {
         tls: bool,
         #[arg(long, requires = "tls")]
         insecure_tls: bool,
+        /// PEM file of CA certificates to trust besides the system's.
+        #[arg(long, requires = "tls")]
+        ca_file: Option<String>,
         #[arg(long, requires = "tls")]
         tls_warn_days: Option<u32>,
         #[arg(long, requires = "tls")]
@@ -222,6 +225,7 @@ pub fn run(command: ProbeCommand) -> anyhow::Result<std::process::ExitCode> {
                 expect_regex,
                 tls,
                 insecure_tls,
+                ca_file,
                 tls_warn_days,
                 tls_crit_days,
                 warn_ms,
@@ -231,7 +235,7 @@ pub fn run(command: ProbeCommand) -> anyhow::Result<std::process::ExitCode> {
                 let send = send.map(|s| s.replace("\\r", "\r").replace("\\n", "\n"));
                 let params: TcpParams = checked(json!({
                     "port": port, "send": send, "expect": expect, "expect_regex": expect_regex,
-                    "tls": tls, "insecure_tls": insecure_tls,
+                    "tls": tls, "insecure_tls": insecure_tls, "ca_file": ca_file,
                     "tls_warn_days": tls_warn_days, "tls_crit_days": tls_crit_days,
                     "warn_ms": warn_ms, "crit_ms": crit_ms,
                 }))?;

@@ -482,6 +482,9 @@ pub struct TcpParams {
     pub tls: bool,
     #[serde(default)]
     pub insecure_tls: bool,
+    /// A PEM file of CA certificates trusted in addition to the system's.
+    #[serde(default)]
+    pub ca_file: Option<String>,
     #[serde(default)]
     pub tls_warn_days: Option<u32>,
     #[serde(default)]
@@ -505,8 +508,8 @@ impl Checked for TcpParams {
         if p.send.as_ref().is_some_and(|t| t.len() > MAX_TCP_SEND) {
             return Err(invalid("send", format!("longer than {MAX_TCP_SEND} bytes")));
         }
-        if !p.tls && (p.tls_warn_days.is_some() || p.tls_crit_days.is_some() || p.insecure_tls) {
-            return Err(invalid("tls", "tls_* and insecure_tls need tls: true"));
+        if !p.tls && (p.tls_warn_days.is_some() || p.tls_crit_days.is_some() || p.insecure_tls || p.ca_file.is_some()) {
+            return Err(invalid("tls", "tls_*, insecure_tls and ca_file need tls: true"));
         }
         finite("warn_ms", p.warn_ms)?;
         finite("crit_ms", p.crit_ms)?;

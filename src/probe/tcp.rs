@@ -3,7 +3,9 @@
 //! and look for the expected text in what comes back. Refused or timed out is critical; the
 //! whole exchange's time is judged by `warn_ms`/`crit_ms`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustls::client::WebPkiServerVerifier;
@@ -14,16 +16,19 @@ use tokio::net::TcpStream;
 
 use super::{CheckResult, Status, Thresholds, ms};
 use crate::document::params::TcpParams;
-use crate::tls::{Check, Verifier, error_text, system_roots};
+use crate::tls::{Check, Verifier, error_text, pem_certificates, system_roots};
 
 /// What is read of the answer, at most.
 const MAX_ANSWER: usize = 8 * 1024;
 const DAY_S: i64 = 86_400;
 
-/// Shared by every TCP check: the TLS settings (verified, or not for `insecure_tls`).
+/// Shared by every TCP check: the TLS settings (verified, or not for `insecure_tls`), and one
+/// per `ca_file` in use, made at its first check.
 pub struct TcpProber {
+    provider: Arc<CryptoProvider>,
     verified: Result<Arc<rustls::ClientConfig>, String>,
     insecure: Result<Arc<rustls::ClientConfig>, String>,
+    with_ca: Mutex<HashMap<PathBuf, Arc<rustls::ClientConfig>>>,
 }
 
 impl Default for TcpProber {
@@ -42,7 +47,45 @@ impl TcpProber {
         TcpProber {
             verified: webpki.and_then(|v| config(&provider, Check::WebPki(v))),
             insecure: config(&provider, Check::Anything),
+            with_ca: Mutex::new(HashMap::new()),
+            provider,
         }
+    }
+
+    /// A new plan: configurations for CA files no TCP service names any more go.
+    pub fn retain<'a>(&self, ca_files: impl IntoIterator<Item = &'a str>) {
+        let keep: std::collections::HashSet<PathBuf> = ca_files.into_iter().map(PathBuf::from).collect();
+        self.with_ca
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|path, _| keep.contains(path));
+    }
+
+    /// The TLS settings a check's params ask for.
+    fn config_for(&self, p: &TcpParams) -> Result<Arc<rustls::ClientConfig>, String> {
+        if p.insecure_tls {
+            return self.insecure.clone();
+        }
+        let Some(ca_file) = &p.ca_file else {
+            return self.verified.clone();
+        };
+        let path = PathBuf::from(ca_file);
+        let mut cache = self.with_ca.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(config) = cache.get(&path) {
+            return Ok(config.clone());
+        }
+        let mut roots = system_roots();
+        for cert in pem_certificates(&path).map_err(|e| format!("ca_file {e}"))? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| format!("cannot build the TLS verifier: {e}"))?;
+        let config = config(&self.provider, Check::WebPki(webpki))?;
+        cache.insert(path, config.clone());
+        Ok(config)
     }
 
     /// Checks `host`'s port as `p` says, within `timeout`.
@@ -77,8 +120,7 @@ impl TcpProber {
         if !p.tls {
             return Ok((converse(stream, p).await?, None));
         }
-        let config = if p.insecure_tls { &self.insecure } else { &self.verified };
-        let config = config.clone()?;
+        let config = self.config_for(p)?;
         let name = ServerName::try_from(host.to_string()).map_err(|e| format!("not a TLS server name: {e}"))?;
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, stream)

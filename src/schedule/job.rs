@@ -62,6 +62,7 @@ impl Runner for Probers {
         let mut addresses = std::collections::HashSet::new();
         let mut agents = Vec::new();
         let mut http = Vec::new();
+        let mut tcp_ca_files = Vec::new();
         let mut series = std::collections::HashSet::new();
         for (s, service) in plan.accepted_services() {
             let Some(device) = s.device.map(|d| &plan.devices[d]) else {
@@ -76,12 +77,13 @@ impl Runner for Probers {
                     }
                 }
                 CheckParams::Http(p) => http.push(&**p),
-                CheckParams::Tcp(_) => {}
+                CheckParams::Tcp(p) => tcp_ca_files.extend(p.ca_file.as_deref()),
             }
         }
         self.icmp.retain(&addresses);
         self.snmp.retain(agents, &series);
         self.http.retain(http);
+        self.tcp.retain(tcp_ca_files);
     }
 }
 
