@@ -55,6 +55,19 @@ impl fmt::Debug for Verifier {
     }
 }
 
+/// A TLS client configuration that judges servers with `verifier`, with no session resumption:
+/// a resumed session shows no certificate, and every check must see the server's own.
+pub fn client_config(provider: &Arc<CryptoProvider>, verifier: Verifier) -> Result<rustls::ClientConfig, String> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    tls.resumption = rustls::client::Resumption::disabled();
+    Ok(tls)
+}
+
 /// The system's trusted roots (rustls-native-certs); empty when the system has none.
 pub fn system_roots() -> RootCertStore {
     let mut roots = RootCertStore::empty();

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::sync::{Backoff, Syncer};
 use crate::command::{self, Parsed};
-use crate::record::{ActionSource, Body, Origin, Record};
-use crate::schedule::{Actions, Answer};
+use crate::record::ActionSource;
+use crate::schedule::{Actions, Answer, box_origin, command_result};
 use crate::store::Control;
 
 /// How long the central server may hold a poll open (`wait`); the exchange's deadline adds
@@ -140,16 +140,8 @@ impl Syncer {
 
     /// Answers a command the scheduler does not run: its record and done mark, one commit.
     async fn answer_here(&self, id: &str, answer: Answer) {
-        let origin = self.box_origin();
-        let record = Record {
-            ts: jiff::Timestamp::now(),
-            body: Body::CommandResult {
-                command: id.to_string(),
-                ok: answer.ok,
-                message: answer.message,
-                data: answer.data,
-            },
-        };
+        let origin = box_origin(&self.plans.borrow());
+        let record = command_result(id, &answer, jiff::Timestamp::now());
         let done = vec![Control::CommandDone { id: id.to_string() }];
         if let Err(e) = self
             .store
@@ -158,16 +150,6 @@ impl Syncer {
         {
             tracing::error!(command = %id, error = %e, "a command's answer could not be committed");
         }
-    }
-
-    fn box_origin(&self) -> Arc<Origin> {
-        let plan = self.plans.borrow();
-        Arc::new(Origin {
-            service: Arc::from(""),
-            device: Arc::from(""),
-            node: Arc::from(plan.tree.id(plan.box_node)),
-            company: plan.tree.company_id(plan.box_node).map(Arc::from),
-        })
     }
 }
 

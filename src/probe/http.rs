@@ -15,14 +15,13 @@ use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 
-use super::{CheckResult, Status, Thresholds, ms};
+use super::{CheckResult, Status, Thresholds, ms, tls_days_left, tls_expiry, utc_date};
 use crate::document::params::{CheckUrl, HttpParams, STATUS_ENDPOINT};
-use crate::tls::{Check, OnLeaf, Verifier, error_text, pem_certificates, system_roots};
+use crate::tls::{Check, OnLeaf, Verifier, client_config, error_text, pem_certificates, system_roots};
 
 /// Bodies are read only when a body check asks for it, and never past this size.
 const MAX_BODY: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 5;
-const DAY_S: i64 = 86_400;
 
 /// The `not_after` (Unix seconds) of the first leaf certificate a check's own connection was
 /// shown. Clients are shared by every check, so what a connection sees is handed to the check
@@ -185,7 +184,7 @@ impl HttpProber {
             result = result.metric("body_bytes", n as f64);
         }
         if is_https {
-            result = tls_expiry(result, not_after, params);
+            result = tls_expiry(result, not_after, params.tls_warn_days, params.tls_crit_days);
         }
         result
     }
@@ -236,16 +235,8 @@ impl HttpProber {
             });
         });
         let check = inner.map_or(Check::Anything, Check::WebPki);
-        let verifier = Arc::new(Verifier::new(check, self.provider.clone(), on_leaf));
-        let mut tls = rustls::ClientConfig::builder_with_provider(self.provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS configuration: {e}"))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+        let mut tls = client_config(&self.provider, Verifier::new(check, self.provider.clone(), on_leaf))?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        // A resumed session shows no certificate: every check must see the server's own.
-        tls.resumption = rustls::client::Resumption::disabled();
         let redirects = if key.follow_redirects {
             reqwest::redirect::Policy::limited(MAX_REDIRECTS)
         } else {
@@ -340,30 +331,6 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::
     Ok(body)
 }
 
-fn tls_expiry(result: CheckResult, not_after: Option<i64>, params: &HttpParams) -> CheckResult {
-    let Some(not_after) = not_after else {
-        return result;
-    };
-    let days = (not_after - now_s()) as f64 / DAY_S as f64;
-    let days = (days * 100.0).round() / 100.0;
-    let status = Thresholds {
-        warn: params.tls_warn_days.map(f64::from),
-        crit: params.tls_crit_days.map(f64::from),
-        below: true,
-    }
-    .judge(days);
-    let mut result = result.metric("tls_days_left", days);
-    if status != Status::Ok && result.status != Status::Critical {
-        result.status = result.status.worst(status);
-        result.output = format!(
-            "{}; certificate expires in {days:.1} days ({})",
-            result.output,
-            date(not_after)
-        );
-    }
-    result
-}
-
 /// A request that got no response: the connection, TLS or protocol failed.
 fn failure(e: &reqwest::Error, not_after: Option<i64>, params: &HttpParams) -> CheckResult {
     if let Some(not_after) = not_after.filter(|t| *t < now_s())
@@ -371,12 +338,9 @@ fn failure(e: &reqwest::Error, not_after: Option<i64>, params: &HttpParams) -> C
     {
         return CheckResult::new(
             Status::Critical,
-            format!("TLS certificate expired on {}", date(not_after)),
+            format!("TLS certificate expired on {}", utc_date(not_after)),
         )
-        .metric(
-            "tls_days_left",
-            ((not_after - now_s()) as f64 / DAY_S as f64 * 100.0).round() / 100.0,
-        );
+        .metric("tls_days_left", tls_days_left(not_after));
     }
     let what = if e.is_timeout() {
         "timed out"
@@ -402,9 +366,4 @@ fn now_s() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn date(unix_s: i64) -> String {
-    jiff::Timestamp::from_second(unix_s)
-        .map_or_else(|_| unix_s.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
 }

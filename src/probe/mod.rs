@@ -132,6 +132,51 @@ impl Thresholds {
     }
 }
 
+/// Judges a TLS leaf's `not_after` (Unix seconds) by lower limits in days: metric
+/// `tls_days_left`, and a worse status with the expiry in the output when one is crossed
+/// (a critical result stays as it is). The HTTP and TCP probes share it.
+pub(crate) fn tls_expiry(
+    result: CheckResult,
+    not_after: Option<i64>,
+    warn_days: Option<u32>,
+    crit_days: Option<u32>,
+) -> CheckResult {
+    let Some(not_after) = not_after else {
+        return result;
+    };
+    let days = tls_days_left(not_after);
+    let status = Thresholds {
+        warn: warn_days.map(f64::from),
+        crit: crit_days.map(f64::from),
+        below: true,
+    }
+    .judge(days);
+    let mut result = result.metric("tls_days_left", days);
+    if status != Status::Ok && result.status != Status::Critical {
+        result.status = result.status.worst(status);
+        result.output = format!(
+            "{}; certificate expires in {days:.1} days ({})",
+            result.output,
+            utc_date(not_after)
+        );
+    }
+    result
+}
+
+/// Days from now until `not_after` (Unix seconds), two decimals.
+pub(crate) fn tls_days_left(not_after: i64) -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    ((not_after - now) as f64 / 86_400.0 * 100.0).round() / 100.0
+}
+
+/// A Unix instant as a person reads it in an output.
+pub(crate) fn utc_date(unix_s: i64) -> String {
+    jiff::Timestamp::from_second(unix_s)
+        .map_or_else(|_| unix_s.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+}
+
 /// Milliseconds with two decimals, for outputs.
 pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -14,13 +14,12 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{CheckResult, Status, Thresholds, ms};
+use super::{CheckResult, Status, Thresholds, ms, tls_expiry};
 use crate::document::params::TcpParams;
-use crate::tls::{Check, Verifier, error_text, pem_certificates, system_roots};
+use crate::tls::{Check, Verifier, client_config, error_text, pem_certificates, system_roots};
 
 /// What is read of the answer, at most.
 const MAX_ANSWER: usize = 8 * 1024;
-const DAY_S: i64 = 86_400;
 
 /// Shared by every TCP check: the TLS settings (verified, or not for `insecure_tls`), and one
 /// per `ca_file` in use, made at its first check.
@@ -100,7 +99,7 @@ impl TcpProber {
             format!("{host}:{port}")
         };
         let result = match tokio::time::timeout(timeout, self.exchange(host, port, p)).await {
-            Ok(Ok((result, not_after))) => tls_expiry(result, not_after, p),
+            Ok(Ok((result, not_after))) => tls_expiry(result, not_after, p.tls_warn_days, p.tls_crit_days),
             Ok(Err(why)) => CheckResult::new(Status::Critical, format!("{target}: {why}")),
             Err(_) => CheckResult::new(
                 Status::Critical,
@@ -138,16 +137,8 @@ impl TcpProber {
 }
 
 fn config(provider: &Arc<CryptoProvider>, check: Check) -> Result<Arc<rustls::ClientConfig>, String> {
-    let verifier = Arc::new(Verifier::new(check, provider.clone(), Box::new(|_, _| {})));
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS configuration: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    // A resumed session shows no certificate: every check sees the server's own.
-    tls.resumption = rustls::client::Resumption::disabled();
-    Ok(Arc::new(tls))
+    let verifier = Verifier::new(check, provider.clone(), Box::new(|_, _| {}));
+    client_config(provider, verifier).map(Arc::new)
 }
 
 /// Sends `send`, then reads until the expected text shows, the peer closes, or 8 KiB.
@@ -222,28 +213,6 @@ fn judge_time(mut result: CheckResult, p: &TcpParams) -> CheckResult {
         result.output = format!("{} in {took} ms (slow)", result.output);
     } else {
         result.output = format!("{} in {took} ms", result.output);
-    }
-    result
-}
-
-fn tls_expiry(result: CheckResult, not_after: Option<i64>, p: &TcpParams) -> CheckResult {
-    let Some(not_after) = not_after else {
-        return result;
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let days = ((not_after - now) as f64 / DAY_S as f64 * 100.0).round() / 100.0;
-    let status = Thresholds {
-        warn: p.tls_warn_days.map(f64::from),
-        crit: p.tls_crit_days.map(f64::from),
-        below: true,
-    }
-    .judge(days);
-    let mut result = result.metric("tls_days_left", days);
-    if status != Status::Ok && result.status != Status::Critical {
-        result.status = result.status.worst(status);
-        result.output = format!("{}; certificate expires in {days:.1} days", result.output);
     }
     result
 }

@@ -203,6 +203,16 @@ impl Plan {
         }
     }
 
+    /// The zone a maintenance is read in where no device is meant: its scope's node's (R7).
+    pub fn scope_zone(&self, m: &Maintenance) -> TimeZone {
+        let node = match m.scope {
+            Scope::Node(n) => Some(n),
+            Scope::Device(d) => self.devices[d].node,
+            Scope::Service(s) => self.services[s].device.and_then(|d| self.devices[d].node),
+        };
+        node.map_or(TimeZone::UTC, |n| self.tree.node(n).zone.clone())
+    }
+
     /// The id of a maintenance's scope, as records and reports name it.
     pub fn scope_id(&self, m: &Maintenance) -> &str {
         match m.scope {

@@ -19,7 +19,7 @@ use super::cover::Runtime;
 use super::state::Ack;
 use crate::document;
 use crate::record::{ActionSource, Body, MaintenanceEvent, Origin, Record};
-use crate::rules::maintenance::{Resolver, Scope, Window};
+use crate::rules::maintenance::{Resolver, Scope};
 use crate::store::{Control, Item};
 
 /// How long a caller should wait for the scheduler's answer (a check may take its whole
@@ -185,7 +185,7 @@ impl Scheduler {
         let origin = items
             .first()
             .map(|(o, _)| o.clone())
-            .unwrap_or_else(|| self.box_origin());
+            .unwrap_or_else(|| box_origin(&self.plan));
         self.answer(answer, origin, command, Some(reply), items, control).await;
     }
 
@@ -367,34 +367,10 @@ impl Scheduler {
         let list: Vec<Value> = self
             .maintenances
             .iter()
-            .filter(|m| !matches!(m.maintenance.window, Window::Once { end, .. } if end <= wall))
-            .map(|m| {
-                let o = self.plan.occurrence(&m.maintenance);
-                let zone = self.scope_zone(&m.maintenance.scope);
-                let mut v = serde_json::to_value(&m.maintenance.raw).unwrap_or(Value::Null);
-                if let Value::Object(f) = &mut v {
-                    f.insert("source".into(), json!(m.source.as_str()));
-                    f.insert("author".into(), json!(m.author));
-                    f.insert("active".into(), json!(o.is_active(wall, &zone)));
-                    f.insert(
-                        "next_change".into(),
-                        json!(o.next_change(wall, &zone).map(|t| t.to_string())),
-                    );
-                }
-                v
-            })
+            .filter(|m| !m.is_over(wall))
+            .map(|m| m.describe(&self.plan, wall))
             .collect();
         Answer::ok(format!("{} maintenance(s)", list.len()), Some(json!(list)))
-    }
-
-    pub(super) fn scope_zone(&self, scope: &Scope) -> jiff::tz::TimeZone {
-        let plan = &self.plan;
-        let node = match *scope {
-            Scope::Node(n) => Some(n),
-            Scope::Device(d) => plan.devices[d].node,
-            Scope::Service(s) => plan.services[s].device.and_then(|d| plan.devices[d].node),
-        };
-        node.map_or(jiff::tz::TimeZone::UTC, |n| plan.tree.node(n).zone.clone())
     }
 
     /// The maintenances applied again after a change: every slot's covering list, its wakes,
@@ -417,8 +393,7 @@ impl Scheduler {
         let ended: Vec<crate::rules::Maintenance> = self
             .maintenances
             .iter()
-            .filter(|m| m.source != ActionSource::Document)
-            .filter(|m| matches!(m.maintenance.window, Window::Once { end, .. } if end <= wall))
+            .filter(|m| m.source != ActionSource::Document && m.is_over(wall))
             .map(|m| m.maintenance.clone())
             .collect();
         if ended.is_empty() {
@@ -436,20 +411,9 @@ impl Scheduler {
             control.push(Control::RemoveMaintenance { id: m.id.clone() });
         }
         self.rebuild_maintenances();
-        let origin = self.box_origin();
+        let origin = box_origin(&self.plan);
         self.answer(Answer::ok("", None), origin, None, None, items, control)
             .await;
-    }
-
-    /// Where a record about no service comes from: the box's own node.
-    fn box_origin(&self) -> Arc<Origin> {
-        let plan = &self.plan;
-        Arc::new(Origin {
-            service: Arc::from(""),
-            device: Arc::from(""),
-            node: Arc::from(plan.tree.id(plan.box_node)),
-            company: plan.tree.company_id(plan.box_node).map(Arc::from),
-        })
     }
 
     fn maintenance_record(&self, m: &crate::rules::Maintenance, runtime: &Runtime, event: MaintenanceEvent) -> Item {
@@ -494,7 +458,8 @@ fn refused(message: String) -> (Answer, Vec<Item>, Vec<Control>) {
     (Answer::refused(message), Vec::new(), Vec::new())
 }
 
-fn command_result(id: &str, answer: &Answer, at: Timestamp) -> Record {
+/// A central command's answer as a record.
+pub fn command_result(id: &str, answer: &Answer, at: Timestamp) -> Record {
     Record {
         ts: at,
         body: Body::CommandResult {
@@ -504,4 +469,14 @@ fn command_result(id: &str, answer: &Answer, at: Timestamp) -> Record {
             data: answer.data.clone(),
         },
     }
+}
+
+/// Where a record about no service comes from (a command's answer): the box's own node.
+pub fn box_origin(plan: &crate::rules::Plan) -> Arc<Origin> {
+    Arc::new(Origin {
+        service: Arc::from(""),
+        device: Arc::from(""),
+        node: Arc::from(plan.tree.id(plan.box_node)),
+        company: plan.tree.company_id(plan.box_node).map(Arc::from),
+    })
 }

@@ -22,6 +22,32 @@ pub struct InForce {
     pub author: Option<String>,
 }
 
+impl InForce {
+    /// As `/maintenances` and `snbox maintenance list` show it: the object as given, its
+    /// source and author, whether it is active at `at` (in its scope's zone), its next change.
+    pub fn describe(&self, plan: &Plan, at: Timestamp) -> serde_json::Value {
+        let m = &self.maintenance;
+        let zone = plan.scope_zone(m);
+        let o = plan.occurrence(m);
+        let mut v = serde_json::to_value(&m.raw).unwrap_or(serde_json::Value::Null);
+        if let serde_json::Value::Object(f) = &mut v {
+            f.insert("source".into(), self.source.as_str().into());
+            if let Some(author) = &self.author {
+                f.insert("author".into(), author.as_str().into());
+            }
+            f.insert("active".into(), o.is_active(at, &zone).into());
+            let next = o.next_change(at, &zone).map(crate::explain::rfc3339_utc);
+            f.insert("next_change".into(), next.into());
+        }
+        v
+    }
+
+    /// Over: a one-off window whose end has passed.
+    pub fn is_over(&self, at: Timestamp) -> bool {
+        matches!(self.maintenance.window, Window::Once { end, .. } if end <= at)
+    }
+}
+
 /// A maintenance from a command or the command line, as kept in the store.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct Runtime {
@@ -139,18 +165,26 @@ impl Scheduler {
         if !was || s.covered {
             return;
         }
-        let in_period = s.periods[2].is_active(wall, &s.tz);
         tracing::info!(service = %s.origin.service, "maintenance over");
-        if let Some(notice) = s.saved.state.settle(wall, in_period) {
-            s.dirty = true;
-            let record = self.notification(slot, notice, wall);
-            let states = self.take_dirty(slot);
-            self.commit(slot, vec![record], states);
-        }
+        self.settle(slot, wall);
         if self.slots[slot].saved.state.holds() {
             self.schedule_release(slot);
         }
         self.schedule_renotify(slot);
+    }
+
+    /// R13's difference rule for one service now; whether it notified.
+    pub(super) fn settle(&mut self, slot: usize, wall: Timestamp) -> bool {
+        let s = &mut self.slots[slot];
+        let in_period = s.periods[2].is_active(wall, &s.tz);
+        let Some(notice) = s.saved.state.settle(wall, in_period) else {
+            return false;
+        };
+        s.dirty = true;
+        let record = self.notification(slot, notice, wall);
+        let states = self.take_dirty(slot);
+        self.commit(slot, vec![record], states);
+        true
     }
 
     /// One-off windows that began before now are left out of the availability already counted

@@ -42,7 +42,7 @@ use crate::rules::Plan;
 use crate::settings::Limits;
 use crate::store::{Item, Store};
 
-pub use action::{Action, Actions, Answer};
+pub use action::{Action, Actions, Answer, box_origin, command_result};
 pub use availability::{Availability, Figures};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use cover::InForce;
@@ -203,16 +203,7 @@ impl Scheduler {
     fn settle_all(&mut self) {
         let wall = self.clock.now();
         for slot in 0..self.slots.len() {
-            let s = &mut self.slots[slot];
-            if s.covered {
-                continue;
-            }
-            let in_period = s.periods[2].is_active(wall, &s.tz);
-            if let Some(notice) = s.saved.state.settle(wall, in_period) {
-                s.dirty = true;
-                let record = self.notification(slot, notice, wall);
-                let states = self.take_dirty(slot);
-                self.commit(slot, vec![record], states);
+            if !self.slots[slot].covered && self.settle(slot, wall) {
                 if self.slots[slot].saved.state.holds() {
                     self.schedule_release(slot);
                 }
@@ -700,10 +691,12 @@ impl Scheduler {
 
     /// Wakes when the current problem is due to be notified again (R16), if ever.
     fn schedule_renotify(&mut self, slot: usize) {
-        let wall = self.clock.now();
         let s = &mut self.slots[slot];
         match s.saved.state.renotify_due(s.renotify_s) {
-            Some(due) => self.schedule(slot, Wake::Renotify, Instant::now() + until_wall(wall, due)),
+            Some(due) => {
+                let wait = until_wall(self.clock.now(), due);
+                self.schedule(slot, Wake::Renotify, Instant::now() + wait);
+            }
             None => s.renotify_due = None,
         }
     }
