@@ -1219,3 +1219,46 @@ fn tcp_services_need_a_port_from_the_template_or_themselves() {
         vec!["missing_field:params.port"]
     );
 }
+
+#[test]
+fn dns_services_need_a_name_from_the_template_or_themselves() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "dns", "owner": null, "kind": "dns", "criticality": "low", "availability_rate": 99.0,
+                "availability_period": "24x7", "control_period": "24x7", "interval_s": 60,
+                "params": { "record_type": "MX" } }),
+    );
+    add_pinged_device(&mut doc, "d", "site1");
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-mx", "device": "d", "template": "dns", "params": { "name": "example.net", "expect": ["mail.example.net"] } }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-dns", "device": "d", "template": "dns" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(service(&r, "d-mx")["kind"], "dns");
+    assert_eq!(service(&r, "d-mx")["accepted"], true);
+    assert_eq!(
+        strings(&service(&r, "d-dns")["reasons"]),
+        vec!["missing_field:params.name"]
+    );
+    // A type the kind does not know is refused where it is written, like any params.
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-bad", "device": "d", "template": "dns", "params": { "name": "x", "record_type": "SRV" } }),
+    );
+    let errors = errors(&doc);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("services[3].params.record_type") && e.contains("SRV")),
+        "{errors:?}"
+    );
+}

@@ -505,7 +505,9 @@ impl Syncer {
                     "records": stats.records, "bytes": stats.bytes, "dropped": stats.dropped, "disk_full": stats.disk_full,
                     "oldest_ts": stats.oldest_ts.and_then(|t| Timestamp::from_millisecond(t).ok()).map(crate::record::rfc3339_millis),
                 },
-                "checks": { "icmp": { "per_min": per_min(0) }, "snmp": { "per_min": per_min(1) }, "http": { "per_min": per_min(2) }, "tcp": { "per_min": per_min(3) } },
+                "checks": crate::schedule::metrics::KINDS.iter().enumerate()
+                    .map(|(k, kind)| (kind.to_string(), json!({ "per_min": per_min(k) })))
+                    .collect::<serde_json::Map<_, _>>(),
                 "box_time": crate::record::rfc3339_millis(sent_at),
                 "notify": {
                     "pending": notify.pending, "failed": notify.failed,

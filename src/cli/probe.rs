@@ -1,4 +1,4 @@
-//! `snbox probe icmp|snmp|http`: one check now, printed as text or as JSON
+//! `snbox probe icmp|snmp|http|tcp|dns`: one check now, printed as text or as JSON
 //! (`{"status", "output", "metrics", "duration_ms"}`). The exit code is 0 whenever the check
 //! ran, whatever its status; 2 for bad arguments.
 
@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::{OutputFormat, bad};
 use serde_json::json;
-use snbox::document::params::{self, Checked, HttpParams, IcmpParams, SnmpParams, TcpParams};
+use snbox::document::params::{self, Checked, DnsParams, HttpParams, IcmpParams, SnmpParams, TcpParams};
 use snbox::document::{AuthProtocol, PrivProtocol, SecurityLevel, Snmp, SnmpVersion};
 use snbox::probe::CheckResult;
 use snbox::probe::http::HttpProber;
@@ -64,6 +64,27 @@ pub enum ProbeCommand {
         tls_warn_days: Option<u32>,
         #[arg(long, requires = "tls")]
         tls_crit_days: Option<u32>,
+        #[arg(long)]
+        warn_ms: Option<f64>,
+        #[arg(long)]
+        crit_ms: Option<f64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Ask a DNS server for a name's records (UDP, then TCP when truncated).
+    Dns {
+        /// The server asked: an IP address or host name.
+        server: String,
+        /// The name asked for.
+        name: String,
+        /// A, AAAA, CNAME, MX, NS, TXT, SOA or PTR.
+        #[arg(long, default_value = "A")]
+        record_type: String,
+        #[arg(long)]
+        port: Option<u16>,
+        /// A value the answer must hold (repeatable), as this command prints values.
+        #[arg(long)]
+        expect: Vec<String>,
         #[arg(long)]
         warn_ms: Option<f64>,
         #[arg(long)]
@@ -242,6 +263,26 @@ pub fn run(command: ProbeCommand) -> anyhow::Result<std::process::ExitCode> {
                 let timeout = timeout(&common)?;
                 Ok((TcpProber::new().check(&host, &params, timeout).await, common))
             }
+            ProbeCommand::Dns {
+                server,
+                name,
+                record_type,
+                port,
+                expect,
+                warn_ms,
+                crit_ms,
+                common,
+            } => {
+                let record_type: params::DnsType = record_type
+                    .parse()
+                    .map_err(|e: String| bad(format!("--record-type {e}")))?;
+                let params: DnsParams = checked(json!({
+                    "name": name, "record_type": record_type.as_str(), "port": port, "expect": expect,
+                    "warn_ms": warn_ms, "crit_ms": crit_ms,
+                }))?;
+                let timeout = timeout(&common)?;
+                Ok((snbox::probe::dns::check(&server, &params, timeout).await, common))
+            }
             ProbeCommand::Snmp(args) => {
                 let (address, snmp, params) = snmp_of(&args)?;
                 let timeout = timeout(&args.common)?;
@@ -326,6 +367,7 @@ fn checked<T: Checked>(mut fields: serde_json::Value) -> anyhow::Result<T> {
             "oids" => "--oid".to_string(),
             "direction" => "--below".to_string(),
             "url" => "URL".to_string(),
+            "name" => "NAME".to_string(),
             "follow_redirects" => "--no-follow-redirects".to_string(),
             other => format!("--{}", other.replace('_', "-")),
         };

@@ -16,15 +16,31 @@ pub enum CheckKind {
     Snmp,
     Http,
     Tcp,
+    Dns,
 }
 
 impl CheckKind {
-    pub fn as_str(self) -> &'static str {
+    /// Every kind, in the order of [`CheckKind::index`]: counters and limits are arrays of it.
+    pub const ALL: [CheckKind; 5] = [
+        CheckKind::Icmp,
+        CheckKind::Snmp,
+        CheckKind::Http,
+        CheckKind::Tcp,
+        CheckKind::Dns,
+    ];
+
+    /// The kind's place in [`CheckKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub const fn as_str(self) -> &'static str {
         match self {
             CheckKind::Icmp => "icmp",
             CheckKind::Snmp => "snmp",
             CheckKind::Http => "http",
             CheckKind::Tcp => "tcp",
+            CheckKind::Dns => "dns",
         }
     }
 
@@ -37,6 +53,7 @@ impl CheckKind {
             CheckKind::Snmp => CheckParams::Snmp(Box::new(parse(value)?)),
             CheckKind::Http => CheckParams::Http(Box::new(parse(value)?)),
             CheckKind::Tcp => CheckParams::Tcp(Box::new(parse(value)?)),
+            CheckKind::Dns => CheckParams::Dns(Box::new(parse(value)?)),
         })
     }
 }
@@ -121,6 +138,7 @@ pub enum CheckParams {
     Snmp(Box<SnmpParams>),
     Http(Box<HttpParams>),
     Tcp(Box<TcpParams>),
+    Dns(Box<DnsParams>),
 }
 
 impl CheckParams {
@@ -130,6 +148,7 @@ impl CheckParams {
             CheckParams::Snmp(_) => CheckKind::Snmp,
             CheckParams::Http(_) => CheckKind::Http,
             CheckParams::Tcp(_) => CheckKind::Tcp,
+            CheckParams::Dns(_) => CheckKind::Dns,
         }
     }
 }
@@ -519,6 +538,97 @@ impl Checked for TcpParams {
             ("tls_crit_days", p.tls_crit_days.map(f64::from)),
             true,
         )?;
+        Ok(p)
+    }
+}
+
+/// The record types a `dns` check asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum DnsType {
+    #[default]
+    A,
+    #[serde(rename = "AAAA")]
+    Aaaa,
+    #[serde(rename = "CNAME")]
+    Cname,
+    #[serde(rename = "MX")]
+    Mx,
+    #[serde(rename = "NS")]
+    Ns,
+    #[serde(rename = "TXT")]
+    Txt,
+    #[serde(rename = "SOA")]
+    Soa,
+    #[serde(rename = "PTR")]
+    Ptr,
+}
+
+impl DnsType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsType::A => "A",
+            DnsType::Aaaa => "AAAA",
+            DnsType::Cname => "CNAME",
+            DnsType::Mx => "MX",
+            DnsType::Ns => "NS",
+            DnsType::Txt => "TXT",
+            DnsType::Soa => "SOA",
+            DnsType::Ptr => "PTR",
+        }
+    }
+}
+
+impl std::str::FromStr for DnsType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<DnsType, String> {
+        DnsType::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(
+            &text.to_ascii_uppercase(),
+        ))
+        .map_err(|_| format!("{text:?} is not a record type: A, AAAA, CNAME, MX, NS, TXT, SOA or PTR"))
+    }
+}
+
+/// `dns`: ask the device (or `server`) for `name`'s records of `record_type`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsParams {
+    /// Required on the service (a template may leave it to its services).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub record_type: DnsType,
+    /// The server asked, when it is not the device's address.
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Values that must all be in the answer (written as `snbox probe dns` prints them).
+    #[serde(default)]
+    pub expect: Vec<String>,
+    #[serde(default)]
+    pub warn_ms: Option<f64>,
+    #[serde(default)]
+    pub crit_ms: Option<f64>,
+}
+
+impl Checked for DnsParams {
+    type Fields = DnsParams;
+
+    fn check(p: DnsParams) -> Result<DnsParams, (String, String)> {
+        if let Some(name) = &p.name {
+            hickory_proto::rr::Name::from_utf8(name)
+                .map_err(|e| invalid("name", format!("{name:?} is not a domain name: {e}")))?;
+        }
+        if p.port == Some(0) {
+            return Err(invalid("port", "0 is not a port (1 to 65535)"));
+        }
+        if p.server.as_ref().is_some_and(|s| s.trim().is_empty()) {
+            return Err(invalid("server", "an empty server: leave it out to ask the device"));
+        }
+        finite("warn_ms", p.warn_ms)?;
+        finite("crit_ms", p.crit_ms)?;
+        ordered(("warn_ms", p.warn_ms), ("crit_ms", p.crit_ms), false)?;
         Ok(p)
     }
 }

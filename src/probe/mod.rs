@@ -7,6 +7,7 @@
 //! SNMP agent that does not answer is `unknown` (the value could not be read: often
 //! credentials or an ACL, not the device). docs/PROBES.md has the whole table.
 
+pub mod dns;
 pub mod http;
 pub mod icmp;
 pub mod snmp;
@@ -175,6 +176,22 @@ pub(crate) fn tls_days_left(not_after: i64) -> f64 {
 pub(crate) fn utc_date(unix_s: i64) -> String {
     jiff::Timestamp::from_second(unix_s)
         .map_or_else(|_| unix_s.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+/// An IP address as it is, or the first address a host name resolves to (within 5 s).
+pub(crate) async fn resolve(address: &str) -> Result<std::net::IpAddr, String> {
+    if let Ok(ip) = address.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        return Ok(ip);
+    }
+    let lookup = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((address, 0))).await;
+    match lookup {
+        Ok(Ok(mut addrs)) => addrs
+            .next()
+            .map(|a| a.ip())
+            .ok_or_else(|| format!("{address}: no address")),
+        Ok(Err(e)) => Err(format!("{address}: cannot resolve ({e})")),
+        Err(_) => Err(format!("{address}: name resolution timed out")),
+    }
 }
 
 /// Milliseconds with two decimals, for outputs.

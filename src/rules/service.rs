@@ -319,6 +319,11 @@ impl Resolver<'_> {
         {
             reasons.push(reason("missing_field:params.port", self.at.of("params.port")));
         }
+        if let CheckParams::Dns(p) = &params
+            && p.name.is_none()
+        {
+            reasons.push(reason("missing_field:params.name", self.at.of("params.name")));
+        }
         if let CheckParams::Snmp(p) = &params {
             if p.read.is_none() {
                 reasons.push(reason("missing_field:params.oid", self.at.of("params.oid")));

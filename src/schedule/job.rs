@@ -1,6 +1,5 @@
 //! A check as a task runs it: the service it reads from the plan, and the probers that run it.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +77,7 @@ impl Runner for Probers {
                 }
                 CheckParams::Http(p) => http.push(&**p),
                 CheckParams::Tcp(p) => tcp_ca_files.extend(p.ca_file.as_deref()),
+                CheckParams::Dns(_) => {}
             }
         }
         self.icmp.retain(&addresses);
@@ -117,7 +117,7 @@ impl Job {
         let bound = self.timeout * 2 + Duration::from_secs(1);
         let check = async {
             match self.params() {
-                Some(CheckParams::Icmp(p)) => match resolve(self.address()).await {
+                Some(CheckParams::Icmp(p)) => match crate::probe::resolve(self.address()).await {
                     Ok(ip) => probers.icmp.check(ip, p, self.timeout).await,
                     Err(e) => CheckResult::new(Status::Critical, e),
                 },
@@ -132,27 +132,12 @@ impl Job {
                 },
                 Some(CheckParams::Http(p)) => probers.http.check(self.address(), p, self.timeout).await,
                 Some(CheckParams::Tcp(p)) => probers.tcp.check(self.address(), p, self.timeout).await,
+                Some(CheckParams::Dns(p)) => crate::probe::dns::check(self.address(), p, self.timeout).await,
                 None => CheckResult::unknown("the service is not in the plan"),
             }
         };
         tokio::time::timeout(bound, check).await.unwrap_or_else(|_| {
             CheckResult::unknown(format!("the check did not end within {}s", bound.as_secs())).took(bound)
         })
-    }
-}
-
-/// An IP address as it is, or the first address a host name resolves to.
-async fn resolve(address: &str) -> Result<IpAddr, String> {
-    if let Ok(ip) = address.trim_matches(['[', ']']).parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    let lookup = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((address, 0))).await;
-    match lookup {
-        Ok(Ok(mut addrs)) => addrs
-            .next()
-            .map(|a| a.ip())
-            .ok_or_else(|| format!("{address}: no address")),
-        Ok(Err(e)) => Err(format!("{address}: cannot resolve ({e})")),
-        Err(_) => Err(format!("{address}: name resolution timed out")),
     }
 }

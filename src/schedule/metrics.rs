@@ -68,15 +68,6 @@ impl Metrics {
     }
 }
 
-pub fn kind_index(kind: CheckKind) -> usize {
-    match kind {
-        CheckKind::Icmp => 0,
-        CheckKind::Snmp => 1,
-        CheckKind::Http => 2,
-        CheckKind::Tcp => 3,
-    }
-}
-
 pub fn status_index(status: Status) -> usize {
     match status {
         Status::Ok => 0,
@@ -86,9 +77,17 @@ pub fn status_index(status: Status) -> usize {
     }
 }
 
-/// Check kinds, in [`kind_index`] order.
-pub const KINDS: [&str; KIND_COUNT] = ["icmp", "snmp", "http", "tcp"];
-pub const KIND_COUNT: usize = 4;
+/// Check kinds' names, in [`CheckKind::index`] order.
+pub const KINDS: [&str; KIND_COUNT] = {
+    let mut names = [""; KIND_COUNT];
+    let mut k = 0;
+    while k < KIND_COUNT {
+        names[k] = CheckKind::ALL[k].as_str();
+        k += 1;
+    }
+    names
+};
+pub const KIND_COUNT: usize = CheckKind::ALL.len();
 pub const STATUSES: [&str; 4] = ["ok", "warning", "critical", "unknown"];
 pub const RECORD_KINDS: [&str; 8] = [
     "result",

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::document::CheckKind;
 use crate::probe::CheckResult;
 use crate::record::{Body, Record, State, StateType, Window};
 use crate::rules::Plan;
@@ -140,12 +141,7 @@ impl Scheduler {
             store,
             clock,
             global: Arc::new(Semaphore::new(limits.max_concurrent_checks.max(1) as usize)),
-            per_kind: [
-                Arc::new(Semaphore::new(limits.max_concurrent_icmp.max(1) as usize)),
-                Arc::new(Semaphore::new(limits.max_concurrent_snmp.max(1) as usize)),
-                Arc::new(Semaphore::new(limits.max_concurrent_http.max(1) as usize)),
-                Arc::new(Semaphore::new(limits.max_concurrent_tcp.max(1) as usize)),
-            ],
+            per_kind: CheckKind::ALL.map(|kind| Arc::new(Semaphore::new(limits.max_concurrent(kind).max(1) as usize))),
             per_device: HashMap::new(),
             per_device_limit: limits.max_concurrent_per_device.max(1) as usize,
             results_tx,
@@ -446,7 +442,7 @@ impl Scheduler {
         let s = &self.slots[slot];
         let permits = (
             self.global.clone(),
-            self.per_kind[metrics::kind_index(s.kind)].clone(),
+            self.per_kind[s.kind.index()].clone(),
             self.per_device
                 .entry(s.origin.device.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_device_limit)))
@@ -508,8 +504,8 @@ impl Scheduler {
         let host_down =
             s.host.as_ref().is_some_and(down) || (!s.parent_hosts.is_empty() && s.parent_hosts.iter().all(down));
         let kind = self.slots[slot].kind;
-        self.metrics.checks[metrics::kind_index(kind)][metrics::status_index(result.status)].fetch_add(1, Relaxed);
-        self.metrics.durations[metrics::kind_index(kind)].observe_ms(result.duration.as_secs_f64() * 1e3);
+        self.metrics.checks[kind.index()][metrics::status_index(result.status)].fetch_add(1, Relaxed);
+        self.metrics.durations[kind.index()].observe_ms(result.duration.as_secs_f64() * 1e3);
         // A device's semaphore lives while its checks run (or wait): 45,000 idle ones took 5 MB.
         let device_id = &self.slots[slot].origin.device;
         if self

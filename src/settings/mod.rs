@@ -183,10 +183,25 @@ pub struct Limits {
     pub max_concurrent_snmp: u32,
     pub max_concurrent_http: u32,
     pub max_concurrent_tcp: u32,
+    pub max_concurrent_dns: u32,
     /// Checks in flight at once against one device.
     pub max_concurrent_per_device: u32,
     /// The largest monitoring document read (a file, or pulled from the central server).
     pub max_document_bytes: u64,
+}
+
+impl Limits {
+    /// Checks of `kind` in flight at once.
+    pub fn max_concurrent(&self, kind: crate::document::CheckKind) -> u32 {
+        use crate::document::CheckKind;
+        match kind {
+            CheckKind::Icmp => self.max_concurrent_icmp,
+            CheckKind::Snmp => self.max_concurrent_snmp,
+            CheckKind::Http => self.max_concurrent_http,
+            CheckKind::Tcp => self.max_concurrent_tcp,
+            CheckKind::Dns => self.max_concurrent_dns,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -197,6 +212,7 @@ impl Default for Limits {
             max_concurrent_snmp: 256,
             max_concurrent_http: 128,
             max_concurrent_tcp: 128,
+            max_concurrent_dns: 128,
             max_concurrent_per_device: 4,
             max_document_bytes: crate::input::DEFAULT_MAX_DOCUMENT_BYTES,
         }
@@ -755,6 +771,7 @@ fn check_limits(limits: &Limits, problems: &mut Vec<Problem>) {
         ("max_concurrent_snmp", limits.max_concurrent_snmp),
         ("max_concurrent_http", limits.max_concurrent_http),
         ("max_concurrent_tcp", limits.max_concurrent_tcp),
+        ("max_concurrent_dns", limits.max_concurrent_dns),
         ("max_concurrent_per_device", limits.max_concurrent_per_device),
     ] {
         if value == 0 {

@@ -466,3 +466,58 @@ impl Nginx {
         }
     }
 }
+
+/// Debian's `dnsmasq` answering for `snbox.test` on a loopback port (UDP and TCP), from
+/// records given on its command line; any other name in the zone is NXDOMAIN.
+pub struct Dnsmasq {
+    pub port: u16,
+    _daemon: Daemon,
+}
+
+/// Four 200-byte strings: over 512 bytes, so the UDP answer is truncated and read over TCP.
+pub fn big_txt() -> String {
+    big_txt_strings().concat()
+}
+
+fn big_txt_strings() -> Vec<String> {
+    (b'a'..=b'd').map(|c| String::from(c as char).repeat(200)).collect()
+}
+
+impl Dnsmasq {
+    pub fn start() -> Dnsmasq {
+        let dnsmasq = require("dnsmasq");
+        let port = free_udp_port();
+        let big = big_txt_strings();
+        let args: Vec<String> = [
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--user=nobody",
+            "--pid-file=",
+            "--local=/snbox.test/",
+            "--host-record=www.snbox.test,192.0.2.10,2001:db8::10",
+            "--host-record=www2.snbox.test,192.0.2.11",
+            "--cname=alias.snbox.test,www.snbox.test",
+            "--mx-host=snbox.test,mail.snbox.test,10",
+            "--txt-record=txt.snbox.test,v=spf1 -all",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            format!("--port={port}"),
+            format!("--txt-record=big.snbox.test,{}", big.join(",")),
+        ])
+        .collect();
+        let daemon = Daemon::spawn(&dnsmasq, &args, &[]);
+        // Ready when its TCP side accepts (it binds UDP and TCP together).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "dnsmasq did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dnsmasq { port, _daemon: daemon }
+    }
+}
