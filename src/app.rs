@@ -164,10 +164,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
             source,
         })?;
     let metrics = Arc::new(Metrics::default());
-    let probers = Arc::new(Probers::for_daemon(
-        &settings.limits,
-        crate::settings::local_address(settings.status.listen),
-    ));
+    let probers = Arc::new(Probers::for_daemon(&settings));
     let (scheduler, snapshots) = Scheduler::new(
         plan.clone(),
         saved,

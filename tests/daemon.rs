@@ -969,3 +969,87 @@ fn the_shipped_example_http_check_follows_status_listen() {
     assert_eq!(state(&daemon), "ok", "{}", daemon.json("/services"));
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
 }
+
+/// The kinds of issue 17 run in the daemon like the others: a TCP connect to the tests'
+/// server, a DNS query to dnsmasq, and Debian's `check_dummy` from `[plugins] dirs`, each with
+/// its state on `/services` and its counter on `/metrics`.
+#[tokio::test]
+#[ignore = "needs dnsmasq and monitoring-plugins (bash .ci/run installs them)"]
+async fn the_daemon_runs_tcp_dns_and_plugin_checks() {
+    let web = http_server::start(None).await;
+    let dns = peers::Dnsmasq::start();
+    let mut doc = base_doc();
+    for template in [
+        json!({ "id": "tcp", "kind": "tcp", "criticality": "low", "availability_rate": 99.0, "availability_period": "24x7",
+                "control_period": "24x7", "interval_s": 2, "timeout_s": 2, "max_attempts": 1 }),
+        json!({ "id": "dns", "kind": "dns", "criticality": "low", "availability_rate": 99.0, "availability_period": "24x7",
+                "control_period": "24x7", "interval_s": 2, "timeout_s": 2, "max_attempts": 1, "params": { "port": dns.port } }),
+        json!({ "id": "plugin", "kind": "plugin", "criticality": "low", "availability_rate": 99.0, "availability_period": "24x7",
+                "control_period": "24x7", "interval_s": 2, "timeout_s": 2, "max_attempts": 1 }),
+    ] {
+        push(&mut doc, "service_templates", template);
+    }
+    push(
+        &mut doc,
+        "devices",
+        json!({ "id": "lo", "node": "s1", "name": "Loopback", "address": "127.0.0.1" }),
+    );
+    for service in [
+        json!({ "id": "lo-tcp", "device": "lo", "template": "tcp", "params": { "port": web.addr.port() } }),
+        json!({ "id": "lo-dns", "device": "lo", "template": "dns", "params": { "name": "www.snbox.test", "expect": ["192.0.2.10"] } }),
+        json!({ "id": "lo-nx", "device": "lo", "template": "dns", "params": { "name": "nothing.snbox.test" } }),
+        json!({ "id": "lo-plugin", "device": "lo", "template": "plugin",
+                "params": { "command": "check_dummy", "args": ["1", "$HOSTNAME$ is so-so"] } }),
+    ] {
+        push(&mut doc, "services", service);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (daemon, services, metrics) = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || {
+            let daemon = start(&dir, &doc, "[plugins]\ndirs = [\"/usr/lib/nagios/plugins\"]");
+            daemon.wait_for(
+                || {
+                    daemon
+                        .json("/services")
+                        .as_array()
+                        .is_some_and(|s| s.iter().all(|x| x["live"]["state"] != "pending"))
+                },
+                "a first result of every service",
+            );
+            let services = daemon.json("/services");
+            let metrics = daemon.get("/metrics").expect("metrics").1;
+            (daemon, services, metrics)
+        }
+    })
+    .await
+    .expect("run");
+    let live = |id: &str| -> Value {
+        services
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["id"] == id))
+            .map(|x| x["live"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(live("lo-tcp")["state"], "ok", "{services}");
+    assert_eq!(live("lo-dns")["state"], "ok", "{services}");
+    assert_eq!(live("lo-nx")["state"], "critical", "{services}");
+    assert_eq!(live("lo-plugin")["state"], "warning", "{services}");
+    assert!(
+        live("lo-plugin")["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("Loopback is so-so")),
+        "{services}"
+    );
+    let samples = parse_exposition(&metrics);
+    for kind in ["tcp", "dns", "plugin"] {
+        let total: f64 = ["ok", "warning", "critical", "unknown"]
+            .iter()
+            .map(|r| sample(&samples, "snbox_checks_total", &[("kind", kind), ("result", r)]))
+            .sum();
+        assert!(total >= 1.0, "{kind}: {metrics}");
+    }
+    tokio::task::spawn_blocking(move || assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0)))
+        .await
+        .expect("stop");
+}

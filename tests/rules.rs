@@ -1262,3 +1262,45 @@ fn dns_services_need_a_name_from_the_template_or_themselves() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn plugin_services_need_a_command_from_the_template_or_themselves() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "plugin", "owner": null, "kind": "plugin", "criticality": "low", "availability_rate": 99.0,
+                "availability_period": "24x7", "control_period": "24x7", "interval_s": 300 }),
+    );
+    add_pinged_device(&mut doc, "d", "site1");
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-ssh", "device": "d", "template": "plugin", "params": { "command": "check_ssh", "args": ["$ADDRESS$"] } }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-plugin", "device": "d", "template": "plugin" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(service(&r, "d-ssh")["kind"], "plugin");
+    assert_eq!(service(&r, "d-ssh")["accepted"], true);
+    assert_eq!(
+        strings(&service(&r, "d-plugin")["reasons"]),
+        vec!["missing_field:params.command"]
+    );
+    // A path is refused where it is written.
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-sh", "device": "d", "template": "plugin", "params": { "command": "/bin/sh", "args": ["-c", "reboot"] } }),
+    );
+    let errors = errors(&doc);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("services[3].params.command") && e.contains("is a path")),
+        "{errors:?}"
+    );
+}

@@ -1,4 +1,4 @@
-//! `snbox probe icmp|snmp|http|tcp|dns`: one check now, printed as text or as JSON
+//! `snbox probe icmp|snmp|http|tcp|dns|plugin`: one check now, printed as text or as JSON
 //! (`{"status", "output", "metrics", "duration_ms"}`). The exit code is 0 whenever the check
 //! ran, whatever its status; 2 for bad arguments.
 
@@ -9,11 +9,12 @@ use clap::{Args, Subcommand};
 
 use super::{OutputFormat, bad};
 use serde_json::json;
-use snbox::document::params::{self, Checked, DnsParams, HttpParams, IcmpParams, SnmpParams, TcpParams};
+use snbox::document::params::{self, Checked, DnsParams, HttpParams, IcmpParams, PluginParams, SnmpParams, TcpParams};
 use snbox::document::{AuthProtocol, PrivProtocol, SecurityLevel, Snmp, SnmpVersion};
 use snbox::probe::CheckResult;
 use snbox::probe::http::HttpProber;
 use snbox::probe::icmp::IcmpProber;
+use snbox::probe::plugin::{PluginRunner, Target};
 use snbox::probe::snmp::SnmpProber;
 use snbox::probe::tcp::TcpProber;
 use snbox::secret::Secret;
@@ -89,6 +90,30 @@ pub enum ProbeCommand {
         warn_ms: Option<f64>,
         #[arg(long)]
         crit_ms: Option<f64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a Nagios-compatible plugin from the plugin directories, as a plugin check does.
+    Plugin {
+        /// The plugin's file name (never a path).
+        command: String,
+        /// Its arguments (after `--` when they start with `-`); `$ADDRESS$`, `$HOSTNAME$` and
+        /// `$DEVICE$` are replaced.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// What `$ADDRESS$` stands for.
+        #[arg(long, default_value = "127.0.0.1")]
+        address: String,
+        /// What `$HOSTNAME$` and `$DEVICE$` stand for.
+        #[arg(long, default_value = "probe")]
+        device: String,
+        /// A directory to look the plugin up in (repeatable; default: the [plugins] dirs'
+        /// defaults, /usr/lib/nagios/plugins and /etc/snbox/plugins).
+        #[arg(long = "plugin-dir")]
+        plugin_dirs: Vec<std::path::PathBuf>,
+        /// NAME=VALUE in the plugin's environment (repeatable).
+        #[arg(long)]
+        env: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -283,6 +308,39 @@ pub fn run(command: ProbeCommand) -> anyhow::Result<std::process::ExitCode> {
                 let timeout = timeout(&common)?;
                 Ok((snbox::probe::dns::check(&server, &params, timeout).await, common))
             }
+            ProbeCommand::Plugin {
+                command,
+                args,
+                address,
+                device,
+                plugin_dirs,
+                env,
+                common,
+            } => {
+                let mut vars = serde_json::Map::new();
+                for pair in &env {
+                    let (name, value) = pair
+                        .split_once('=')
+                        .ok_or_else(|| bad(format!("--env {pair:?} is not NAME=VALUE")))?;
+                    vars.insert(name.to_string(), json!(value));
+                }
+                let params: PluginParams = checked(json!({ "command": command, "args": args, "env": vars }))?;
+                let dirs = if plugin_dirs.is_empty() {
+                    snbox::settings::DEFAULT_PLUGIN_DIRS
+                        .iter()
+                        .map(std::path::PathBuf::from)
+                        .collect()
+                } else {
+                    plugin_dirs
+                };
+                let target = Target {
+                    address: &address,
+                    name: &device,
+                    id: &device,
+                };
+                let timeout = timeout(&common)?;
+                Ok((PluginRunner::new(dirs).check(&target, &params, timeout).await, common))
+            }
             ProbeCommand::Snmp(args) => {
                 let (address, snmp, params) = snmp_of(&args)?;
                 let timeout = timeout(&args.common)?;
@@ -368,6 +426,7 @@ fn checked<T: Checked>(mut fields: serde_json::Value) -> anyhow::Result<T> {
             "direction" => "--below".to_string(),
             "url" => "URL".to_string(),
             "name" => "NAME".to_string(),
+            "command" => "COMMAND".to_string(),
             "follow_redirects" => "--no-follow-redirects".to_string(),
             other => format!("--{}", other.replace('_', "-")),
         };

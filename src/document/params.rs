@@ -17,16 +17,18 @@ pub enum CheckKind {
     Http,
     Tcp,
     Dns,
+    Plugin,
 }
 
 impl CheckKind {
     /// Every kind, in the order of [`CheckKind::index`]: counters and limits are arrays of it.
-    pub const ALL: [CheckKind; 5] = [
+    pub const ALL: [CheckKind; 6] = [
         CheckKind::Icmp,
         CheckKind::Snmp,
         CheckKind::Http,
         CheckKind::Tcp,
         CheckKind::Dns,
+        CheckKind::Plugin,
     ];
 
     /// The kind's place in [`CheckKind::ALL`].
@@ -41,6 +43,7 @@ impl CheckKind {
             CheckKind::Http => "http",
             CheckKind::Tcp => "tcp",
             CheckKind::Dns => "dns",
+            CheckKind::Plugin => "plugin",
         }
     }
 
@@ -54,6 +57,7 @@ impl CheckKind {
             CheckKind::Http => CheckParams::Http(Box::new(parse(value)?)),
             CheckKind::Tcp => CheckParams::Tcp(Box::new(parse(value)?)),
             CheckKind::Dns => CheckParams::Dns(Box::new(parse(value)?)),
+            CheckKind::Plugin => CheckParams::Plugin(Box::new(parse(value)?)),
         })
     }
 }
@@ -139,6 +143,7 @@ pub enum CheckParams {
     Http(Box<HttpParams>),
     Tcp(Box<TcpParams>),
     Dns(Box<DnsParams>),
+    Plugin(Box<PluginParams>),
 }
 
 impl CheckParams {
@@ -149,6 +154,7 @@ impl CheckParams {
             CheckParams::Http(_) => CheckKind::Http,
             CheckParams::Tcp(_) => CheckKind::Tcp,
             CheckParams::Dns(_) => CheckKind::Dns,
+            CheckParams::Plugin(_) => CheckKind::Plugin,
         }
     }
 }
@@ -631,4 +637,86 @@ impl Checked for DnsParams {
         ordered(("warn_ms", p.warn_ms), ("crit_ms", p.crit_ms), false)?;
         Ok(p)
     }
+}
+
+/// Arguments a plugin is given, at most, and their length in all.
+pub const MAX_PLUGIN_ARGS: usize = 64;
+pub const MAX_PLUGIN_ARGS_BYTES: usize = 16 * 1024;
+
+/// `plugin`: a Nagios-compatible plugin, by file name in one of `[plugins] dirs`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginParams {
+    /// Required on the service (a template may leave it to its services). A file name only.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// `$ADDRESS$`, `$HOSTNAME$` (the device's name) and `$DEVICE$` (its id) are replaced.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The plugin's whole environment besides `PATH`; values may hold passwords.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, Secret>,
+}
+
+impl Checked for PluginParams {
+    type Fields = PluginParams;
+
+    fn check(p: PluginParams) -> Result<PluginParams, (String, String)> {
+        if let Some(command) = &p.command {
+            plugin_name(command).map_err(|why| invalid("command", why))?;
+        }
+        if p.args.len() > MAX_PLUGIN_ARGS {
+            return Err(invalid("args", format!("more than {MAX_PLUGIN_ARGS} arguments")));
+        }
+        if p.args.iter().map(String::len).sum::<usize>() > MAX_PLUGIN_ARGS_BYTES {
+            return Err(invalid(
+                "args",
+                format!("longer than {MAX_PLUGIN_ARGS_BYTES} bytes in all"),
+            ));
+        }
+        if let Some(i) = p.args.iter().position(|a| a.contains('\0')) {
+            return Err(invalid(
+                &format!("args[{i}]"),
+                "a NUL byte cannot be passed to a program",
+            ));
+        }
+        for (name, value) in &p.env {
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(invalid(
+                    &format!("env.{name}"),
+                    "not a variable name: letters, digits and _, not starting with a digit",
+                ));
+            }
+            if value.expose().contains('\0') {
+                return Err(invalid(
+                    &format!("env.{name}"),
+                    "a NUL byte cannot be passed to a program",
+                ));
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// A plugin's `command`: a file name, never a path or a shell line.
+pub fn plugin_name(command: &str) -> Result<(), String> {
+    if command.is_empty() {
+        return Err("an empty name".into());
+    }
+    if command.contains('/') || command.contains("..") {
+        return Err(format!(
+            "{command:?} is a path: give the file name of a plugin in one of [plugins] dirs"
+        ));
+    }
+    if command.starts_with('.')
+        || command.starts_with('-')
+        || command.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(format!(
+            "{command:?} is not a plugin's file name (no spaces, no leading . or -): arguments go in args"
+        ));
+    }
+    Ok(())
 }

@@ -10,6 +10,8 @@
 pub mod dns;
 pub mod http;
 pub mod icmp;
+pub mod perfdata;
+pub mod plugin;
 pub mod snmp;
 pub mod tcp;
 

@@ -324,6 +324,11 @@ impl Resolver<'_> {
         {
             reasons.push(reason("missing_field:params.name", self.at.of("params.name")));
         }
+        if let CheckParams::Plugin(p) = &params
+            && p.command.is_none()
+        {
+            reasons.push(reason("missing_field:params.command", self.at.of("params.command")));
+        }
         if let CheckParams::Snmp(p) = &params {
             if p.read.is_none() {
                 reasons.push(reason("missing_field:params.oid", self.at.of("params.oid")));

@@ -6,11 +6,12 @@ use std::time::Duration;
 use crate::document::{CheckParams, Snmp};
 use crate::probe::http::HttpProber;
 use crate::probe::icmp::IcmpProber;
+use crate::probe::plugin::{PluginRunner, Target};
 use crate::probe::snmp::SnmpProber;
 use crate::probe::tcp::TcpProber;
 use crate::probe::{CheckResult, Status};
 use crate::rules::Plan;
-use crate::settings::Limits;
+use crate::settings::{DEFAULT_PLUGIN_DIRS, Limits, Settings};
 
 /// Runs one check. The daemon's is [`Probers`]; scheduler tests script their own outcomes.
 pub trait Runner: Send + Sync + 'static {
@@ -27,14 +28,19 @@ pub struct Probers {
     pub snmp: SnmpProber,
     pub http: HttpProber,
     pub tcp: TcpProber,
+    pub plugin: PluginRunner,
 }
 
 impl Probers {
-    /// The daemon's probers: `{status}` in an HTTP URL is `status_endpoint`.
-    pub fn for_daemon(limits: &Limits, status_endpoint: std::net::SocketAddr) -> Probers {
-        let probers = Probers::new(limits);
+    /// The daemon's probers: `{status}` in an HTTP URL is the status endpoint, plugins come
+    /// from `[plugins] dirs`.
+    pub fn for_daemon(settings: &Settings) -> Probers {
+        let probers = Probers::new(&settings.limits);
         Probers {
-            http: probers.http.with_status_endpoint(status_endpoint),
+            http: probers
+                .http
+                .with_status_endpoint(crate::settings::local_address(settings.status.listen)),
+            plugin: PluginRunner::new(settings.plugin_dirs.clone()),
             ..probers
         }
     }
@@ -45,6 +51,7 @@ impl Probers {
             snmp: SnmpProber::new(),
             http: HttpProber::new(),
             tcp: TcpProber::new(),
+            plugin: PluginRunner::new(DEFAULT_PLUGIN_DIRS.iter().map(std::path::PathBuf::from).collect()),
         }
     }
 }
@@ -77,7 +84,7 @@ impl Runner for Probers {
                 }
                 CheckParams::Http(p) => http.push(&**p),
                 CheckParams::Tcp(p) => tcp_ca_files.extend(p.ca_file.as_deref()),
-                CheckParams::Dns(_) => {}
+                CheckParams::Dns(_) | CheckParams::Plugin(_) => {}
             }
         }
         self.icmp.retain(&addresses);
@@ -133,6 +140,15 @@ impl Job {
                 Some(CheckParams::Http(p)) => probers.http.check(self.address(), p, self.timeout).await,
                 Some(CheckParams::Tcp(p)) => probers.tcp.check(self.address(), p, self.timeout).await,
                 Some(CheckParams::Dns(p)) => crate::probe::dns::check(self.address(), p, self.timeout).await,
+                Some(CheckParams::Plugin(p)) => {
+                    let device = &self.plan.devices[self.device];
+                    let target = Target {
+                        address: &device.address,
+                        name: &device.name,
+                        id: &device.id,
+                    };
+                    probers.plugin.check(&target, p, self.timeout).await
+                }
                 None => CheckResult::unknown("the service is not in the plan"),
             }
         };

@@ -42,6 +42,8 @@ pub struct Settings {
     pub notify: Notify,
     /// `[control] socket`: the Unix socket of `snbox maintenance|ack|check` (mode 0600).
     pub control_socket: PathBuf,
+    /// `[plugins] dirs`: the only places a plugin check's `command` is looked up.
+    pub plugin_dirs: Vec<PathBuf>,
     /// Settings that are valid but probably not what was meant (`config check` prints them,
     /// `snbox run` logs them).
     pub warnings: Vec<Problem>,
@@ -184,6 +186,7 @@ pub struct Limits {
     pub max_concurrent_http: u32,
     pub max_concurrent_tcp: u32,
     pub max_concurrent_dns: u32,
+    pub max_concurrent_plugin: u32,
     /// Checks in flight at once against one device.
     pub max_concurrent_per_device: u32,
     /// The largest monitoring document read (a file, or pulled from the central server).
@@ -200,6 +203,7 @@ impl Limits {
             CheckKind::Http => self.max_concurrent_http,
             CheckKind::Tcp => self.max_concurrent_tcp,
             CheckKind::Dns => self.max_concurrent_dns,
+            CheckKind::Plugin => self.max_concurrent_plugin,
         }
     }
 }
@@ -213,6 +217,7 @@ impl Default for Limits {
             max_concurrent_http: 128,
             max_concurrent_tcp: 128,
             max_concurrent_dns: 128,
+            max_concurrent_plugin: 16,
             max_concurrent_per_device: 4,
             max_document_bytes: crate::input::DEFAULT_MAX_DOCUMENT_BYTES,
         }
@@ -334,7 +339,7 @@ struct RawToken {
     node: Option<String>,
 }
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "state_dir",
     "timezone",
     "standalone",
@@ -345,9 +350,22 @@ const KEYS: [&str; 10] = [
     "log",
     "notify",
     "control",
+    "plugins",
 ];
 /// Where the daemon listens for `snbox maintenance|ack|check` (the unit's RuntimeDirectory).
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/snbox/control.sock";
+
+/// Where plugins are looked up unless `[plugins] dirs` says otherwise: Debian's
+/// monitoring-plugins, and the box's own.
+pub const DEFAULT_PLUGIN_DIRS: [&str; 2] = ["/usr/lib/nagios/plugins", "/etc/snbox/plugins"];
+
+/// `[plugins]`: the directories plugin checks may run programs from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugins {
+    #[serde(default)]
+    dirs: Option<Vec<PathBuf>>,
+}
 
 /// `[control]`: the box's own command line talks to the daemon on this Unix socket.
 #[derive(Debug, Clone, Deserialize)]
@@ -526,6 +544,12 @@ impl Settings {
         let control_socket = section::<RawControl>(&mut top, "control", &mut problems)
             .and_then(|c| c.socket)
             .map_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET), resolve);
+        let plugin_dirs = section::<RawPlugins>(&mut top, "plugins", &mut problems)
+            .and_then(|p| p.dirs)
+            .map_or_else(
+                || DEFAULT_PLUGIN_DIRS.iter().map(PathBuf::from).collect(),
+                |dirs| dirs.into_iter().map(&resolve).collect::<Vec<_>>(),
+            );
         if let Mode::Central(c) = &mode
             && notify.fallback_after_s <= c.heartbeat_s
         {
@@ -593,6 +617,7 @@ impl Settings {
             log,
             notify,
             control_socket,
+            plugin_dirs,
         })
     }
 }
@@ -772,6 +797,7 @@ fn check_limits(limits: &Limits, problems: &mut Vec<Problem>) {
         ("max_concurrent_http", limits.max_concurrent_http),
         ("max_concurrent_tcp", limits.max_concurrent_tcp),
         ("max_concurrent_dns", limits.max_concurrent_dns),
+        ("max_concurrent_plugin", limits.max_concurrent_plugin),
         ("max_concurrent_per_device", limits.max_concurrent_per_device),
     ] {
         if value == 0 {
