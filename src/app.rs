@@ -164,11 +164,11 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
             source,
         })?;
     let metrics = Arc::new(Metrics::default());
-    let probers = Arc::new(Probers::for_daemon(&settings));
+    let probers = Arc::new(Probers::for_daemon(&settings, opened.store.clone()));
     let (scheduler, snapshots) = Scheduler::new(
         plan.clone(),
         saved,
-        probers,
+        probers.clone(),
         opened.store.clone(),
         clock,
         &settings.limits,
@@ -240,6 +240,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
             let client =
                 Client::new(&identity.central_url, &trust, Some(identity.credential.clone())).map_err(AppError::Tls)?;
             let state = Arc::new(SyncState::new(identity.central_url.as_str(), &identity.box_id));
+            probers.boxes.set_uplink(state.clone());
             let syncer = Syncer {
                 client: Arc::new(client),
                 identity,

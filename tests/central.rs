@@ -7,6 +7,8 @@
 mod central;
 #[path = "common/http_server.rs"]
 mod http_server;
+#[path = "common/peers.rs"]
+mod peers;
 #[path = "common/snbox.rs"]
 mod snbox_daemon;
 
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use central::{BOX_ID, Central, Token};
+use peers::Tmpfs;
 use snbox_daemon::Daemon;
 
 const TOKEN: &str = "Pair-Token-5f1c2a9e";
@@ -610,28 +613,6 @@ fn power_loss_copies_taken_mid_write_open_intact_and_hold_a_prefix() {
     }
     eprintln!("{cuts} copies, {held} records checked against the central");
     assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
-}
-
-/// A tmpfs of `size` mounted on `path` for the test's life (needs root, as CI runs).
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).expect("mount point");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .status()
-            .expect("mount");
-        assert!(status.success(), "mounting a tmpfs needs root (CI runs as root)");
-        Tmpfs(path.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 /// Writes to `path` until the filesystem refuses more.

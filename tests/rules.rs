@@ -1304,3 +1304,35 @@ fn plugin_services_need_a_command_from_the_template_or_themselves() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn box_services_are_accepted_with_default_limits_and_refuse_unknown_measures() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "self", "owner": null, "kind": "box", "criticality": "high", "availability_rate": 99.0,
+                "availability_period": "24x7", "control_period": "24x7", "interval_s": 60 }),
+    );
+    add_pinged_device(&mut doc, "d", "site1");
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-self", "device": "d", "template": "self", "params": { "disk_pct": { "warn": 70, "crit": 90 } } }),
+    );
+    let r = explain(&doc);
+    assert_eq!(service(&r, "d-self")["kind"], "box");
+    assert_eq!(service(&r, "d-self")["accepted"], true);
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-bad", "device": "d", "template": "self", "params": { "load_avg": { "warn": 4 } } }),
+    );
+    let errors = errors(&doc);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("services[2].params") && e.contains("load_avg")),
+        "{errors:?}"
+    );
+}

@@ -101,6 +101,12 @@ pub struct SyncState {
     pub outbox_gate: tokio::sync::Mutex<u64>,
 }
 
+impl crate::probe::box_health::Uplink for SyncState {
+    fn clock_offset_s(&self) -> Option<f64> {
+        self.link.lock().ok().and_then(|l| l.clock_skew_s)
+    }
+}
+
 impl SyncState {
     pub fn new(url: &str, box_id: &str) -> SyncState {
         SyncState {

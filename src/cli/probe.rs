@@ -1,4 +1,4 @@
-//! `snbox probe icmp|snmp|http|tcp|dns|plugin`: one check now, printed as text or as JSON
+//! `snbox probe icmp|snmp|http|tcp|dns|plugin|box`: one check now, printed as text or as JSON
 //! (`{"status", "output", "metrics", "duration_ms"}`). The exit code is 0 whenever the check
 //! ran, whatever its status; 2 for bad arguments.
 
@@ -114,6 +114,15 @@ pub enum ProbeCommand {
         /// NAME=VALUE in the plugin's environment (repeatable).
         #[arg(long)]
         env: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The box's own CPU, memory and state-directory disk, judged by the box kind's default
+    /// limits (the daemon's outbox and clock offset are on `snbox status`).
+    Box {
+        /// The state directory whose filesystem is measured.
+        #[arg(long, default_value = snbox::settings::DEFAULT_STATE_DIR)]
+        state_dir: std::path::PathBuf,
         #[command(flatten)]
         common: Common,
     },
@@ -340,6 +349,11 @@ pub fn run(command: ProbeCommand) -> anyhow::Result<std::process::ExitCode> {
                 };
                 let timeout = timeout(&common)?;
                 Ok((PluginRunner::new(dirs).check(&target, &params, timeout).await, common))
+            }
+            ProbeCommand::Box { state_dir, common } => {
+                let params: params::BoxParams = checked(json!({}))?;
+                let prober = snbox::probe::box_health::BoxProber::new(state_dir, None, false);
+                Ok((prober.check(&params).await, common))
             }
             ProbeCommand::Snmp(args) => {
                 let (address, snmp, params) = snmp_of(&args)?;

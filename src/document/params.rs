@@ -18,17 +18,19 @@ pub enum CheckKind {
     Tcp,
     Dns,
     Plugin,
+    Box,
 }
 
 impl CheckKind {
     /// Every kind, in the order of [`CheckKind::index`]: counters and limits are arrays of it.
-    pub const ALL: [CheckKind; 6] = [
+    pub const ALL: [CheckKind; 7] = [
         CheckKind::Icmp,
         CheckKind::Snmp,
         CheckKind::Http,
         CheckKind::Tcp,
         CheckKind::Dns,
         CheckKind::Plugin,
+        CheckKind::Box,
     ];
 
     /// The kind's place in [`CheckKind::ALL`].
@@ -44,6 +46,7 @@ impl CheckKind {
             CheckKind::Tcp => "tcp",
             CheckKind::Dns => "dns",
             CheckKind::Plugin => "plugin",
+            CheckKind::Box => "box",
         }
     }
 
@@ -58,6 +61,7 @@ impl CheckKind {
             CheckKind::Tcp => CheckParams::Tcp(Box::new(parse(value)?)),
             CheckKind::Dns => CheckParams::Dns(Box::new(parse(value)?)),
             CheckKind::Plugin => CheckParams::Plugin(Box::new(parse(value)?)),
+            CheckKind::Box => CheckParams::Box(Box::new(parse(value)?)),
         })
     }
 }
@@ -144,6 +148,7 @@ pub enum CheckParams {
     Tcp(Box<TcpParams>),
     Dns(Box<DnsParams>),
     Plugin(Box<PluginParams>),
+    Box(Box<BoxParams>),
 }
 
 impl CheckParams {
@@ -155,6 +160,7 @@ impl CheckParams {
             CheckParams::Tcp(_) => CheckKind::Tcp,
             CheckParams::Dns(_) => CheckKind::Dns,
             CheckParams::Plugin(_) => CheckKind::Plugin,
+            CheckParams::Box(_) => CheckKind::Box,
         }
     }
 }
@@ -719,4 +725,83 @@ pub fn plugin_name(command: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Upper limits on one of the box's own measures; `{}` measures without judging.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    #[serde(default)]
+    pub warn: Option<f64>,
+    #[serde(default)]
+    pub crit: Option<f64>,
+}
+
+impl Limit {
+    const fn of(warn: f64, crit: f64) -> Limit {
+        Limit {
+            warn: Some(warn),
+            crit: Some(crit),
+        }
+    }
+}
+
+/// `box`: the box's own health, each measure judged by its limits (defaults when left out).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoxParams {
+    pub cpu_pct: Limit,
+    pub memory_pct: Limit,
+    /// Of the state directory's filesystem.
+    pub disk_pct: Limit,
+    /// Of the outbox's cap.
+    pub buffer_pct: Limit,
+    /// Age of the oldest record the central server has not acknowledged (paired boxes).
+    pub unsent_age_s: Limit,
+    /// The box's clock against the central server's, either way (paired boxes).
+    pub clock_offset_s: Limit,
+}
+
+impl Default for BoxParams {
+    fn default() -> BoxParams {
+        BoxParams {
+            cpu_pct: Limit::of(90.0, 98.0),
+            memory_pct: Limit::of(90.0, 95.0),
+            disk_pct: Limit::of(85.0, 95.0),
+            buffer_pct: Limit::of(50.0, 80.0),
+            unsent_age_s: Limit::of(3600.0, 86_400.0),
+            clock_offset_s: Limit::of(5.0, 60.0),
+        }
+    }
+}
+
+impl Checked for BoxParams {
+    type Fields = BoxParams;
+
+    fn check(p: BoxParams) -> Result<BoxParams, (String, String)> {
+        for (name, limit) in p.limits() {
+            finite(&format!("{name}.warn"), limit.warn)?;
+            finite(&format!("{name}.crit"), limit.crit)?;
+            ordered(
+                (&format!("{name}.warn"), limit.warn),
+                (&format!("{name}.crit"), limit.crit),
+                false,
+            )?;
+        }
+        Ok(p)
+    }
+}
+
+impl BoxParams {
+    /// Each measure's name and limits, in the order outputs list them.
+    pub fn limits(&self) -> [(&'static str, Limit); 6] {
+        [
+            ("cpu_pct", self.cpu_pct),
+            ("memory_pct", self.memory_pct),
+            ("disk_pct", self.disk_pct),
+            ("buffer_pct", self.buffer_pct),
+            ("unsent_age_s", self.unsent_age_s),
+            ("clock_offset_s", self.clock_offset_s),
+        ]
+    }
 }

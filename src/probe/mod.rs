@@ -7,6 +7,7 @@
 //! SNMP agent that does not answer is `unknown` (the value could not be read: often
 //! credentials or an ACL, not the device). docs/PROBES.md has the whole table.
 
+pub mod box_health;
 pub mod dns;
 pub mod http;
 pub mod icmp;

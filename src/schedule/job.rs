@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::document::{CheckParams, Snmp};
+use crate::probe::box_health::BoxProber;
 use crate::probe::http::HttpProber;
 use crate::probe::icmp::IcmpProber;
 use crate::probe::plugin::{PluginRunner, Target};
@@ -12,6 +13,7 @@ use crate::probe::tcp::TcpProber;
 use crate::probe::{CheckResult, Status};
 use crate::rules::Plan;
 use crate::settings::{DEFAULT_PLUGIN_DIRS, Limits, Settings};
+use crate::store::Store;
 
 /// Runs one check. The daemon's is [`Probers`]; scheduler tests script their own outcomes.
 pub trait Runner: Send + Sync + 'static {
@@ -29,18 +31,24 @@ pub struct Probers {
     pub http: HttpProber,
     pub tcp: TcpProber,
     pub plugin: PluginRunner,
+    pub boxes: BoxProber,
 }
 
 impl Probers {
     /// The daemon's probers: `{status}` in an HTTP URL is the status endpoint, plugins come
-    /// from `[plugins] dirs`.
-    pub fn for_daemon(settings: &Settings) -> Probers {
+    /// from `[plugins] dirs`, the box kind reads the state directory and `store`.
+    pub fn for_daemon(settings: &Settings, store: Store) -> Probers {
         let probers = Probers::new(&settings.limits);
         Probers {
             http: probers
                 .http
                 .with_status_endpoint(crate::settings::local_address(settings.status.listen)),
             plugin: PluginRunner::new(settings.plugin_dirs.clone()),
+            boxes: BoxProber::new(
+                settings.state_dir.clone(),
+                Some(store),
+                matches!(settings.mode, crate::settings::Mode::Central(_)),
+            ),
             ..probers
         }
     }
@@ -52,6 +60,8 @@ impl Probers {
             http: HttpProber::new(),
             tcp: TcpProber::new(),
             plugin: PluginRunner::new(DEFAULT_PLUGIN_DIRS.iter().map(std::path::PathBuf::from).collect()),
+            // No store: the box kind reports the current directory's filesystem and the host.
+            boxes: BoxProber::new(std::path::PathBuf::from("."), None, false),
         }
     }
 }
@@ -84,7 +94,7 @@ impl Runner for Probers {
                 }
                 CheckParams::Http(p) => http.push(&**p),
                 CheckParams::Tcp(p) => tcp_ca_files.extend(p.ca_file.as_deref()),
-                CheckParams::Dns(_) | CheckParams::Plugin(_) => {}
+                CheckParams::Dns(_) | CheckParams::Plugin(_) | CheckParams::Box(_) => {}
             }
         }
         self.icmp.retain(&addresses);
@@ -149,6 +159,7 @@ impl Job {
                     };
                     probers.plugin.check(&target, p, self.timeout).await
                 }
+                Some(CheckParams::Box(p)) => probers.boxes.check(p).await,
                 None => CheckResult::unknown("the service is not in the plan"),
             }
         };

@@ -204,6 +204,8 @@ impl Limits {
             CheckKind::Tcp => self.max_concurrent_tcp,
             CheckKind::Dns => self.max_concurrent_dns,
             CheckKind::Plugin => self.max_concurrent_plugin,
+            // A few reads of /proc and one of the store: no limit of its own.
+            CheckKind::Box => self.max_concurrent_checks,
         }
     }
 }

@@ -521,3 +521,25 @@ impl Dnsmasq {
         Dnsmasq { port, _daemon: daemon }
     }
 }
+
+/// A tmpfs of `size` mounted on `path` for the test's life (needs root, as CI runs).
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mounting a tmpfs needs root (CI runs as root)");
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
