@@ -271,6 +271,9 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
             (tokio::spawn(syncer.run(cancel.child_token())), Some(state))
         }
     };
+    // The scheduler holds the probers from here; this handle would keep the box kind's store
+    // handle, and so the store's writer, alive past the shutdown.
+    drop(probers);
     let notifier = crate::notify::Notifier {
         store: opened.store.clone(),
         settings: settings.notify.clone(),

@@ -138,3 +138,20 @@ fn tcp_params_are_checked_when_the_document_is_read() {
         "a template may leave the port to its services"
     );
 }
+
+#[tokio::test]
+async fn tcp_status_port_is_the_boxs_own_status_endpoint_whatever_the_device() {
+    let server = start(None).await;
+    let p: TcpParams = params(json!({ "port": "{status}", "send": GET, "expect": "hello ok" }));
+    // The device's address is not used: nothing listens on 127.0.0.99.
+    let r = TcpProber::new()
+        .with_status_endpoint(server.addr)
+        .check("127.0.0.99", &p, Duration::from_secs(2))
+        .await;
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    // Outside the daemon there is no status endpoint: said, not guessed.
+    let r = TcpProber::new().check("127.0.0.1", &p, Duration::from_secs(2)).await;
+    assert_eq!(r.status, Status::Unknown, "{r:?}");
+    let e = params::parse::<TcpParams>(json!({ "port": "{other}" })).expect_err("not a port");
+    assert!(e.1.contains("not a port"), "{e:?}");
+}

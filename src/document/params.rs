@@ -490,6 +490,34 @@ impl Checked for HttpParams {
     }
 }
 
+/// A TCP check's port: a number, or `{status}`, the box's own status endpoint (its
+/// `status.listen`, a wildcard read as loopback), whatever the device's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpPort {
+    Number(u16),
+    Status,
+}
+
+impl<'de> Deserialize<'de> for TcpPort {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TcpPort, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(u16),
+            Text(String),
+        }
+        match Written::deserialize(d)
+            .map_err(|_| serde::de::Error::custom(format!("expected a port (1 to 65535) or \"{STATUS_ENDPOINT}\"")))?
+        {
+            Written::Number(n) => Ok(TcpPort::Number(n)),
+            Written::Text(t) if t == STATUS_ENDPOINT => Ok(TcpPort::Status),
+            Written::Text(t) => Err(serde::de::Error::custom(format!(
+                "{t:?} is not a port: a number from 1 to 65535, or \"{STATUS_ENDPOINT}\""
+            ))),
+        }
+    }
+}
+
 /// What a TCP check sends, at most.
 pub const MAX_TCP_SEND: usize = 4096;
 
@@ -499,7 +527,7 @@ pub const MAX_TCP_SEND: usize = 4096;
 pub struct TcpParams {
     /// Required on the service (a template may leave it to its services).
     #[serde(default)]
-    pub port: Option<u16>,
+    pub port: Option<TcpPort>,
     /// Text sent once connected (`\r\n` as the protocol wants it).
     #[serde(default)]
     pub send: Option<String>,
@@ -530,7 +558,7 @@ impl Checked for TcpParams {
     type Fields = TcpParams;
 
     fn check(p: TcpParams) -> Result<TcpParams, (String, String)> {
-        if p.port == Some(0) {
+        if p.port == Some(TcpPort::Number(0)) {
             return Err(invalid("port", "0 is not a port (1 to 65535)"));
         }
         if p.expect.is_some() && p.expect_regex.is_some() {

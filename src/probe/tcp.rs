@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{CheckResult, Status, Thresholds, ms, tls_expiry};
-use crate::document::params::TcpParams;
+use crate::document::params::{TcpParams, TcpPort};
 use crate::tls::{Check, Verifier, client_config, error_text, pem_certificates, system_roots};
 
 /// What is read of the answer, at most.
@@ -28,6 +28,7 @@ pub struct TcpProber {
     verified: Result<Arc<rustls::ClientConfig>, String>,
     insecure: Result<Arc<rustls::ClientConfig>, String>,
     with_ca: Mutex<HashMap<PathBuf, Arc<rustls::ClientConfig>>>,
+    status_endpoint: Option<std::net::SocketAddr>,
 }
 
 impl Default for TcpProber {
@@ -47,6 +48,7 @@ impl TcpProber {
             verified: webpki.and_then(|v| config(&provider, Check::WebPki(v))),
             insecure: config(&provider, Check::Anything),
             with_ca: Mutex::new(HashMap::new()),
+            status_endpoint: None,
             provider,
         }
     }
@@ -87,11 +89,26 @@ impl TcpProber {
         Ok(config)
     }
 
+    /// With `{status}` as a port meaning `addr`, the box's own status endpoint.
+    pub fn with_status_endpoint(mut self, addr: std::net::SocketAddr) -> TcpProber {
+        self.status_endpoint = Some(addr);
+        self
+    }
+
     /// Checks `host`'s port as `p` says, within `timeout`.
     pub async fn check(&self, host: &str, p: &TcpParams, timeout: Duration) -> CheckResult {
         let started = Instant::now();
-        let Some(port) = p.port else {
-            return CheckResult::unknown("no port to connect to");
+        let status_host;
+        let (host, port) = match (p.port, self.status_endpoint) {
+            (Some(TcpPort::Number(port)), _) => (host, port),
+            (Some(TcpPort::Status), Some(endpoint)) => {
+                status_host = endpoint.ip().to_string();
+                (status_host.as_str(), endpoint.port())
+            }
+            (Some(TcpPort::Status), None) => {
+                return CheckResult::unknown("{status} names the daemon's status endpoint: none here");
+            }
+            (None, _) => return CheckResult::unknown("no port to connect to"),
         };
         let target = if host.contains(':') {
             format!("[{host}]:{port}")

@@ -35,14 +35,14 @@ pub struct Probers {
 }
 
 impl Probers {
-    /// The daemon's probers: `{status}` in an HTTP URL is the status endpoint, plugins come
+    /// The daemon's probers: `{status}` in an HTTP URL or as a TCP port is the status endpoint, plugins come
     /// from `[plugins] dirs`, the box kind reads the state directory and `store`.
     pub fn for_daemon(settings: &Settings, store: Store) -> Probers {
         let probers = Probers::new(&settings.limits);
+        let status_endpoint = crate::settings::local_address(settings.status.listen);
         Probers {
-            http: probers
-                .http
-                .with_status_endpoint(crate::settings::local_address(settings.status.listen)),
+            http: probers.http.with_status_endpoint(status_endpoint),
+            tcp: probers.tcp.with_status_endpoint(status_endpoint),
             plugin: PluginRunner::new(settings.plugin_dirs.clone()),
             boxes: BoxProber::new(
                 settings.state_dir.clone(),
