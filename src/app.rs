@@ -194,6 +194,14 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     scheduler.follow(plans_rx);
     scheduler.keep_maintenances(&opened.kept.maintenances);
     let actions = scheduler.actions();
+    let trap_stats = Arc::new(crate::traps::TrapStats::default());
+    let traps = tokio::spawn(crate::traps::run(
+        settings.traps_listen,
+        plans.subscribe(),
+        scheduler.passive(),
+        trap_stats.clone(),
+        cancel.child_token(),
+    ));
     // The technician's command line; the box monitors without it if the socket cannot be made.
     let control = match crate::control::bind(&settings.control_socket) {
         Ok(listener) => {
@@ -262,6 +270,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
                 started,
                 max_document_bytes: settings.limits.max_document_bytes,
                 notify: notify_state.clone(),
+                traps: trap_stats.clone(),
                 commands: Some(crate::central::commands::Commands {
                     actions: actions.clone(),
                     interrupted: std::mem::take(&mut opened.kept.interrupted),
@@ -316,6 +325,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         listen: settings.status.listen,
         sessions: Default::default(),
         history_hours: settings.status.history_hours,
+        traps: trap_stats,
     };
     let renewal = status_tls.map(|tls| tokio::spawn(status::renew_daily(tls, cancel.child_token())));
     let stop_status = CancellationToken::new();
@@ -343,6 +353,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         tracing::warn!("the notifier did not stop in time");
     }
     retention.abort();
+    traps.abort();
     if let Some(control) = control
         && tokio::time::timeout(Duration::from_secs(1), control).await.is_err()
     {

@@ -52,6 +52,7 @@ pub mod status;
 pub mod store;
 pub mod systemd;
 pub mod tls;
+pub mod traps;
 
 /// This machine's host name, when it is one a certificate or an `EHLO` may carry.
 pub fn host_name() -> Option<String> {

@@ -669,3 +669,147 @@ fn fuzz_command_bodies_give_an_action_or_a_reason() {
         }
     });
 }
+
+// ---------------------------------------------------------------- SNMP traps
+
+#[derive(Debug, Clone)]
+struct TrapDatagram {
+    /// 0: v1 trap, 1: v2c trap, 2: v2c inform, 3: a v3 header with whatever follows.
+    form: u8,
+    community: Vec<u8>,
+    generic: u8,
+    varbinds: Vec<(u8, Vec<u8>)>,
+    flips: Vec<(usize, u8)>,
+    cut: Option<usize>,
+    garbage: Option<Vec<u8>>,
+}
+
+fn trap_datagram() -> impl Strategy<Value = TrapDatagram> {
+    let value = prop_oneof![
+        (Just(0x02u8), prop::collection::vec(any::<u8>(), 0..6)),
+        (Just(0x04u8), prop::collection::vec(any::<u8>(), 0..80)),
+        (Just(0x06u8), prop::collection::vec(any::<u8>(), 0..12)),
+        (any::<u8>(), prop::collection::vec(any::<u8>(), 0..12)),
+    ];
+    (
+        0u8..4,
+        prop_oneof![Just(b"public".to_vec()), prop::collection::vec(any::<u8>(), 0..12)],
+        0u8..9,
+        prop::collection::vec(value, 0..4),
+        prop::collection::vec((any::<usize>(), 1u8..=255), 0..3),
+        prop::option::weighted(0.2, any::<usize>()),
+        prop::option::weighted(0.1, prop::collection::vec(any::<u8>(), 0..200)),
+    )
+        .prop_map(
+            |(form, community, generic, varbinds, flips, cut, garbage)| TrapDatagram {
+                form,
+                community,
+                generic,
+                varbinds,
+                flips,
+                cut,
+                garbage,
+            },
+        )
+}
+
+fn trap_bytes(t: &TrapDatagram) -> Vec<u8> {
+    if let Some(g) = &t.garbage {
+        return g.clone();
+    }
+    let oid = |arcs: &[u8]| tlv(0x06, arcs);
+    let mut varbinds = Vec::new();
+    if t.form == 1 || t.form == 2 {
+        // sysUpTime.0 and snmpTrapOID.0 = linkDown
+        let mut vb = oid(&[0x2b, 6, 1, 2, 1, 1, 3, 0]);
+        vb.extend(tlv(0x43, &[1, 0]));
+        varbinds.extend(tlv(0x30, &vb));
+        let mut vb = oid(&[0x2b, 6, 1, 6, 3, 1, 1, 4, 1, 0]);
+        vb.extend(oid(&[0x2b, 6, 1, 6, 3, 1, 1, 5, 3]));
+        varbinds.extend(tlv(0x30, &vb));
+    }
+    for (i, (tag, content)) in t.varbinds.iter().enumerate() {
+        let mut vb = oid(&[0x2b, 6, 1, 2, 1, 2, 2, 1, 1, i as u8]);
+        vb.extend(tlv(*tag, content));
+        varbinds.extend(tlv(0x30, &vb));
+    }
+    let mut message = match t.form {
+        0 => {
+            let mut pdu = oid(&[0x2b, 6, 1, 4, 1, 0x82, 0x37]);
+            pdu.extend(tlv(0x40, &[127, 0, 0, 1]));
+            pdu.extend(tlv(0x02, &[t.generic]));
+            pdu.extend(tlv(0x02, &[7]));
+            pdu.extend(tlv(0x43, &[1]));
+            pdu.extend(tlv(0x30, &varbinds));
+            let mut m = tlv(0x02, &[0]);
+            m.extend(tlv(0x04, &t.community));
+            m.extend(tlv(0xa4, &pdu));
+            m
+        }
+        1 | 2 => {
+            let mut pdu = tlv(0x02, &[5]);
+            pdu.extend(tlv(0x02, &[0]));
+            pdu.extend(tlv(0x02, &[0]));
+            pdu.extend(tlv(0x30, &varbinds));
+            let mut m = tlv(0x02, &[1]);
+            m.extend(tlv(0x04, &t.community));
+            m.extend(tlv(if t.form == 1 { 0xa7 } else { 0xa6 }, &pdu));
+            m
+        }
+        _ => {
+            let mut header = tlv(0x02, &[9]);
+            header.extend(tlv(0x02, &[0x05, 0xdc]));
+            header.extend(tlv(0x04, &[0x07]));
+            header.extend(tlv(0x02, &[3]));
+            let mut usm = tlv(0x04, &t.community);
+            usm.extend(tlv(0x02, &[1]));
+            usm.extend(tlv(0x02, &[1]));
+            usm.extend(tlv(0x04, b"user"));
+            usm.extend(tlv(0x04, &[0; 12]));
+            usm.extend(tlv(0x04, &[0; 8]));
+            let mut m = tlv(0x02, &[3]);
+            m.extend(tlv(0x30, &header));
+            m.extend(tlv(0x04, &tlv(0x30, &usm)));
+            m.extend(tlv(0x04, &varbinds));
+            m
+        }
+    };
+    let mut bytes = tlv(0x30, &std::mem::take(&mut message));
+    for (at, xor) in &t.flips {
+        let n = bytes.len();
+        bytes[at % n] ^= xor;
+    }
+    if let Some(cut) = t.cut {
+        bytes.truncate(cut % (bytes.len() + 1));
+    }
+    bytes
+}
+
+#[test]
+fn fuzz_trap_datagrams_through_the_trap_decoder() {
+    use snbox::traps::decode;
+    let mut read = 0u64;
+    fuzz("traps", trap_datagram(), |t| {
+        let mut bytes = trap_bytes(t);
+        match decode::version_of(&bytes) {
+            Ok(decode::Version::V3) => {
+                let mut security =
+                    snmp2::v3::Security::new(b"user", b"AuthKey-12345678").with_auth(snmp2::v3::Auth::AuthNoPriv);
+                let _ = decode::with_security(&mut bytes, &mut security);
+            }
+            Ok(_) => {
+                let _ = decode::community_message(&bytes);
+                if let Ok(trap) = decode::with_community(&bytes, b"public") {
+                    assert!(!trap.trap_oid.to_string().is_empty());
+                    read += 1;
+                }
+                let _ = decode::inform_response(&bytes);
+            }
+            Err(_) => {}
+        }
+    });
+    assert!(
+        read > 0,
+        "no generated datagram was a readable trap: the generator is wrong"
+    );
+}

@@ -1336,3 +1336,44 @@ fn box_services_are_accepted_with_default_limits_and_refuse_unknown_measures() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn snmp_trap_services_need_a_trap_oid_and_refuse_a_clear_that_sets() {
+    let mut doc = seed_doc("partner");
+    push(
+        &mut doc,
+        "service_templates",
+        json!({ "id": "link", "owner": null, "kind": "snmp_trap", "criticality": "high", "availability_rate": 99.0,
+                "availability_period": "24x7", "control_period": "24x7", "interval_s": 60,
+                "params": { "clear_trap_oid": "1.3.6.1.6.3.1.1.5.4" } }),
+    );
+    add_pinged_device(&mut doc, "d", "site1");
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-link", "device": "d", "template": "link", "params": { "trap_oid": "1.3.6.1.6.3.1.1.5.3" } }),
+    );
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-any", "device": "d", "template": "link" }),
+    );
+    let r = explain(&doc);
+    assert_eq!(service(&r, "d-link")["kind"], "snmp_trap");
+    assert_eq!(service(&r, "d-link")["accepted"], true);
+    assert_eq!(
+        strings(&service(&r, "d-any")["reasons"]),
+        vec!["missing_field:params.trap_oid"]
+    );
+    // Set by the service, cleared by the template: the merged params are refused.
+    push(
+        &mut doc,
+        "services",
+        json!({ "id": "d-bad", "device": "d", "template": "link", "params": { "trap_oid": "1.3.6.1.6.3.1.1.5.4" } }),
+    );
+    let r = explain(&doc);
+    assert_eq!(
+        strings(&service(&r, "d-bad")["reasons"]),
+        vec!["invalid_field:params.clear_trap_oid"]
+    );
+}

@@ -18,7 +18,7 @@ fn analyze(args: &[&str]) -> std::process::Output {
 
 #[test]
 #[ignore = "needs systemd-analyze: bash .ci/run installs it and runs this"]
-fn the_unit_verifies_and_its_exposure_is_at_most_2_5() {
+fn the_unit_verifies_and_its_exposure_is_at_most_2_0() {
     let dir = tempfile::tempdir().expect("tempdir");
     // verify checks that the commands exist: point them at the binary under test.
     let unit = dir.path().join("snbox.service");
@@ -39,11 +39,12 @@ fn the_unit_verifies_and_its_exposure_is_at_most_2_5() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no overall exposure level in: {text}"));
     eprintln!("exposure level {score}");
-    assert!(score <= 2.5, "exposure {score} over 2.5:\n{text}");
+    // Issue 17: CAP_NET_BIND_SERVICE (traps on port 162) must keep it at 2.0 or below.
+    assert!(score <= 2.0, "exposure {score} over 2.0:\n{text}");
     for needed in [
         "Type=notify",
         "WatchdogSec=",
-        "CapabilityBoundingSet=CAP_NET_RAW",
+        "CapabilityBoundingSet=CAP_NET_RAW CAP_NET_BIND_SERVICE",
         "ExecStartPre=/usr/bin/snbox config check",
     ] {
         assert!(UNIT.contains(needed), "{needed}");

@@ -227,6 +227,8 @@ pub struct Syncer {
     pub notify: Arc<crate::notify::NotifyState>,
     /// The commands loop's needs (§5.6); `None`: no commands are asked for.
     pub commands: Option<super::commands::Commands>,
+    /// The trap receiver's counters, for the heartbeat's `traps` (§5.5).
+    pub traps: Arc<crate::traps::TrapStats>,
 }
 
 #[derive(Deserialize)]
@@ -515,6 +517,12 @@ impl Syncer {
                     .map(|(k, kind)| (kind.to_string(), json!({ "per_min": per_min(k) })))
                     .collect::<serde_json::Map<_, _>>(),
                 "box_time": crate::record::rfc3339_millis(sent_at),
+                "traps": {
+                    "received": self.traps.received.load(std::sync::atomic::Ordering::Relaxed),
+                    "matched": self.traps.matched.load(std::sync::atomic::Ordering::Relaxed),
+                    "unmatched": self.traps.unmatched.load(std::sync::atomic::Ordering::Relaxed),
+                    "bad_auth": self.traps.bad_auth.load(std::sync::atomic::Ordering::Relaxed),
+                },
                 "notify": {
                     "pending": notify.pending, "failed": notify.failed,
                     "central_unreachable_since": notify.central_unreachable_since.map(crate::record::rfc3339_millis),

@@ -19,11 +19,13 @@ pub enum CheckKind {
     Dns,
     Plugin,
     Box,
+    #[serde(rename = "snmp_trap")]
+    SnmpTrap,
 }
 
 impl CheckKind {
     /// Every kind, in the order of [`CheckKind::index`]: counters and limits are arrays of it.
-    pub const ALL: [CheckKind; 7] = [
+    pub const ALL: [CheckKind; 8] = [
         CheckKind::Icmp,
         CheckKind::Snmp,
         CheckKind::Http,
@@ -31,6 +33,7 @@ impl CheckKind {
         CheckKind::Dns,
         CheckKind::Plugin,
         CheckKind::Box,
+        CheckKind::SnmpTrap,
     ];
 
     /// The kind's place in [`CheckKind::ALL`].
@@ -47,6 +50,7 @@ impl CheckKind {
             CheckKind::Dns => "dns",
             CheckKind::Plugin => "plugin",
             CheckKind::Box => "box",
+            CheckKind::SnmpTrap => "snmp_trap",
         }
     }
 
@@ -62,6 +66,7 @@ impl CheckKind {
             CheckKind::Dns => CheckParams::Dns(Box::new(parse(value)?)),
             CheckKind::Plugin => CheckParams::Plugin(Box::new(parse(value)?)),
             CheckKind::Box => CheckParams::Box(Box::new(parse(value)?)),
+            CheckKind::SnmpTrap => CheckParams::SnmpTrap(Box::new(parse(value)?)),
         })
     }
 }
@@ -149,6 +154,7 @@ pub enum CheckParams {
     Dns(Box<DnsParams>),
     Plugin(Box<PluginParams>),
     Box(Box<BoxParams>),
+    SnmpTrap(Box<SnmpTrapParams>),
 }
 
 impl CheckParams {
@@ -161,6 +167,7 @@ impl CheckParams {
             CheckParams::Dns(_) => CheckKind::Dns,
             CheckParams::Plugin(_) => CheckKind::Plugin,
             CheckParams::Box(_) => CheckKind::Box,
+            CheckParams::SnmpTrap(_) => CheckKind::SnmpTrap,
         }
     }
 }
@@ -831,5 +838,70 @@ impl BoxParams {
             ("unsent_age_s", self.unsent_age_s),
             ("clock_offset_s", self.clock_offset_s),
         ]
+    }
+}
+
+/// A variable binding a trap must carry: its OID (or a prefix of it) and a regex its value
+/// (as text) must match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VarbindMatch {
+    pub oid: ObjectId,
+    pub regex: Pattern,
+}
+
+/// The status a matching trap sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrapStatus {
+    Warning,
+    #[default]
+    Critical,
+}
+
+/// `snmp_trap` (passive): what a trap must be to set the service's status, and what clears it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnmpTrapParams {
+    /// The notification OID, or a prefix of it. Required on the service.
+    #[serde(default)]
+    pub trap_oid: Option<ObjectId>,
+    #[serde(default)]
+    pub varbind: Option<VarbindMatch>,
+    #[serde(default)]
+    pub status: TrapStatus,
+    /// A trap that sets the service back to ok.
+    #[serde(default)]
+    pub clear_trap_oid: Option<ObjectId>,
+    /// Back to ok when no matching trap came for this long.
+    #[serde(default)]
+    pub clear_after_s: Option<u32>,
+}
+
+impl Checked for SnmpTrapParams {
+    type Fields = SnmpTrapParams;
+
+    fn check(p: SnmpTrapParams) -> Result<SnmpTrapParams, (String, String)> {
+        within("clear_after_s", p.clear_after_s, 1..=31 * 86_400)?;
+        if let (Some(t), Some(c)) = (&p.trap_oid, &p.clear_trap_oid)
+            && t == c
+        {
+            return Err(invalid(
+                "clear_trap_oid",
+                "the same OID as trap_oid: a trap cannot both set and clear",
+            ));
+        }
+        Ok(p)
+    }
+}
+
+impl ObjectId {
+    /// Whether `self` is `other` or begins with it (an OID prefix names a family of traps).
+    pub fn starts_with(&self, other: &ObjectId) -> bool {
+        self.0.starts_with(&other.0)
+    }
+
+    pub fn from_arcs(arcs: Vec<u64>) -> ObjectId {
+        ObjectId(arcs)
     }
 }

@@ -134,6 +134,11 @@ impl Val {
     }
 }
 
+/// A value as text, as outputs and trap matching read it.
+pub(crate) fn value_text(value: &Value<'_>) -> String {
+    Val::of(value).text()
+}
+
 /// Why a request gave no values.
 #[derive(Debug)]
 enum Failure {
@@ -537,7 +542,7 @@ fn needs_rediscovery(e: &snmp2::Error) -> bool {
     }
 }
 
-fn describe(e: &snmp2::Error) -> String {
+pub(crate) fn describe(e: &snmp2::Error) -> String {
     match e {
         snmp2::Error::AuthFailure(kind) => format!("v3 authentication failed: {kind}"),
         snmp2::Error::CommunityMismatch => "the answer carries another community".into(),
@@ -609,7 +614,8 @@ async fn open<'s>(
     slot.as_mut().ok_or_else(|| Failure::Protocol("no session".into()))
 }
 
-fn security(snmp: &Snmp) -> snmp2::v3::Security {
+/// The v3 security a device's `snmp` block says (the trap receiver uses it too).
+pub(crate) fn security(snmp: &Snmp) -> snmp2::v3::Security {
     let user = snmp.user.as_deref().unwrap_or_default().as_bytes();
     let auth_key = snmp
         .auth_key

@@ -329,6 +329,11 @@ impl Resolver<'_> {
         {
             reasons.push(reason("missing_field:params.command", self.at.of("params.command")));
         }
+        if let CheckParams::SnmpTrap(p) = &params
+            && p.trap_oid.is_none()
+        {
+            reasons.push(reason("missing_field:params.trap_oid", self.at.of("params.trap_oid")));
+        }
         if let CheckParams::Snmp(p) = &params {
             if p.read.is_none() {
                 reasons.push(reason("missing_field:params.oid", self.at.of("params.oid")));

@@ -94,7 +94,7 @@ impl Runner for Probers {
                 }
                 CheckParams::Http(p) => http.push(&**p),
                 CheckParams::Tcp(p) => tcp_ca_files.extend(p.ca_file.as_deref()),
-                CheckParams::Dns(_) | CheckParams::Plugin(_) | CheckParams::Box(_) => {}
+                CheckParams::Dns(_) | CheckParams::Plugin(_) | CheckParams::Box(_) | CheckParams::SnmpTrap(_) => {}
             }
         }
         self.icmp.retain(&addresses);
@@ -160,6 +160,15 @@ impl Job {
                     probers.plugin.check(&target, p, self.timeout).await
                 }
                 Some(CheckParams::Box(p)) => probers.boxes.check(p).await,
+                // A trap service runs only when its problem clears for lack of new traps
+                // (or when an operator asks: a reset).
+                Some(CheckParams::SnmpTrap(p)) => CheckResult::new(
+                    Status::Ok,
+                    match p.clear_after_s {
+                        Some(s) => format!("no matching trap for {s} s: cleared"),
+                        None => "cleared on request".to_string(),
+                    },
+                ),
                 None => CheckResult::unknown("the service is not in the plan"),
             }
         };

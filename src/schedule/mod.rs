@@ -19,6 +19,7 @@ pub mod flapping;
 mod grid;
 mod job;
 pub mod metrics;
+mod passive;
 mod persist;
 mod slot;
 mod snapshot;
@@ -62,6 +63,15 @@ use snapshot::Ask;
 
 /// How often each service's availability is sent as records.
 const AVAILABILITY_EVERY: Duration = Duration::from_secs(3600);
+
+/// A passive service's result (a trap) for the scheduler to apply like a check's.
+pub struct Passive {
+    pub service_id: Arc<str>,
+    pub result: CheckResult,
+}
+
+/// Passive results waiting for the scheduler, at most: a burst waits at the sender.
+const PASSIVE_QUEUE: usize = 1024;
 
 /// A check's result on its way back to the scheduler.
 struct Done {
@@ -111,6 +121,9 @@ pub struct Scheduler {
     /// closes with the last handle.
     actions_tx: Option<mpsc::Sender<action::Request>>,
     check_waiters: HashMap<Arc<str>, Vec<action::Waiter>>,
+    passive: mpsc::Receiver<Passive>,
+    /// Handed out by [`Scheduler::passive`].
+    passive_tx: mpsc::Sender<Passive>,
 }
 
 impl Scheduler {
@@ -129,6 +142,7 @@ impl Scheduler {
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let (requests, snapshot_requests) = mpsc::channel(64);
         let (actions_tx, actions) = mpsc::channel(64);
+        let (passive_tx, passive) = mpsc::channel(PASSIVE_QUEUE);
         let by_id = index_by_id(&slots);
         let mut scheduler = Scheduler {
             plan,
@@ -159,11 +173,18 @@ impl Scheduler {
             actions,
             actions_tx: None,
             check_waiters: HashMap::new(),
+            passive,
+            passive_tx,
         };
         scheduler.schedule_all();
         scheduler.settle_all();
         scheduler.actions_tx = Some(actions_tx);
         (scheduler, Snapshots { requests })
+    }
+
+    /// Where passive results (traps) are sent.
+    pub fn passive(&self) -> mpsc::Sender<Passive> {
+        self.passive_tx.clone()
     }
 
     /// Applies each plan sent on `plans` while running.
@@ -178,9 +199,15 @@ impl Scheduler {
         self.heap.clear();
         for i in 0..self.slots.len() {
             let s = &self.slots[i];
-            let check = s.check_due.unwrap_or(now + s.offset());
-            let (availability, release) = (s.availability_due, s.release_due);
-            self.schedule(i, Wake::Check, check);
+            let check = match s.check_due {
+                Some(due) => Some(due),
+                None if s.is_passive() => self.pending_clear(i),
+                None => Some(now + s.offset()),
+            };
+            let (availability, release) = (self.slots[i].availability_due, self.slots[i].release_due);
+            if let Some(check) = check {
+                self.schedule(i, Wake::Check, check);
+            }
             self.schedule(i, Wake::Availability, availability);
             match release {
                 Some(due) => self.schedule(i, Wake::Release, due),
@@ -307,6 +334,7 @@ impl Scheduler {
                 },
                 Some(done) = self.results_rx.recv() => self.on_result(done).await,
                 Some(request) = self.actions.recv() => self.on_action(request).await,
+                Some(passive) = self.passive.recv() => self.on_passive(passive).await,
                 _ = &mut sleep => self.on_due(),
                 _ = flush_tick.tick() => self.flush().await,
                 _ = save_tick.tick() => self.save_slice(),
@@ -429,10 +457,12 @@ impl Scheduler {
         let lateness = Instant::now().saturating_duration_since(due);
         self.metrics.lateness.observe_ms(lateness.as_secs_f64() * 1e3);
         // The next run on this service's grid, whatever this one's outcome; a result that
-        // asks for a retry moves it earlier.
-        let next = next_on_grid(due, s.interval(), Instant::now());
-        s.check_due = Some(next);
-        self.heap.push(Reverse((next, Wake::Check, slot)));
+        // asks for a retry moves it earlier. A passive service's only run is its clearing.
+        if !s.is_passive() {
+            let next = next_on_grid(due, s.interval(), Instant::now());
+            s.check_due = Some(next);
+            self.heap.push(Reverse((next, Wake::Check, slot)));
+        }
         self.spawn_check(slot);
     }
 
@@ -607,6 +637,9 @@ impl Scheduler {
             self.schedule_release(slot);
         }
         self.schedule_renotify(slot);
+        if self.slots[slot].is_passive() {
+            self.schedule_clear(slot);
+        }
         let states = self.take_dirty(slot);
         self.commit(slot, records, states);
         if !self.check_waiters.is_empty() {

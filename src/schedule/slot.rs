@@ -41,6 +41,8 @@ pub(super) struct Slot {
     retry_s: u32,
     timeout_s: u32,
     pub(super) max_attempts: u32,
+    /// A trap service's `clear_after_s` (0: none); its only timed wake.
+    clear_after_s: u32,
     /// Control, availability and notification schedules, and the zone they are read in.
     pub(super) periods: [Arc<Schedule>; 3],
     pub(super) tz: TimeZone,
@@ -103,6 +105,16 @@ impl Slot {
     pub(super) fn offset(&self) -> Duration {
         Duration::from_millis(u64::from(self.offset_ms))
     }
+
+    /// A passive service: results come from outside (traps), never from a timed check.
+    pub(super) fn is_passive(&self) -> bool {
+        self.kind == CheckKind::SnmpTrap
+    }
+
+    /// How long a trap service's problem lasts without a new trap.
+    pub(super) fn clear_after(&self) -> Option<Duration> {
+        (self.clear_after_s > 0).then(|| Duration::from_secs(u64::from(self.clear_after_s)))
+    }
 }
 
 /// One slot per accepted service of `plan`, in plan order; `saved` gives a service's saved
@@ -164,7 +176,16 @@ pub(super) fn build_slots(
             interval_s,
             retry_s: svc.retry_interval_s.value.max(1),
             timeout_s: svc.timeout_s.value.max(1),
-            max_attempts: svc.max_attempts.value,
+            // A trap sets the HARD state at once.
+            max_attempts: if svc.kind == CheckKind::SnmpTrap {
+                1
+            } else {
+                svc.max_attempts.value
+            },
+            clear_after_s: match &svc.params {
+                crate::document::CheckParams::SnmpTrap(p) => p.clear_after_s.unwrap_or(0),
+                _ => 0,
+            },
             periods: [
                 period(Aspect::Control),
                 period(Aspect::Availability),

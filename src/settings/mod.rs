@@ -44,6 +44,8 @@ pub struct Settings {
     pub control_socket: PathBuf,
     /// `[plugins] dirs`: the only places a plugin check's `command` is looked up.
     pub plugin_dirs: Vec<PathBuf>,
+    /// `[traps] listen`: where SNMP traps are received while the plan has trap services.
+    pub traps_listen: SocketAddr,
     /// Settings that are valid but probably not what was meant (`config check` prints them,
     /// `snbox run` logs them).
     pub warnings: Vec<Problem>,
@@ -204,8 +206,9 @@ impl Limits {
             CheckKind::Tcp => self.max_concurrent_tcp,
             CheckKind::Dns => self.max_concurrent_dns,
             CheckKind::Plugin => self.max_concurrent_plugin,
-            // A few reads of /proc and one of the store: no limit of its own.
-            CheckKind::Box => self.max_concurrent_checks,
+            // A few reads of /proc and one of the store; a trap service's clearing: no limit
+            // of their own.
+            CheckKind::Box | CheckKind::SnmpTrap => self.max_concurrent_checks,
         }
     }
 }
@@ -341,7 +344,7 @@ struct RawToken {
     node: Option<String>,
 }
 
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "state_dir",
     "timezone",
     "standalone",
@@ -353,6 +356,7 @@ const KEYS: [&str; 11] = [
     "notify",
     "control",
     "plugins",
+    "traps",
 ];
 /// Where the daemon listens for `snbox maintenance|ack|check` (the unit's RuntimeDirectory).
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/snbox/control.sock";
@@ -367,6 +371,14 @@ pub const DEFAULT_PLUGIN_DIRS: [&str; 2] = ["/usr/lib/nagios/plugins", "/etc/snb
 struct RawPlugins {
     #[serde(default)]
     dirs: Option<Vec<PathBuf>>,
+}
+
+/// `[traps]`: the UDP address traps are received on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTraps {
+    #[serde(default)]
+    listen: Option<String>,
 }
 
 /// `[control]`: the box's own command line talks to the daemon on this Unix socket.
@@ -552,6 +564,21 @@ impl Settings {
                 || DEFAULT_PLUGIN_DIRS.iter().map(PathBuf::from).collect(),
                 |dirs| dirs.into_iter().map(&resolve).collect::<Vec<_>>(),
             );
+        let traps_listen = match section::<RawTraps>(&mut top, "traps", &mut problems).and_then(|t| t.listen) {
+            None => crate::traps::DEFAULT_LISTEN.parse().ok(),
+            Some(text) => match text.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    problems.push(Problem::new(
+                        "invalid_value",
+                        "traps.listen",
+                        format!("{text:?} is not an address and port such as \"[::]:162\" or \"0.0.0.0:162\""),
+                    ));
+                    None
+                }
+            },
+        }
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 0], 162)));
         if let Mode::Central(c) = &mode
             && notify.fallback_after_s <= c.heartbeat_s
         {
@@ -620,6 +647,7 @@ impl Settings {
             notify,
             control_socket,
             plugin_dirs,
+            traps_listen,
         })
     }
 }

@@ -77,6 +77,8 @@ pub struct Shared {
     pub sessions: Arc<session::Sessions>,
     /// How far back `/history` may look.
     pub history_hours: u32,
+    /// The trap receiver's counters and last unmatched notifications.
+    pub traps: Arc<crate::traps::TrapStats>,
 }
 
 /// Who is asking: everyone (loopback or an unscoped token) or one node's subtree.
@@ -306,12 +308,7 @@ fn token_matching<'a>(shared: &'a Shared, presented: &str) -> Option<&'a Token> 
     shared
         .tokens
         .iter()
-        .find(|t| constant_time_eq(t.token.expose(), presented))
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        .find(|t| crate::secret::same(t.token.expose().as_bytes(), presented.as_bytes()))
 }
 
 fn sees(plan: &Plan, scope: Scope, node: Option<NodeIdx>) -> bool {
@@ -420,6 +417,7 @@ async fn status_json(shared: &Shared, Caller { scope, snapshot }: &Caller) -> Va
                 "healthy": b.healthy(), "failing_s": b.failing_s, "commit_error": b.commit_error,
             })),
             "notify": notify_json(&shared.notify.view()),
+            "traps": shared.traps.view(),
             "endpoint": endpoint_json(shared),
             "scheduling": { "lateness_p50_ms": lateness.quantile_ms(0.5), "lateness_p99_ms": lateness.quantile_ms(0.99) },
         });
@@ -565,7 +563,7 @@ async fn login(
     let index = shared
         .tokens
         .iter()
-        .position(|t| constant_time_eq(t.token.expose(), &token));
+        .position(|t| crate::secret::same(t.token.expose().as_bytes(), token.as_bytes()));
     match index.and_then(|i| shared.sessions.open(i).map(|id| (i, id))) {
         Some((i, id)) => {
             tracing::info!(%peer, node = ?shared.tokens[i].node, "signed in to the status page");

@@ -1,0 +1,300 @@
+//! The trap receiver (protocol.md §3 `snmp_trap`): a UDP socket, open while the plan has trap
+//! services, on `[traps] listen` (default `[::]:162`). Each datagram is authenticated with its
+//! sender's credentials, matched against the sender's trap services, and their results go to
+//! the scheduler as passive results; INFORMs are answered. Counters and the last unmatched
+//! notifications are kept for `/status` and the heartbeat.
+//!
+//! Memory stays bounded under a burst: one datagram is handled at a time, the scheduler's
+//! queue is bounded (the kernel drops what the socket cannot take), the unmatched list keeps
+//! 100, and the log of bad credentials keeps one line a minute per sender.
+
+pub mod decode;
+pub mod router;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::document::SnmpVersion;
+use crate::rules::Plan;
+use crate::schedule::Passive;
+use decode::{Refused, Trap, Version};
+use router::Router;
+
+/// Where traps are received unless `[traps] listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "[::]:162";
+/// Unmatched notifications kept for `/status`.
+pub const UNMATCHED_KEPT: usize = 100;
+/// A sender with bad credentials is logged at most this often.
+const BAD_AUTH_LOG_EVERY: Duration = Duration::from_secs(60);
+/// The largest SNMP message read (larger datagrams are cut, and then malformed).
+const MAX_DATAGRAM: usize = 65_535;
+
+/// An unmatched notification, as `/status` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unmatched {
+    pub at: Timestamp,
+    pub from: IpAddr,
+    /// The notification, or why it could not be matched (an unknown sender).
+    pub what: String,
+}
+
+/// Counters since start (the heartbeat's `traps`), and the last unmatched notifications.
+#[derive(Debug, Default)]
+pub struct TrapStats {
+    pub received: AtomicU64,
+    pub matched: AtomicU64,
+    pub unmatched: AtomicU64,
+    pub bad_auth: AtomicU64,
+    pub malformed: AtomicU64,
+    last_unmatched: Mutex<VecDeque<Unmatched>>,
+    /// The address listened on, or why not.
+    listening: Mutex<Option<Result<SocketAddr, String>>>,
+}
+
+/// `/status.traps`.
+#[derive(Debug, Serialize)]
+pub struct TrapsView {
+    pub listen: Option<String>,
+    pub error: Option<String>,
+    pub received: u64,
+    pub matched: u64,
+    pub unmatched: u64,
+    pub bad_auth: u64,
+    pub malformed: u64,
+    pub last_unmatched: Vec<Unmatched>,
+}
+
+impl TrapStats {
+    pub fn view(&self) -> TrapsView {
+        let listening = self.listening.lock().map(|l| l.clone()).unwrap_or(None);
+        TrapsView {
+            listen: listening
+                .as_ref()
+                .and_then(|l| l.as_ref().ok())
+                .map(ToString::to_string),
+            error: listening.and_then(Result::err),
+            received: self.received.load(Relaxed),
+            matched: self.matched.load(Relaxed),
+            unmatched: self.unmatched.load(Relaxed),
+            bad_auth: self.bad_auth.load(Relaxed),
+            malformed: self.malformed.load(Relaxed),
+            last_unmatched: self
+                .last_unmatched
+                .lock()
+                .map(|l| l.iter().rev().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn unmatched(&self, from: IpAddr, what: String) {
+        self.unmatched.fetch_add(1, Relaxed);
+        if let Ok(mut list) = self.last_unmatched.lock() {
+            if list.len() == UNMATCHED_KEPT {
+                list.pop_front();
+            }
+            list.push_back(Unmatched {
+                at: Timestamp::now(),
+                from,
+                what,
+            });
+        }
+    }
+
+    fn set_listening(&self, state: Option<Result<SocketAddr, String>>) {
+        if let Ok(mut l) = self.listening.lock() {
+            *l = state;
+        }
+    }
+}
+
+/// Receives traps for the plans `plans` brings until `cancel`; `listen` is `[traps] listen`.
+pub async fn run(
+    listen: SocketAddr,
+    mut plans: watch::Receiver<Arc<Plan>>,
+    passive: mpsc::Sender<Passive>,
+    stats: Arc<TrapStats>,
+    cancel: CancellationToken,
+) {
+    let mut receiver = Receiver::new(Router::new(plans.borrow_and_update().clone()), passive, stats.clone());
+    let mut socket: Option<UdpSocket> = None;
+    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    loop {
+        if receiver.router.is_empty() {
+            if socket.take().is_some() {
+                tracing::info!("no snmp_trap service any more: the trap socket is closed");
+            }
+            stats.set_listening(None);
+        } else if socket.is_none() {
+            match UdpSocket::bind(listen).await {
+                Ok(s) => {
+                    tracing::info!(listen = %listen, "receiving SNMP traps");
+                    stats.set_listening(Some(Ok(listen)));
+                    socket = Some(s);
+                }
+                Err(e) => {
+                    tracing::error!(listen = %listen, error = %e, "cannot receive SNMP traps: the snmp_trap services stay as they are");
+                    stats.set_listening(Some(Err(format!("cannot listen on {listen}: {e}"))));
+                }
+            }
+        }
+        let datagram = async {
+            match &socket {
+                Some(s) => Some(s.recv_from(&mut buffer).await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = plans.changed() => match changed {
+                Ok(()) => receiver.router = Router::new(plans.borrow_and_update().clone()),
+                Err(_) => return,
+            },
+            Some(received) = datagram => match received {
+                Ok((n, from)) => {
+                    let n = n.min(MAX_DATAGRAM);
+                    let answer = receiver.on_datagram(&mut buffer[..n], from.ip()).await;
+                    if let (Some(answer), Some(s)) = (answer, &socket) {
+                        let _ = s.send_to(&answer, from).await;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "trap socket receive error"),
+            },
+        }
+    }
+}
+
+struct Receiver {
+    router: Router,
+    passive: mpsc::Sender<Passive>,
+    stats: Arc<TrapStats>,
+    /// v3 credentials per device id: each learns its sender's engine.
+    security: HashMap<String, snmp2::v3::Security>,
+    /// When each sender with bad credentials was last logged.
+    logged: HashMap<IpAddr, Instant>,
+}
+
+impl Receiver {
+    fn new(router: Router, passive: mpsc::Sender<Passive>, stats: Arc<TrapStats>) -> Receiver {
+        Receiver {
+            router,
+            passive,
+            stats,
+            security: HashMap::new(),
+            logged: HashMap::new(),
+        }
+    }
+
+    /// Handles one datagram; the answer to send back for an INFORM.
+    async fn on_datagram(&mut self, datagram: &mut [u8], from: IpAddr) -> Option<Vec<u8>> {
+        self.stats.received.fetch_add(1, Relaxed);
+        let (device, trap) = match self.authenticate(datagram, from) {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(Refused::Malformed(why)) => {
+                self.stats.malformed.fetch_add(1, Relaxed);
+                tracing::debug!(from = %from, why, "not a notification");
+                return None;
+            }
+            Err(Refused::BadAuth(why)) => {
+                self.bad_auth(from, &why);
+                return None;
+            }
+        };
+        let results = self.router.results(device, &trap, from);
+        if results.is_empty() {
+            self.stats.unmatched(from, router::describe(&trap, from));
+        } else {
+            self.stats.matched.fetch_add(1, Relaxed);
+        }
+        for (service_id, result) in results {
+            // Bounded: a burst waits here, and the kernel drops what the socket cannot hold.
+            if self.passive.send(Passive { service_id, result }).await.is_err() {
+                break;
+            }
+        }
+        match (trap.version, trap.inform) {
+            (Version::V2c, Some(_)) => decode::inform_response(datagram),
+            _ => None,
+        }
+    }
+
+    /// The sending device and its notification; `None` when nothing can be said of it
+    /// (an unknown sender: counted as unmatched).
+    fn authenticate(&mut self, datagram: &mut [u8], from: IpAddr) -> Result<Option<(usize, Trap)>, Refused> {
+        let version = decode::version_of(datagram)?;
+        if version == Version::V3 {
+            let Some(&device) = self.router.senders(from, None).first() else {
+                self.stats
+                    .unmatched(from, "a v3 notification from an unknown sender".into());
+                return Ok(None);
+            };
+            let snmp = match self.router.snmp(device) {
+                Some(s) if s.version == SnmpVersion::V3 => s,
+                _ => return Err(Refused::BadAuth("v3, but the device has no v3 user".into())),
+            };
+            let id = self.router.device_id(device).to_string();
+            let security = self
+                .security
+                .entry(id.clone())
+                .or_insert_with(|| crate::probe::snmp::security(snmp));
+            let copy = datagram.to_vec();
+            return match decode::with_security(datagram, security) {
+                Ok(trap) => Ok(Some((device, trap))),
+                // The sender's engine changed (a reboot, a replacement): learn it once more.
+                Err(Refused::BadAuth(_)) if !security.engine_id().is_empty() => {
+                    let mut fresh = crate::probe::snmp::security(snmp);
+                    let mut again = copy;
+                    let trap = decode::with_security(&mut again, &mut fresh)?;
+                    self.security.insert(id, fresh);
+                    Ok(Some((device, trap)))
+                }
+                Err(e) => Err(e),
+            };
+        }
+        let agent = decode::community_message(datagram)?;
+        let senders = self.router.senders(from, agent);
+        if senders.is_empty() {
+            self.stats.unmatched(
+                from,
+                format!("a {} notification from an unknown sender", version.as_str()),
+            );
+            return Ok(None);
+        }
+        let mut refused = Refused::BadAuth("the device has no snmp block with a community".into());
+        for &device in senders {
+            let Some(expected) = self.router.snmp(device).and_then(|s| s.community.as_ref()) else {
+                continue;
+            };
+            match decode::with_community(datagram, expected.expose().as_bytes()) {
+                Ok(trap) => return Ok(Some((device, trap))),
+                Err(e) => refused = e,
+            }
+        }
+        Err(refused)
+    }
+
+    fn bad_auth(&mut self, from: IpAddr, why: &str) {
+        self.stats.bad_auth.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        if self.logged.len() > 10_000 {
+            self.logged.retain(|_, at| now.duration_since(*at) < BAD_AUTH_LOG_EVERY);
+        }
+        let due = self
+            .logged
+            .get(&from)
+            .is_none_or(|at| now.duration_since(*at) >= BAD_AUTH_LOG_EVERY);
+        if due {
+            self.logged.insert(from, now);
+            tracing::warn!(from = %from, why, "trap dropped: bad credentials (logged once a minute per sender)");
+        }
+    }
+}
