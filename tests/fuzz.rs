@@ -12,6 +12,10 @@
 #[path = "common/snbox.rs"]
 mod snbox_daemon;
 
+#[path = "common/ber.rs"]
+mod ber;
+
+use ber::tlv;
 use std::io::{Read, Write};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -275,20 +279,6 @@ fn request_ids(req: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     let (_, pdu_body) = ber_len(req, pdu + 1)?;
     let (rlen, rstart) = ber_len(req, pdu_body + 1)?;
     Some((version, community, req.get(rstart..rstart + rlen)?.to_vec()))
-}
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend([0x81, n as u8]);
-    } else {
-        out.extend([0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 #[derive(Debug, Clone)]

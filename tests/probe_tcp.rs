@@ -1,8 +1,11 @@
 //! The TCP probe (protocol.md §3 `tcp`) against real servers on loopback: the tests' HTTP(S)
-//! server (generated certificates), a refused port, and a port that accepts and never answers.
+//! server (generated certificates), a refused port, a port that accepts and never answers, and
+//! a host that never answers in a network namespace of the test's own.
 
 #[path = "common/http_server.rs"]
 mod http_server;
+#[path = "common/peers.rs"]
+mod peers;
 
 use std::time::{Duration, Instant};
 
@@ -154,4 +157,48 @@ async fn tcp_status_port_is_the_boxs_own_status_endpoint_whatever_the_device() {
     assert_eq!(r.status, Status::Unknown, "{r:?}");
     let e = params::parse::<TcpParams>(json!({ "port": "{other}" })).expect_err("not a port");
     assert!(e.1.contains("not a port"), "{e:?}");
+}
+
+#[test]
+#[ignore = "needs root (a network namespace): bash .ci/run runs it"]
+fn tcp_a_host_that_never_answers_in_a_namespace_is_critical_at_the_timeout() {
+    // In a namespace of our own, 192.0.2.2 is on the link of a veth pair whose other end has no
+    // address: the SYN waits for an ARP answer that never comes, and nothing leaves the
+    // namespace.
+    let ns = peers::Netns::new(
+        "tcpsilent",
+        &[
+            "ip link add v0 type veth peer name v1",
+            "ip addr add 192.0.2.1/24 dev v0",
+            "ip link set v0 up",
+            "ip link set v1 up",
+        ],
+    );
+    let started = Instant::now();
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_snbox"))
+        .args([
+            "probe",
+            "tcp",
+            "192.0.2.2",
+            "--port",
+            "443",
+            "--timeout",
+            "2",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("snbox probe runs");
+    let took = started.elapsed();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(r["status"], "critical", "{r}");
+    assert!(
+        r["output"].as_str().is_some_and(|o| o.contains("no answer within 2 s")),
+        "{r}"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
 }

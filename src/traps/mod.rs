@@ -35,6 +35,8 @@ pub const DEFAULT_LISTEN: &str = "[::]:162";
 pub const UNMATCHED_KEPT: usize = 100;
 /// A sender with bad credentials is logged at most this often.
 const BAD_AUTH_LOG_EVERY: Duration = Duration::from_secs(60);
+/// The trap socket's receive buffer asked for.
+const RECEIVE_BUFFER: usize = 4 << 20;
 /// The largest SNMP message read (larger datagrams are cut, and then malformed).
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -136,6 +138,10 @@ pub async fn run(
         } else if socket.is_none() {
             match UdpSocket::bind(listen).await {
                 Ok(s) => {
+                    // Room for a storm's first seconds (the kernel caps it at net.core.rmem_max).
+                    if let Err(e) = socket2::SockRef::from(&s).set_recv_buffer_size(RECEIVE_BUFFER) {
+                        tracing::debug!(error = %e, "the trap socket keeps its default receive buffer");
+                    }
                     tracing::info!(listen = %listen, "receiving SNMP traps");
                     stats.set_listening(Some(Ok(listen)));
                     socket = Some(s);
