@@ -44,6 +44,24 @@ fn free_port() -> u16 {
         .expect("port")
 }
 
+/// `n` ports held for the test binary's life, each closing every connection at once: their
+/// checks stay critical, and no other test running beside this one can take one of them
+/// (as it could a port merely found free) and make its service recover.
+fn closing_ports(n: usize) -> Vec<u16> {
+    (0..n)
+        .map(|_| {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            std::thread::spawn(move || {
+                for connection in listener.incoming() {
+                    drop(connection);
+                }
+            });
+            port
+        })
+        .collect()
+}
+
 /// A web server on `port` that answers 200 to everything, until the returned guard drops.
 struct Up {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -593,7 +611,7 @@ fn r17_paired_box_delivers_only_while_the_central_is_out_of_reach_and_marks_what
 fn r17_kill_9_during_a_delivery_burst_loses_no_mail_and_copies_share_the_message_id() {
     let sink = SmtpSink::start(false);
     let dir = tempfile::tempdir().expect("tempdir");
-    let ports: Vec<u16> = (0..60).map(|_| free_port()).collect();
+    let ports = closing_ports(60);
     let doc = document(&ports);
     let settings = sink.settings(FROM);
     let mut kills = Vec::new();

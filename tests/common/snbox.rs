@@ -92,9 +92,23 @@ impl Daemon {
             if ready() {
                 return;
             }
+            if self.exited() {
+                panic!("snbox exited before {what}; log:\n{}", self.log());
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
         panic!("{what} not ready within 30 s; log:\n{}", self.log());
+    }
+
+    /// The process has ended (a zombie until it is waited for).
+    fn exited(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
     }
 
     pub fn log(&self) -> String {
