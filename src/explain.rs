@@ -138,6 +138,9 @@ pub struct DeviceValues<'a> {
     /// Usable parents (R14), shown when the device has any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<&'a str>,
+    /// R18, shown when the document gives one (`other` otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -227,6 +230,7 @@ impl<'a> PlanReport<'a> {
                 contacts: &dev.contacts,
                 contact_groups: dev.contact_groups.iter().map(|g| g.id.as_str()).collect(),
                 parents: dev.parents.iter().map(|&p| self.plan.devices[p].id.as_str()).collect(),
+                category: d.category.map(|c| c.as_str()),
             }
         });
         DeviceEntry {
@@ -406,6 +410,9 @@ pub fn to_text(report: &Report) -> String {
                 let _ = writeln!(out, "  contacts {:?}  groups {:?}", v.contacts, v.contact_groups);
                 if !v.parents.is_empty() {
                     let _ = writeln!(out, "  parents {:?}", v.parents);
+                }
+                if let Some(category) = v.category {
+                    let _ = writeln!(out, "  category {category}");
                 }
             }
             None => {

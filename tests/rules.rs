@@ -1377,3 +1377,29 @@ fn snmp_trap_services_need_a_trap_oid_and_refuse_a_clear_that_sets() {
         vec!["invalid_field:params.clear_trap_oid"]
     );
 }
+
+#[test]
+fn r18_a_device_category_is_validated_and_shown_in_explain_when_given() {
+    let mut doc = seed_doc("partner");
+    add_pinged_device(&mut doc, "d-srv", "site1");
+    add_pinged_device(&mut doc, "d-any", "site1");
+    doc["devices"]
+        .as_array_mut()
+        .and_then(|d| d.iter_mut().find(|d| d["id"] == "d-srv"))
+        .expect("device")["category"] = json!("server");
+    let r = explain(&doc);
+    assert_eq!(device(&r, "d-srv")["category"], "server");
+    // Not given: counted as `other`, and the report stays as it was before R18.
+    assert!(device(&r, "d-any").get("category").is_none(), "{}", device(&r, "d-any"));
+    doc["devices"]
+        .as_array_mut()
+        .and_then(|d| d.iter_mut().find(|d| d["id"] == "d-any"))
+        .expect("device")["category"] = json!("toaster");
+    let errors = errors(&doc);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("devices[1].category") && e.contains("`toaster`") && e.contains("`workstation`")),
+        "{errors:?}"
+    );
+}

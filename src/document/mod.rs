@@ -334,6 +334,41 @@ pub struct Device {
     /// The devices this one's traffic passes through (R14); several are redundant paths.
     #[serde(default)]
     pub parents: Vec<String>,
+    /// What kind of thing it is, for the billing inventory (R18); `other` when not given.
+    #[serde(default)]
+    pub category: Option<Category>,
+}
+
+/// R18's device categories: each is counted on its own, never summed with another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Server,
+    Network,
+    Firewall,
+    Printer,
+    Ups,
+    Storage,
+    Phone,
+    Workstation,
+    #[default]
+    Other,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Server => "server",
+            Category::Network => "network",
+            Category::Firewall => "firewall",
+            Category::Printer => "printer",
+            Category::Ups => "ups",
+            Category::Storage => "storage",
+            Category::Phone => "phone",
+            Category::Workstation => "workstation",
+            Category::Other => "other",
+        }
+    }
 }
 
 impl Device {

@@ -14,6 +14,7 @@ pub fn resolve(index: usize, raw: &document::Device, box_node: NodeIdx, tree: &T
         id: raw.id.clone(),
         name: raw.name.clone(),
         address: raw.address.clone(),
+        category: raw.category,
         node_id: raw.node.clone(),
         node,
         index,

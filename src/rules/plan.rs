@@ -91,6 +91,8 @@ pub struct DevicePlan {
     pub id: String,
     pub name: String,
     pub address: String,
+    /// R18; `None` when the document gives none (counted as `other`).
+    pub category: Option<crate::document::Category>,
     /// The node id as the document gave it.
     pub node_id: String,
     pub node: Option<NodeIdx>,
