@@ -788,12 +788,14 @@ fn fuzz_trap_datagrams_through_the_trap_decoder() {
                 let _ = decode::with_security(&mut bytes, &mut security);
             }
             Ok(_) => {
-                let _ = decode::community_message(&bytes);
-                if let Ok(trap) = decode::with_community(&bytes, b"public") {
-                    assert!(!trap.trap_oid.to_string().is_empty());
-                    read += 1;
+                if let Ok(message) = decode::CommunityMessage::read(&bytes) {
+                    let _ = message.agent();
+                    if let Ok(trap) = message.with_community(b"public") {
+                        assert!(!trap.trap_oid.to_string().is_empty());
+                        read += 1;
+                    }
+                    let _ = message.inform_response();
                 }
-                let _ = decode::inform_response(&bytes);
             }
             Err(_) => {}
         }

@@ -5,6 +5,10 @@
 //! wrong communities and keys counted as `bad_auth` and never matched; an unknown sender and
 //! garbage counted, never a crash.
 
+#[path = "common/central.rs"]
+mod central;
+#[path = "common/http_server.rs"]
+mod http_server;
 #[path = "common/snbox.rs"]
 mod snbox_daemon;
 
@@ -53,21 +57,9 @@ fn document() -> Value {
         services.push(json!({ "id": format!("{id}-link"), "device": id, "template": "link" }));
     }
     services.push(json!({ "id": "v2-auth", "device": "v2", "template": "auth-failures" }));
-    json!({
-        "version": "traps-1",
-        "box": { "id": "bx-traps", "node": "p" },
-        "tree": [
-            { "id": "p", "kind": "partner", "name": "P", "timezone": "Europe/Paris" },
-            { "id": "c", "kind": "company", "name": "C", "parent": "p" },
-            { "id": "s", "kind": "site", "name": "S", "parent": "c" }
-        ],
-        "time_ranges": [ { "id": "24x7", "name": "24x7", "weekly": [ { "days": ["mon","tue","wed","thu","fri","sat","sun"], "from": "00:00", "to": "24:00" } ] } ],
-        "defaults": [
-            { "aspect": "control", "time_range": "24x7" },
-            { "aspect": "availability", "time_range": "24x7" },
-            { "aspect": "notification", "time_range": "24x7" }
-        ],
-        "service_templates": [
+    central::document(
+        "traps-1",
+        json!([
             { "id": "link", "kind": "snmp_trap", "criticality": "high", "availability_rate": 99.0, "availability_period": "24x7",
               "control_period": "24x7", "interval_s": 60, "max_attempts": 3,
               "params": { "trap_oid": LINK_DOWN, "clear_trap_oid": LINK_UP,
@@ -75,10 +67,17 @@ fn document() -> Value {
             { "id": "auth-failures", "kind": "snmp_trap", "criticality": "low", "availability_rate": 99.0, "availability_period": "24x7",
               "control_period": "24x7", "interval_s": 60,
               "params": { "trap_oid": AUTH_FAILURE, "status": "warning", "clear_after_s": 2 } }
-        ],
-        "devices": devices.iter().map(|(id, address, snmp)| json!({ "id": id, "node": "s", "name": id, "address": address, "snmp": snmp })).collect::<Vec<_>>(),
-        "services": services
-    })
+        ]),
+        json!(
+            devices
+                .iter()
+                .map(
+                    |(id, address, snmp)| json!({ "id": id, "node": "s", "name": id, "address": address, "snmp": snmp })
+                )
+                .collect::<Vec<_>>()
+        ),
+        json!(services),
+    )
 }
 
 fn start(dir: &std::path::Path) -> (Daemon, u16) {

@@ -170,6 +170,19 @@ impl CheckParams {
             CheckParams::SnmpTrap(_) => CheckKind::SnmpTrap,
         }
     }
+
+    /// The parameter a service of this kind cannot do without, when neither the template nor
+    /// the service gave it (a template may leave it to its services).
+    pub fn missing_field(&self) -> Option<&'static str> {
+        match self {
+            CheckParams::Snmp(p) => p.read.is_none().then_some("oid"),
+            CheckParams::Tcp(p) => p.port.is_none().then_some("port"),
+            CheckParams::Dns(p) => p.name.is_none().then_some("name"),
+            CheckParams::Plugin(p) => p.command.is_none().then_some("command"),
+            CheckParams::SnmpTrap(p) => p.trap_oid.is_none().then_some("trap_oid"),
+            CheckParams::Icmp(_) | CheckParams::Http(_) | CheckParams::Box(_) => None,
+        }
+    }
 }
 
 /// Echoes sent per check, at most.

@@ -314,33 +314,12 @@ impl Resolver<'_> {
                 }
             },
         };
-        if let CheckParams::Tcp(p) = &params
-            && p.port.is_none()
-        {
-            reasons.push(reason("missing_field:params.port", self.at.of("params.port")));
+        if let Some(field) = params.missing_field() {
+            let path = format!("params.{field}");
+            reasons.push(reason(format!("missing_field:{path}"), self.at.of(&path)));
         }
-        if let CheckParams::Dns(p) = &params
-            && p.name.is_none()
-        {
-            reasons.push(reason("missing_field:params.name", self.at.of("params.name")));
-        }
-        if let CheckParams::Plugin(p) = &params
-            && p.command.is_none()
-        {
-            reasons.push(reason("missing_field:params.command", self.at.of("params.command")));
-        }
-        if let CheckParams::SnmpTrap(p) = &params
-            && p.trap_oid.is_none()
-        {
-            reasons.push(reason("missing_field:params.trap_oid", self.at.of("params.trap_oid")));
-        }
-        if let CheckParams::Snmp(p) = &params {
-            if p.read.is_none() {
-                reasons.push(reason("missing_field:params.oid", self.at.of("params.oid")));
-            }
-            if self.dev.snmp.is_none() {
-                reasons.push(reason("missing_field:snmp", self.at.of("device")));
-            }
+        if matches!(params, CheckParams::Snmp(_)) && self.dev.snmp.is_none() {
+            reasons.push(reason("missing_field:snmp", self.at.of("device")));
         }
         Some(params)
     }

@@ -565,20 +565,16 @@ impl Settings {
                 |dirs| dirs.into_iter().map(&resolve).collect::<Vec<_>>(),
             );
         let traps_listen = match section::<RawTraps>(&mut top, "traps", &mut problems).and_then(|t| t.listen) {
-            None => crate::traps::DEFAULT_LISTEN.parse().ok(),
-            Some(text) => match text.parse::<SocketAddr>() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    problems.push(Problem::new(
-                        "invalid_value",
-                        "traps.listen",
-                        format!("{text:?} is not an address and port such as \"[::]:162\" or \"0.0.0.0:162\""),
-                    ));
-                    None
-                }
-            },
-        }
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 0], 162)));
+            None => crate::traps::DEFAULT_LISTEN,
+            Some(text) => text.parse::<SocketAddr>().unwrap_or_else(|_| {
+                problems.push(Problem::new(
+                    "invalid_value",
+                    "traps.listen",
+                    format!("{text:?} is not an address and port such as \"[::]:162\" or \"0.0.0.0:162\""),
+                ));
+                crate::traps::DEFAULT_LISTEN
+            }),
+        };
         if let Mode::Central(c) = &mode
             && notify.fallback_after_s <= c.heartbeat_s
         {

@@ -39,8 +39,6 @@ pub struct Trap {
     pub trap_oid: ObjectId,
     /// Besides sysUpTime.0 and snmpTrapOID.0: (OID, value as text).
     pub varbinds: Vec<(ObjectId, String)>,
-    /// An INFORM, to be answered: its request id.
-    pub inform: Option<i32>,
 }
 
 /// Why a datagram is not a notification the box takes.
@@ -71,25 +69,43 @@ fn malformed(what: &str, e: &snmp2::Error) -> Refused {
     Refused::Malformed(format!("{what} ({})", crate::probe::snmp::describe(e)))
 }
 
-/// A v1 or v2c message's agent address (v1 traps carry one), read before the community is
-/// checked: the sender may be known by it.
-pub fn community_message(datagram: &[u8]) -> Result<Option<IpAddr>, Refused> {
-    let pdu = Pdu::from_bytes(datagram).map_err(|e| malformed("unreadable", &e))?;
-    Ok(pdu.v1_trap_info.as_ref().map(|t| t.agent_addr))
-}
+/// A v1 or v2c message, read once: its agent address (v1 traps carry one, and the sender may
+/// be known by it) before its community is checked against each candidate sender's.
+pub struct CommunityMessage<'a>(Pdu<'a>);
 
-/// A v1 or v2c notification whose community is `community`.
-pub fn with_community(datagram: &[u8], community: &[u8]) -> Result<Trap, Refused> {
-    let pdu = Pdu::from_bytes(datagram).map_err(|e| malformed("unreadable", &e))?;
-    // Compared in constant time: the community is a password.
-    if !crate::secret::same(community, pdu.community) {
-        return Err(Refused::BadAuth("wrong community".into()));
+impl<'a> CommunityMessage<'a> {
+    pub fn read(datagram: &'a [u8]) -> Result<CommunityMessage<'a>, Refused> {
+        Pdu::from_bytes(datagram)
+            .map(CommunityMessage)
+            .map_err(|e| malformed("unreadable", &e))
     }
-    let version = match pdu.version() {
-        Ok(snmp2::Version::V1) => Version::V1,
-        _ => Version::V2c,
-    };
-    notification(&pdu, version)
+
+    pub fn agent(&self) -> Option<IpAddr> {
+        self.0.v1_trap_info.as_ref().map(|t| t.agent_addr)
+    }
+
+    /// The notification, if the message carries `community`.
+    pub fn with_community(&self, community: &[u8]) -> Result<Trap, Refused> {
+        // Compared in constant time: the community is a password.
+        if !crate::secret::same(community, self.0.community) {
+            return Err(Refused::BadAuth("wrong community".into()));
+        }
+        let version = match self.0.version() {
+            Ok(snmp2::Version::V1) => Version::V1,
+            _ => Version::V2c,
+        };
+        notification(&self.0, version)
+    }
+
+    /// The answer to a v2c INFORM: a Response with its request id and variable bindings.
+    pub fn inform_response(&self) -> Option<Vec<u8>> {
+        if self.0.message_type != MessageType::InformRequest {
+            return None;
+        }
+        let mut pdu = self.0.clone();
+        pdu.message_type = MessageType::Response;
+        pdu.to_bytes().ok()
+    }
 }
 
 /// A v3 notification, authenticated (and decrypted) with `security`, which learns the
@@ -105,25 +121,21 @@ pub fn with_security(datagram: &mut [u8], security: &mut snmp2::v3::Security) ->
 }
 
 fn notification(pdu: &Pdu<'_>, version: Version) -> Result<Trap, Refused> {
-    let inform = match pdu.message_type {
-        MessageType::TrapV1 | MessageType::Trap => None,
-        MessageType::InformRequest => Some(pdu.req_id),
-        other => {
-            return Err(Refused::Malformed(format!("a {other:?}, not a notification")));
-        }
-    };
+    match pdu.message_type {
+        MessageType::TrapV1 | MessageType::Trap | MessageType::InformRequest => {}
+        other => return Err(Refused::Malformed(format!("a {other:?}, not a notification"))),
+    }
     let mut varbinds = Vec::new();
     let mut trap_oid = None;
     for (oid, value) in pdu.varbinds.clone() {
-        let oid = oid_of(&oid.to_id_string())?;
-        let text = crate::probe::snmp::value_text(&value);
-        match oid.to_string().as_str() {
+        let id = oid.to_id_string();
+        match id.as_str() {
             SNMP_TRAP_OID => match &value {
                 Value::ObjectIdentifier(o) => trap_oid = Some(oid_of(&o.to_id_string())?),
                 _ => return Err(Refused::Malformed("snmpTrapOID.0 is not an OID".into())),
             },
             SYS_UP_TIME => {}
-            _ => varbinds.push((oid, text)),
+            _ => varbinds.push((oid_of(&id)?, crate::probe::snmp::value_text(&value))),
         }
     }
     let trap_oid = match &pdu.v1_trap_info {
@@ -134,7 +146,6 @@ fn notification(pdu: &Pdu<'_>, version: Version) -> Result<Trap, Refused> {
         version,
         trap_oid,
         varbinds,
-        inform,
     })
 }
 
@@ -152,16 +163,6 @@ fn v1_trap_oid(enterprise: &str, generic: i64, specific: i64) -> Result<ObjectId
 fn oid_of(text: &str) -> Result<ObjectId, Refused> {
     text.parse()
         .map_err(|_| Refused::Malformed(format!("{text:?} is not an OID")))
-}
-
-/// The answer to a v2c INFORM: a Response with its request id and variable bindings.
-pub fn inform_response(datagram: &[u8]) -> Option<Vec<u8>> {
-    let mut pdu = Pdu::from_bytes(datagram).ok()?;
-    if pdu.message_type != MessageType::InformRequest {
-        return None;
-    }
-    pdu.message_type = MessageType::Response;
-    pdu.to_bytes().ok()
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ use crate::schedule::Passive;
 use decode::{Refused, Trap, Version};
 use router::Router;
 
-/// Where traps are received unless `[traps] listen` says otherwise.
-pub const DEFAULT_LISTEN: &str = "[::]:162";
+/// Where traps are received unless `[traps] listen` says otherwise: `[::]:162`.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 162);
 /// Unmatched notifications kept for `/status`.
 pub const UNMATCHED_KEPT: usize = 100;
 /// A sender with bad credentials is logged at most this often.
@@ -178,6 +178,9 @@ pub async fn run(
     }
 }
 
+/// The sending device (by index in the plan), its notification, and what to answer.
+type Authenticated = (usize, Trap, Option<Vec<u8>>);
+
 struct Receiver {
     router: Router,
     passive: mpsc::Sender<Passive>,
@@ -202,7 +205,7 @@ impl Receiver {
     /// Handles one datagram; the answer to send back for an INFORM.
     async fn on_datagram(&mut self, datagram: &mut [u8], from: IpAddr) -> Option<Vec<u8>> {
         self.stats.received.fetch_add(1, Relaxed);
-        let (device, trap) = match self.authenticate(datagram, from) {
+        let (device, trap, answer) = match self.authenticate(datagram, from) {
             Ok(Some(found)) => found,
             Ok(None) => return None,
             Err(Refused::Malformed(why)) => {
@@ -227,15 +230,12 @@ impl Receiver {
                 break;
             }
         }
-        match (trap.version, trap.inform) {
-            (Version::V2c, Some(_)) => decode::inform_response(datagram),
-            _ => None,
-        }
+        answer
     }
 
-    /// The sending device and its notification; `None` when nothing can be said of it
-    /// (an unknown sender: counted as unmatched).
-    fn authenticate(&mut self, datagram: &mut [u8], from: IpAddr) -> Result<Option<(usize, Trap)>, Refused> {
+    /// The sending device, its notification and, for a v2c INFORM, the answer to send back;
+    /// `None` when nothing can be said of it (an unknown sender: counted as unmatched).
+    fn authenticate(&mut self, datagram: &mut [u8], from: IpAddr) -> Result<Option<Authenticated>, Refused> {
         let version = decode::version_of(datagram)?;
         if version == Version::V3 {
             let Some(&device) = self.router.senders(from, None).first() else {
@@ -254,20 +254,20 @@ impl Receiver {
                 .or_insert_with(|| crate::probe::snmp::security(snmp));
             let copy = datagram.to_vec();
             return match decode::with_security(datagram, security) {
-                Ok(trap) => Ok(Some((device, trap))),
+                Ok(trap) => Ok(Some((device, trap, None))),
                 // The sender's engine changed (a reboot, a replacement): learn it once more.
                 Err(Refused::BadAuth(_)) if !security.engine_id().is_empty() => {
                     let mut fresh = crate::probe::snmp::security(snmp);
                     let mut again = copy;
                     let trap = decode::with_security(&mut again, &mut fresh)?;
                     self.security.insert(id, fresh);
-                    Ok(Some((device, trap)))
+                    Ok(Some((device, trap, None)))
                 }
                 Err(e) => Err(e),
             };
         }
-        let agent = decode::community_message(datagram)?;
-        let senders = self.router.senders(from, agent);
+        let message = decode::CommunityMessage::read(datagram)?;
+        let senders = self.router.senders(from, message.agent());
         if senders.is_empty() {
             self.stats.unmatched(
                 from,
@@ -280,8 +280,8 @@ impl Receiver {
             let Some(expected) = self.router.snmp(device).and_then(|s| s.community.as_ref()) else {
                 continue;
             };
-            match decode::with_community(datagram, expected.expose().as_bytes()) {
-                Ok(trap) => return Ok(Some((device, trap))),
+            match message.with_community(expected.expose().as_bytes()) {
+                Ok(trap) => return Ok(Some((device, trap, message.inform_response()))),
                 Err(e) => refused = e,
             }
         }
