@@ -197,6 +197,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     let trap_stats = Arc::new(crate::traps::TrapStats::default());
     let traps = tokio::spawn(crate::traps::run(
         settings.traps_listen,
+        settings.state_dir.clone(),
         plans.subscribe(),
         scheduler.passive(),
         trap_stats.clone(),

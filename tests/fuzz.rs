@@ -777,12 +777,27 @@ fn trap_bytes(t: &TrapDatagram) -> Vec<u8> {
 
 #[test]
 fn fuzz_trap_datagrams_through_the_trap_decoder() {
-    use snbox::traps::decode;
+    use snbox::traps::{decode, engine, usm};
     let mut read = 0u64;
+    // The box's own engine, as for v3 INFORMs: discovery, authentication, decryption.
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut box_engine = engine::Engine::start(state.path()).expect("engine");
+    let snmp: snbox::document::Snmp = serde_json::from_value(serde_json::json!({
+        "version": "3", "user": "user", "level": "authPriv", "auth_protocol": "md5",
+        "auth_key": "AuthKey-12345678", "priv_protocol": "des", "priv_key": "PrivKey-12345678"
+    }))
+    .expect("snmp block");
+    let keys = usm::Keys::localized(&snmp, box_engine.id()).expect("keys");
     fuzz("traps", trap_datagram(), |t| {
         let mut bytes = trap_bytes(t);
         match decode::version_of(&bytes) {
             Ok(decode::Version::V3) => {
+                if let Ok(message) = engine::Message::read(&bytes) {
+                    let _ = box_engine.discovery(&message);
+                    if let Ok(engine::Opened::Notification { pdu, .. }) = box_engine.open(&message, &bytes, &keys) {
+                        let _ = decode::scoped(&pdu);
+                    }
+                }
                 let mut security =
                     snmp2::v3::Security::new(b"user", b"AuthKey-12345678").with_auth(snmp2::v3::Auth::AuthNoPriv);
                 let _ = decode::with_security(&mut bytes, &mut security);

@@ -120,6 +120,14 @@ pub fn with_security(datagram: &mut [u8], security: &mut snmp2::v3::Security) ->
     }
 }
 
+/// A v3 notification's PDU (its whole TLV), already authenticated and decrypted by the box's
+/// engine: read as the PDU of a v2c message, which it is in all but its wrapping.
+pub fn scoped(pdu: &[u8]) -> Result<Trap, Refused> {
+    let wrapped = super::engine::tlv(0x30, &[&[0x02, 0x01, 0x01, 0x04, 0x00][..], pdu].concat());
+    let read = Pdu::from_bytes(&wrapped).map_err(|e| malformed("unreadable", &e))?;
+    notification(&read, Version::V3)
+}
+
 fn notification(pdu: &Pdu<'_>, version: Version) -> Result<Trap, Refused> {
     match pdu.message_type {
         MessageType::TrapV1 | MessageType::Trap | MessageType::InformRequest => {}

@@ -9,10 +9,13 @@
 //! 100, and the log of bad credentials keeps one line a minute per sender.
 
 pub mod decode;
+pub mod engine;
 pub mod router;
+pub mod usm;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ use crate::document::SnmpVersion;
 use crate::rules::Plan;
 use crate::schedule::Passive;
 use decode::{Refused, Trap, Version};
+use engine::{Engine, Opened};
 use router::Router;
 
 /// Where traps are received unless `[traps] listen` says otherwise: `[::]:162`.
@@ -118,9 +122,11 @@ impl TrapStats {
     }
 }
 
-/// Receives traps for the plans `plans` brings until `cancel`; `listen` is `[traps] listen`.
+/// Receives traps for the plans `plans` brings until `cancel`; `listen` is `[traps] listen`,
+/// and the box's SNMP engine (for v3 INFORMs) is kept in `state_dir`.
 pub async fn run(
     listen: SocketAddr,
+    state_dir: PathBuf,
     mut plans: watch::Receiver<Arc<Plan>>,
     passive: mpsc::Sender<Passive>,
     stats: Arc<TrapStats>,
@@ -143,6 +149,9 @@ pub async fn run(
                         tracing::debug!(error = %e, "the trap socket keeps its default receive buffer");
                     }
                     tracing::info!(listen = %listen, "receiving SNMP traps");
+                    if receiver.engine.is_none() {
+                        receiver.engine = start_engine(&state_dir);
+                    }
                     stats.set_listening(Some(Ok(listen)));
                     socket = Some(s);
                 }
@@ -161,7 +170,7 @@ pub async fn run(
         tokio::select! {
             _ = cancel.cancelled() => return,
             changed = plans.changed() => match changed {
-                Ok(()) => receiver.router = Router::new(plans.borrow_and_update().clone()),
+                Ok(()) => receiver.new_plan(plans.borrow_and_update().clone()),
                 Err(_) => return,
             },
             Some(received) = datagram => match received {
@@ -178,8 +187,26 @@ pub async fn run(
     }
 }
 
-/// The sending device (by index in the plan), its notification, and what to answer.
-type Authenticated = (usize, Trap, Option<Vec<u8>>);
+/// The box's engine, started once (a failure is logged, and v3 INFORMs go unanswered).
+fn start_engine(state_dir: &std::path::Path) -> Option<Engine> {
+    match Engine::start(state_dir) {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            tracing::error!(error = %e, "no SNMP engine of the box: v3 INFORMs will not be answered");
+            None
+        }
+    }
+}
+
+/// What a datagram comes to once authenticated.
+enum Outcome {
+    /// The sending device (by index in the plan), its notification, and what to answer.
+    Notification(usize, Trap, Option<Vec<u8>>),
+    /// Only an answer: the box's engine told to a v3 sender.
+    Answer(Vec<u8>),
+    /// Nothing to say of it (an unknown sender: counted as unmatched).
+    Nothing,
+}
 
 struct Receiver {
     router: Router,
@@ -187,6 +214,9 @@ struct Receiver {
     stats: Arc<TrapStats>,
     /// v3 credentials per device id: each learns its sender's engine.
     security: HashMap<String, snmp2::v3::Security>,
+    /// The box's engine, once the socket is open; v3 keys localized to it per device id.
+    engine: Option<Engine>,
+    keys: HashMap<String, Option<usm::Keys>>,
     /// When each sender with bad credentials was last logged.
     logged: HashMap<IpAddr, Instant>,
 }
@@ -198,16 +228,26 @@ impl Receiver {
             passive,
             stats,
             security: HashMap::new(),
+            engine: None,
+            keys: HashMap::new(),
             logged: HashMap::new(),
         }
+    }
+
+    /// A new plan: its senders, and credentials learned afresh (they may have changed).
+    fn new_plan(&mut self, plan: Arc<Plan>) {
+        self.router = Router::new(plan);
+        self.security.clear();
+        self.keys.clear();
     }
 
     /// Handles one datagram; the answer to send back for an INFORM.
     async fn on_datagram(&mut self, datagram: &mut [u8], from: IpAddr) -> Option<Vec<u8>> {
         self.stats.received.fetch_add(1, Relaxed);
         let (device, trap, answer) = match self.authenticate(datagram, from) {
-            Ok(Some(found)) => found,
-            Ok(None) => return None,
+            Ok(Outcome::Notification(device, trap, answer)) => (device, trap, answer),
+            Ok(Outcome::Answer(answer)) => return Some(answer),
+            Ok(Outcome::Nothing) => return None,
             Err(Refused::Malformed(why)) => {
                 self.stats.malformed.fetch_add(1, Relaxed);
                 tracing::debug!(from = %from, why, "not a notification");
@@ -233,38 +273,10 @@ impl Receiver {
         answer
     }
 
-    /// The sending device, its notification and, for a v2c INFORM, the answer to send back;
-    /// `None` when nothing can be said of it (an unknown sender: counted as unmatched).
-    fn authenticate(&mut self, datagram: &mut [u8], from: IpAddr) -> Result<Option<Authenticated>, Refused> {
+    fn authenticate(&mut self, datagram: &mut [u8], from: IpAddr) -> Result<Outcome, Refused> {
         let version = decode::version_of(datagram)?;
         if version == Version::V3 {
-            let Some(&device) = self.router.senders(from, None).first() else {
-                self.stats
-                    .unmatched(from, "a v3 notification from an unknown sender".into());
-                return Ok(None);
-            };
-            let snmp = match self.router.snmp(device) {
-                Some(s) if s.version == SnmpVersion::V3 => s,
-                _ => return Err(Refused::BadAuth("v3, but the device has no v3 user".into())),
-            };
-            let id = self.router.device_id(device).to_string();
-            let security = self
-                .security
-                .entry(id.clone())
-                .or_insert_with(|| crate::probe::snmp::security(snmp));
-            let copy = datagram.to_vec();
-            return match decode::with_security(datagram, security) {
-                Ok(trap) => Ok(Some((device, trap, None))),
-                // The sender's engine changed (a reboot, a replacement): learn it once more.
-                Err(Refused::BadAuth(_)) if !security.engine_id().is_empty() => {
-                    let mut fresh = crate::probe::snmp::security(snmp);
-                    let mut again = copy;
-                    let trap = decode::with_security(&mut again, &mut fresh)?;
-                    self.security.insert(id, fresh);
-                    Ok(Some((device, trap, None)))
-                }
-                Err(e) => Err(e),
-            };
+            return self.authenticate_v3(datagram, from);
         }
         let message = decode::CommunityMessage::read(datagram)?;
         let senders = self.router.senders(from, message.agent());
@@ -273,7 +285,7 @@ impl Receiver {
                 from,
                 format!("a {} notification from an unknown sender", version.as_str()),
             );
-            return Ok(None);
+            return Ok(Outcome::Nothing);
         }
         let mut refused = Refused::BadAuth("the device has no snmp block with a community".into());
         for &device in senders {
@@ -281,11 +293,96 @@ impl Receiver {
                 continue;
             };
             match message.with_community(expected.expose().as_bytes()) {
-                Ok(trap) => return Ok(Some((device, trap, message.inform_response()))),
+                Ok(trap) => return Ok(Outcome::Notification(device, trap, message.inform_response())),
                 Err(e) => refused = e,
             }
         }
         Err(refused)
+    }
+
+    /// A v3 message: a discovery or an INFORM to the box's engine, or a trap from its
+    /// sender's engine.
+    fn authenticate_v3(&mut self, datagram: &mut [u8], from: IpAddr) -> Result<Outcome, Refused> {
+        let senders: Vec<usize> = self
+            .router
+            .senders(from, None)
+            .iter()
+            .copied()
+            .filter(|&d| self.router.snmp(d).is_some_and(|s| s.version == SnmpVersion::V3))
+            .collect();
+        let Some(&first) = senders.first() else {
+            if self.router.senders(from, None).is_empty() {
+                self.stats
+                    .unmatched(from, "a v3 notification from an unknown sender".into());
+                return Ok(Outcome::Nothing);
+            }
+            return Err(Refused::BadAuth("v3, but the device has no v3 user".into()));
+        };
+        let message = engine::Message::read(datagram)?;
+        if let Some(engine) = &mut self.engine {
+            if message.engine_id.is_empty() {
+                return Ok(engine.discovery(&message).map_or(Outcome::Nothing, Outcome::Answer));
+            }
+            if message.engine_id == engine.id() {
+                return self.inform_to_box(&message, datagram, &senders);
+            }
+        }
+        let snmp = self
+            .router
+            .snmp(first)
+            .ok_or_else(|| Refused::BadAuth("no snmp block".into()))?;
+        let id = self.router.device_id(first).to_string();
+        let security = self
+            .security
+            .entry(id.clone())
+            .or_insert_with(|| crate::probe::snmp::security(snmp));
+        let copy = datagram.to_vec();
+        match decode::with_security(datagram, security) {
+            Ok(trap) => Ok(Outcome::Notification(first, trap, None)),
+            // The sender's engine changed (a reboot, a replacement): learn it once more.
+            Err(Refused::BadAuth(_)) if !security.engine_id().is_empty() => {
+                let mut fresh = crate::probe::snmp::security(snmp);
+                let mut again = copy;
+                let trap = decode::with_security(&mut again, &mut fresh)?;
+                self.security.insert(id, fresh);
+                Ok(Outcome::Notification(first, trap, None))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A message to the box's engine (an INFORM) from the sender whose v3 user it names.
+    fn inform_to_box(
+        &mut self,
+        message: &engine::Message<'_>,
+        datagram: &[u8],
+        senders: &[usize],
+    ) -> Result<Outcome, Refused> {
+        let Some(engine) = &mut self.engine else {
+            return Ok(Outcome::Nothing);
+        };
+        let named = senders.iter().copied().find(|&d| {
+            self.router
+                .snmp(d)
+                .and_then(|s| s.user.as_deref())
+                .is_some_and(|u| u.as_bytes() == message.user)
+        });
+        let Some(device) = named else {
+            return Err(Refused::BadAuth("an unknown v3 user".into()));
+        };
+        let id = self.router.device_id(device).to_string();
+        let snmp = self.router.snmp(device);
+        let keys = self
+            .keys
+            .entry(id)
+            .or_insert_with(|| snmp.and_then(|s| usm::Keys::localized(s, engine.id())));
+        let Some(keys) = keys else {
+            return Err(Refused::BadAuth("the device's v3 keys are missing".into()));
+        };
+        match engine.open(message, datagram, keys)? {
+            Opened::Report(report) => Ok(Outcome::Answer(report)),
+            Opened::Notification { pdu, answer } => Ok(Outcome::Notification(device, decode::scoped(&pdu)?, answer)),
+        }
     }
 
     fn bad_auth(&mut self, from: IpAddr, why: &str) {
