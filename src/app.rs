@@ -170,7 +170,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
         saved,
         probers.clone(),
         opened.store.clone(),
-        clock,
+        clock.clone(),
         &settings.limits,
         metrics.clone(),
     );
@@ -195,6 +195,13 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     scheduler.keep_maintenances(&opened.kept.maintenances);
     let actions = scheduler.actions();
     let trap_stats = Arc::new(crate::traps::TrapStats::default());
+    // R18: each company's day counted and sent after its local midnight.
+    let inventory = tokio::spawn(crate::inventory::run(
+        plans.subscribe(),
+        opened.store.clone(),
+        clock,
+        cancel.child_token(),
+    ));
     let traps = tokio::spawn(crate::traps::run(
         settings.traps_listen,
         settings.state_dir.clone(),
@@ -355,6 +362,10 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
     }
     retention.abort();
     traps.abort();
+    // A record being made is committed (or was not sent: the day is made again next start).
+    if tokio::time::timeout(Duration::from_secs(2), inventory).await.is_err() {
+        tracing::warn!("the inventory did not stop in time");
+    }
     if let Some(control) = control
         && tokio::time::timeout(Duration::from_secs(1), control).await.is_err()
     {

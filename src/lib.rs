@@ -38,6 +38,7 @@ pub mod control;
 pub mod document;
 pub mod explain;
 pub mod input;
+pub mod inventory;
 pub mod notify;
 pub mod planning;
 pub mod probe;

@@ -232,6 +232,8 @@ pub enum Body {
         comment: String,
         source: ActionSource,
     },
+    /// R18: a top company's counts for one local day.
+    Inventory(crate::inventory::Inventory),
     /// The answer to a central server's command (protocol.md §5.6).
     CommandResult {
         command: String,
@@ -331,6 +333,7 @@ impl Body {
             Body::Maintenance { .. } => Kind::Maintenance,
             Body::Acknowledgement { .. } => Kind::Acknowledgement,
             Body::CommandResult { .. } => Kind::CommandResult,
+            Body::Inventory(_) => Kind::Inventory,
         }
     }
 }
@@ -346,6 +349,7 @@ pub enum Kind {
     Maintenance = 6,
     Acknowledgement = 7,
     CommandResult = 8,
+    Inventory = 9,
 }
 
 impl Kind {
@@ -359,6 +363,7 @@ impl Kind {
             Kind::Maintenance => "maintenance",
             Kind::Acknowledgement => "acknowledgement",
             Kind::CommandResult => "command_result",
+            Kind::Inventory => "inventory",
         }
     }
 
@@ -372,6 +377,7 @@ impl Kind {
             6 => Kind::Maintenance,
             7 => Kind::Acknowledgement,
             8 => Kind::CommandResult,
+            9 => Kind::Inventory,
             _ => return None,
         })
     }

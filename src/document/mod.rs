@@ -340,7 +340,7 @@ pub struct Device {
 }
 
 /// R18's device categories: each is counted on its own, never summed with another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     Server,
@@ -356,6 +356,23 @@ pub enum Category {
 }
 
 impl Category {
+    pub const ALL: [Category; 9] = [
+        Category::Server,
+        Category::Network,
+        Category::Firewall,
+        Category::Printer,
+        Category::Ups,
+        Category::Storage,
+        Category::Phone,
+        Category::Workstation,
+        Category::Other,
+    ];
+
+    /// The category named `name` as documents and records write it.
+    pub fn from_name(name: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Category::Server => "server",

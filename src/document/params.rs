@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckKind {
     Icmp,
@@ -52,6 +52,11 @@ impl CheckKind {
             CheckKind::Box => "box",
             CheckKind::SnmpTrap => "snmp_trap",
         }
+    }
+
+    /// The kind named `name` as documents and records write it.
+    pub fn from_name(name: &str) -> Option<CheckKind> {
+        CheckKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
     /// Parses a `params` object for this kind into checked, typed values (compiled regex,

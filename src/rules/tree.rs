@@ -138,6 +138,16 @@ impl Tree {
         owner.is_none_or(|o| self.nodes[d].scope.contains(&o))
     }
 
+    /// The top company of a node and its zone (R18 counts days in it); `None` for a partner.
+    pub fn company_of(&self, d: NodeIdx) -> Option<(&str, &TimeZone)> {
+        self.nodes[d].top_company.map(|c| (self.id(c), &self.nodes[c].zone))
+    }
+
+    /// The top companies, in document order.
+    pub fn companies(&self) -> impl Iterator<Item = NodeIdx> + '_ {
+        (0..self.nodes.len()).filter(|&i| self.nodes[i].top_company == Some(i))
+    }
+
     /// The top company's id of a node, as records carry it (R12).
     pub fn company_id(&self, d: NodeIdx) -> Option<&str> {
         self.nodes[d].top_company.map(|c| self.id(c))

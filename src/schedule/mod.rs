@@ -108,6 +108,8 @@ pub struct Scheduler {
     /// Records and states waiting for the next flush (every [`FLUSH_EVERY`]).
     outgoing: Vec<Item>,
     outgoing_states: Vec<(String, String)>,
+    /// R18's marks of services polled, written with the next flush.
+    outgoing_control: Vec<crate::store::Control>,
     /// Services no plan has any more, whose saved states go at the next commit.
     outgoing_forgotten: Vec<String>,
     /// The next slot the periodic save looks at.
@@ -166,6 +168,7 @@ impl Scheduler {
             tracker: TaskTracker::new(),
             outgoing: Vec::new(),
             outgoing_states: Vec::new(),
+            outgoing_control: Vec::new(),
             outgoing_forgotten: Vec::new(),
             save_cursor: 0,
             maintenances,

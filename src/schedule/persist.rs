@@ -9,7 +9,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::Scheduler;
-use crate::record::Record;
+use crate::inventory::Polled;
+use crate::record::{Kind, Record};
+use crate::store::Control;
 
 /// How often what the checks produced goes to the store in one request: waking the store's
 /// thread for every result cost more CPU than the result (the store commits every 2 s anyway).
@@ -64,9 +66,40 @@ impl Scheduler {
         for r in &records {
             self.metrics.records[r.body.kind() as usize - 1].fetch_add(1, Relaxed);
         }
+        if let Some(at) = records.iter().find(|r| r.body.kind() == Kind::Result).map(|r| r.ts) {
+            self.mark_polled(slot, at);
+        }
         let origin = &self.slots[slot].origin;
         self.outgoing.extend(records.into_iter().map(|r| (origin.clone(), r)));
         self.outgoing_states.extend(states);
+    }
+
+    /// R18: a service's first result of its company's local day marks it polled that day
+    /// (written once a day per service, with the result).
+    fn mark_polled(&mut self, slot: usize, at: Timestamp) {
+        let s = &self.slots[slot];
+        let device = &self.plan.devices[s.device as usize];
+        let Ok(accepted) = &device.outcome else { return };
+        let tree = &self.plan.tree;
+        let Some((company, zone)) = tree.company_of(accepted.node) else {
+            return;
+        };
+        let day = crate::inventory::day_of(at, zone);
+        if s.polled_day == Some(day) {
+            return;
+        }
+        let polled = Polled {
+            company: company.to_string(),
+            day,
+            zone: crate::inventory::zone_name(zone),
+            site: tree.id(accepted.node).to_string(),
+            device: s.origin.device.to_string(),
+            category: device.category.unwrap_or_default(),
+            service: s.origin.service.to_string(),
+            kind: s.kind,
+        };
+        self.slots[slot].polled_day = Some(day);
+        self.outgoing_control.push(Control::Polled(polled));
     }
 
     /// Sends what waits to the store: the records and states queued since the last flush.
@@ -77,12 +110,13 @@ impl Scheduler {
                 tracing::error!(error = %e, "removed services' states could not be deleted");
             }
         }
-        if self.outgoing.is_empty() && self.outgoing_states.is_empty() {
+        if self.outgoing.is_empty() && self.outgoing_states.is_empty() && self.outgoing_control.is_empty() {
             return;
         }
         let items = std::mem::take(&mut self.outgoing);
         let states = std::mem::take(&mut self.outgoing_states);
-        if let Err(e) = self.store.append(items, states).await {
+        let control = std::mem::take(&mut self.outgoing_control);
+        if let Err(e) = self.store.append_with(items, states, control).await {
             tracing::error!(error = %e, "records could not reach the store");
         }
     }

@@ -77,6 +77,8 @@ pub(super) struct Slot {
     pub(super) dirty: bool,
     /// Checked since the last periodic save: its availability history has grown.
     pub(super) unsaved: bool,
+    /// The company's local day it was last marked polled on (R18).
+    pub(super) polled_day: Option<jiff::civil::Date>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -223,6 +225,7 @@ pub(super) fn build_slots(
             in_control: true,
             dirty: false,
             unsaved: false,
+            polled_day: None,
         });
     }
     // Host checks by slot rather than by service index.

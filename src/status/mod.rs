@@ -7,6 +7,7 @@
 //! | `/devices`, `/services` | the explain report joined with the live state |
 //! | `/metrics` | Prometheus text format |
 //! | `/` | a small HTML page for the technician |
+//! | `/maintenances`, `/inventory`, `/history` | maintenances in force, R18's counts of today, a service's state changes |
 //!
 //! A request from a loopback address (`status.no_token_from`) needs no token. Any other needs `Authorization: Bearer`
 //! with a token of the settings; a token scoped to a node sees only that node's subtree: its
@@ -18,6 +19,7 @@
 //! SNMP blocks and HTTP passwords are not part of any view.
 
 mod html;
+mod inventory;
 mod listen;
 mod maintenances;
 mod prometheus;
@@ -98,6 +100,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/history", get(history))
         .route("/maintenances", get(maintenances::maintenances))
+        .route("/inventory", get(inventory::inventory))
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
         .with_state(shared)

@@ -26,6 +26,13 @@ pub enum Control {
     CommandDone {
         id: String,
     },
+    /// R18: a service checked on its company's local day (no-op after the first).
+    Polled(crate::inventory::Polled),
+    /// R18: the company's day has its inventory record in the same commit.
+    InventorySent {
+        company: String,
+        day: jiff::civil::Date,
+    },
 }
 
 /// What the store held of operators' actions when it was opened.
@@ -48,6 +55,8 @@ pub(super) fn apply(tx: &Connection, write: &Control) -> rusqlite::Result<()> {
         )?,
         Control::RemoveMaintenance { id } => tx.execute("DELETE FROM maintenances WHERE id = ?1", [id])?,
         Control::CommandDone { id } => tx.execute("UPDATE commands SET done = 1 WHERE id = ?1", [id])?,
+        Control::Polled(polled) => super::inventory::mark(tx, polled)?,
+        Control::InventorySent { company, day } => super::inventory::sent(tx, company, *day)?,
     };
     Ok(())
 }

@@ -37,6 +37,7 @@ mod commit;
 pub mod control;
 pub mod deliveries;
 pub mod history;
+mod inventory;
 mod read;
 mod room;
 mod schema;
@@ -125,6 +126,14 @@ enum Op {
         id: String,
         at_ms: i64,
         reply: oneshot::Sender<rusqlite::Result<bool>>,
+    },
+    Polled {
+        company: String,
+        day: jiff::civil::Date,
+        reply: oneshot::Sender<rusqlite::Result<Vec<crate::inventory::Polled>>>,
+    },
+    UnsentInventoryDays {
+        reply: oneshot::Sender<rusqlite::Result<Vec<(String, jiff::civil::Date, String)>>>,
     },
 }
 
@@ -413,6 +422,20 @@ impl Store {
     /// Forgets state changes older than `before`.
     pub async fn prune_history(&self, before: jiff::Timestamp) -> Result<usize, StoreError> {
         Ok(self.ask(|reply| Op::PruneHistory { before, reply }).await??)
+    }
+
+    /// R18: a company's marks of a local day, every mark queued before committed first.
+    pub async fn polled(
+        &self,
+        company: String,
+        day: jiff::civil::Date,
+    ) -> Result<Vec<crate::inventory::Polled>, StoreError> {
+        Ok(self.ask(|reply| Op::Polled { company, day, reply }).await??)
+    }
+
+    /// R18: `(company, day, zone)` of each day with marks whose record has not gone, oldest first.
+    pub async fn unsent_inventory_days(&self) -> Result<Vec<(String, jiff::civil::Date, String)>, StoreError> {
+        Ok(self.ask(|reply| Op::UnsentInventoryDays { reply }).await??)
     }
 
     /// Sends `op` (built around its reply channel) to the writer and waits for the answer.

@@ -41,6 +41,14 @@ const MIGRATIONS: &[&str] = &[
     // and the central server's command ids (each runs at most once).
     "CREATE TABLE maintenances (id TEXT PRIMARY KEY, body TEXT NOT NULL);
      CREATE TABLE commands (id TEXT PRIMARY KEY, received INTEGER NOT NULL, done INTEGER NOT NULL);",
+    // 6: R18's marks (inventory.rs): each service checked on a company's local day, once, and
+    // the days whose inventory record has gone.
+    "CREATE TABLE polled (company TEXT NOT NULL, day TEXT NOT NULL, service TEXT NOT NULL,
+                         zone TEXT NOT NULL, site TEXT NOT NULL, device TEXT NOT NULL,
+                         category TEXT NOT NULL, kind TEXT NOT NULL,
+                         PRIMARY KEY (company, day, service)) WITHOUT ROWID;
+     CREATE TABLE inventory_sent (company TEXT NOT NULL, day TEXT NOT NULL,
+                                  PRIMARY KEY (company, day)) WITHOUT ROWID;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

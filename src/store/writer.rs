@@ -271,9 +271,15 @@ impl Writer {
         let mut seqs = Vec::new();
         // A writer waiting for its commit has it now; others wait for their group. After a
         // failure, retries come only now and then: each may wait out the busy timeout.
+        // R18's counts read every mark queued before them (a mark waits no group then).
+        let counting = queries
+            .iter()
+            .any(|q| matches!(q, Op::Polled { .. } | Op::UnsentInventoryDays { .. }));
         let due = match &self.failure {
             Some(f) => !replies.is_empty() || f.at.elapsed() >= RETRY_EVERY,
-            None => !replies.is_empty() || self.queued_since.is_some_and(|t| t.elapsed() >= self.group_commit),
+            None => {
+                !replies.is_empty() || counting || self.queued_since.is_some_and(|t| t.elapsed() >= self.group_commit)
+            }
         };
         let result = if self.unsaved.is_empty() || !due {
             None
@@ -342,6 +348,12 @@ impl Writer {
                 }
                 Op::CommandReceived { id, at_ms, reply } => {
                     let _ = reply.send(self.command_received(&id, at_ms));
+                }
+                Op::Polled { company, day, reply } => {
+                    let _ = reply.send(self.polled(&company, day));
+                }
+                Op::UnsentInventoryDays { reply } => {
+                    let _ = reply.send(self.unsent_inventory_days());
                 }
                 Op::Append { .. } | Op::Forget { .. } | Op::Alive { .. } => {}
             }
