@@ -281,6 +281,7 @@ pub async fn run_until(settings: Settings, clock: Arc<dyn Clock>, cancel: Cancel
                 traps: trap_stats.clone(),
                 commands: Some(crate::central::commands::Commands {
                     actions: actions.clone(),
+                    census: settings.census,
                     interrupted: std::mem::take(&mut opened.kept.interrupted),
                     last: opened.kept.last_command.take(),
                 }),

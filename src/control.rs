@@ -103,7 +103,7 @@ async fn answer(stream: UnixStream, actions: Actions) {
                 tracing::info!(kind, uid, "control request");
                 match command::parse(&request, jiff::Timestamp::now()) {
                     Parsed::Action(action) => actions.ask_in_time(action, ActionSource::Local, None).await,
-                    Parsed::NotYet(kind) => Answer::refused(format!("{kind}: not supported by this version")),
+                    Parsed::Discover(_) => Answer::refused("discover: run `snbox discover` itself on the box"),
                     Parsed::Refused(why) => Answer::refused(why),
                 }
             }

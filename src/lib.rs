@@ -32,6 +32,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod census;
 pub mod central;
 pub mod command;
 pub mod control;

@@ -66,6 +66,9 @@ enum Command {
     /// Run one check now and print its result (for the technician on site).
     #[command(subcommand)]
     Probe(Box<cli::probe::ProbeCommand>),
+    /// A census of address ranges: what answers ICMP, SNMP and TCP, and what it is (for the
+    /// technician setting up a site).
+    Discover(Box<cli::discover::DiscoverArgs>),
     /// The channels the box delivers notifications through itself (R17).
     #[command(subcommand)]
     Notify(NotifyCommand),
@@ -228,6 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
         }) => cli::config::explain(&monitoring, at.as_deref(), format, config.as_deref()),
         Command::Probe(probe) => cli::probe::run(*probe),
+        Command::Discover(args) => cli::discover::run(*args),
         Command::Run { config } => cli::run::run(config),
         Command::Pair {
             central,

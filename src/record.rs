@@ -234,6 +234,20 @@ pub enum Body {
     },
     /// R18: a top company's counts for one local day.
     Inventory(crate::inventory::Inventory),
+    /// A census (protocol.md §8), in parts of at most 200 hosts.
+    Discovery {
+        /// The `discover` command's id.
+        command: Option<String>,
+        ranges: Vec<String>,
+        hosts: Vec<crate::census::Host>,
+        /// Additive: this part's number (from 1) and how many, whether the census ran to its
+        /// end, the addresses in its ranges and those looked at.
+        part: u32,
+        parts: u32,
+        complete: bool,
+        addresses: u64,
+        probed: u64,
+    },
     /// The answer to a central server's command (protocol.md §5.6).
     CommandResult {
         command: String,
@@ -334,6 +348,7 @@ impl Body {
             Body::Acknowledgement { .. } => Kind::Acknowledgement,
             Body::CommandResult { .. } => Kind::CommandResult,
             Body::Inventory(_) => Kind::Inventory,
+            Body::Discovery { .. } => Kind::Discovery,
         }
     }
 }
@@ -350,6 +365,7 @@ pub enum Kind {
     Acknowledgement = 7,
     CommandResult = 8,
     Inventory = 9,
+    Discovery = 10,
 }
 
 impl Kind {
@@ -364,6 +380,7 @@ impl Kind {
             Kind::Acknowledgement => "acknowledgement",
             Kind::CommandResult => "command_result",
             Kind::Inventory => "inventory",
+            Kind::Discovery => "discovery",
         }
     }
 
@@ -378,6 +395,7 @@ impl Kind {
             7 => Kind::Acknowledgement,
             8 => Kind::CommandResult,
             9 => Kind::Inventory,
+            10 => Kind::Discovery,
             _ => return None,
         })
     }

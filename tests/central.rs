@@ -850,7 +850,9 @@ fn s56_commands_reach_a_connected_box_within_5_s_run_and_are_answered() {
         json!({ "id": "c-4", "kind": "acknowledge", "service": "d0-web", "author": "noc", "comment": "on it" }),
         json!({ "id": "c-5", "kind": "maintenance_start",
                 "maintenance": { "id": "m-c5", "scope": { "device": "d0" }, "minutes": 30, "comment": "swap" } }),
-        json!({ "id": "c-6", "kind": "discover", "ranges": ["127.66.0.0/24"], "communities": [secret] }),
+        json!({ "id": "c-6", "kind": "discover", "ranges": ["127.66.2.1-127.66.2.4"], "communities": [secret],
+                "ports": [9], "rate": 100 }),
+        json!({ "id": "c-7", "kind": "discover", "ranges": ["10.0.0.0/8"], "communities": [secret] }),
     ] {
         queue(&central, c);
     }
@@ -868,11 +870,29 @@ fn s56_commands_reach_a_connected_box_within_5_s_run_and_are_answered() {
     assert!(!ok && message.contains("nope"), "{message}");
     assert!(answer("c-4").0);
     assert!(answer("c-5").0);
+    // A census: its discovery record (one part: four addresses), then its answer; one over
+    // the box's `[census] max_addresses` is refused.
     let (ok, message) = answer("c-6");
-    assert!(!ok && message.contains("not supported"), "{message}");
+    assert!(ok && message.contains("census of 4 address(es)"), "{message}");
+    daemon.wait_for(|| !results_of(&central, "c-7").is_empty(), "c-7 answered");
+    let (ok, message) = answer("c-7");
+    assert!(!ok && message.contains("more than the 4096"), "{message}");
     let kinds = |kind: &str| -> Vec<Value> {
         central.with(|c| c.records.values().filter(|r| r["kind"] == kind).cloned().collect())
     };
+    let discovery = kinds("discovery");
+    assert_eq!(discovery.len(), 1, "{discovery:?}");
+    assert_eq!(discovery[0]["command"], "c-6");
+    assert_eq!(discovery[0]["ranges"], json!(["127.66.2.1-127.66.2.4"]));
+    assert_eq!(
+        (discovery[0]["part"].clone(), discovery[0]["parts"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(
+        (discovery[0]["probed"].clone(), discovery[0]["complete"].clone()),
+        (json!(4), json!(true))
+    );
+    assert!(discovery[0]["hosts"].is_array());
     let acks = kinds("acknowledgement");
     assert_eq!(acks.len(), 1, "{acks:?}");
     assert_eq!(

@@ -643,9 +643,32 @@ fn command() -> impl Strategy<Value = Value> {
             json!({ "id": "m", "scope": { "device": scope }, "minutes": minutes, "comment": comment })
         }),
     ];
-    (kind, any_json(), any_json(), maintenance).prop_map(|(kind, service, author, maintenance)| {
-        json!({ "id": "c-1", "kind": kind, "service": service, "author": author, "maintenance": maintenance })
-    })
+    let ranges = prop_oneof![
+        any_json(),
+        prop::collection::vec(
+            prop_oneof![
+                Just("10.0.0.0/24".to_string()),
+                Just("10.0.0.9-10.0.0.1".to_string()),
+                Just("fd00::/100".to_string()),
+                "[0-9./:-]{0,20}"
+            ],
+            0..3
+        )
+        .prop_map(|r| json!(r)),
+    ];
+    (
+        kind,
+        any_json(),
+        any_json(),
+        maintenance,
+        ranges,
+        any_json(),
+        any_json(),
+    )
+        .prop_map(|(kind, service, author, maintenance, ranges, communities, v3)| {
+            json!({ "id": "c-1", "kind": kind, "service": service, "author": author, "maintenance": maintenance,
+                    "ranges": ranges, "communities": communities, "v3": v3, "ports": communities, "rate": author })
+        })
 }
 
 #[test]
@@ -655,7 +678,10 @@ fn fuzz_command_bodies_give_an_action_or_a_reason() {
         let Some(object) = c.as_object() else { return };
         match snbox::command::parse(object, now) {
             snbox::command::Parsed::Refused(why) => assert!(!why.is_empty()),
-            snbox::command::Parsed::Action(_) | snbox::command::Parsed::NotYet(_) => {}
+            snbox::command::Parsed::Action(_) => {}
+            snbox::command::Parsed::Discover(request) => {
+                let _ = request.options(snbox::settings::CensusLimits::default());
+            }
         }
     });
 }

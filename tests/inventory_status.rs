@@ -65,8 +65,7 @@ fn r18_inventory_shows_todays_counts_per_company_and_is_scoped() {
     daemon.wait_for(
         || {
             let answer = daemon.json("/inventory");
-            company(&answer, "c").is_some_and(|c| c["services_by_kind"]["tcp"] == 2)
-                && company(&answer, "m").is_some()
+            company(&answer, "c").is_some_and(|c| c["services_by_kind"]["tcp"] == 2) && company(&answer, "m").is_some()
         },
         "every service counted",
     );

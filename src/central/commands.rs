@@ -26,6 +26,8 @@ const NOT_SUPPORTED_WAIT: Duration = Duration::from_secs(300);
 /// What the commands loop needs beyond the syncer.
 pub struct Commands {
     pub actions: Actions,
+    /// `[census]`: limits on the `discover` command.
+    pub census: crate::settings::CensusLimits,
     /// Commands received and never done (the store's), and the last id received.
     pub interrupted: Vec<String>,
     pub last: Option<String>,
@@ -40,9 +42,12 @@ impl Syncer {
     pub(super) async fn commands_loop(self: Arc<Self>, commands: Commands, cancel: CancellationToken) {
         let Commands {
             actions,
+            census,
             interrupted,
             mut last,
         } = commands;
+        // The census running, if any: one at a time.
+        let mut running: Option<tokio::task::JoinHandle<()>> = None;
         for id in interrupted {
             let answer = Answer::refused(
                 "the box restarted while running this command: it was not run again, and may or may not have taken effect",
@@ -74,7 +79,7 @@ impl Syncer {
                         if cancel.is_cancelled() {
                             return;
                         }
-                        if let Some(id) = self.run_command(c, &actions).await {
+                        if let Some(id) = self.run_command(c, &actions, census, &mut running, &cancel).await {
                             last = Some(id);
                         }
                     }
@@ -96,7 +101,14 @@ impl Syncer {
     }
 
     /// Runs one command unless it ran before; its id, when it has one.
-    async fn run_command(&self, c: Value, actions: &Actions) -> Option<String> {
+    async fn run_command(
+        self: &Arc<Self>,
+        c: Value,
+        actions: &Actions,
+        limits: crate::settings::CensusLimits,
+        running: &mut Option<tokio::task::JoinHandle<()>>,
+        cancel: &CancellationToken,
+    ) -> Option<String> {
         let Value::Object(c) = c else {
             tracing::warn!("a command that is not an object: ignored");
             return None;
@@ -129,13 +141,66 @@ impl Syncer {
                     tracing::info!(command = %id, message = %answer.message, "command refused");
                 }
             }
-            Parsed::NotYet(kind) => {
-                let answer = Answer::refused(format!("{kind}: not supported by this version of the box"));
-                self.answer_here(&id, answer).await;
-            }
+            Parsed::Discover(request) => match request.options(limits) {
+                Err(e) => self.answer_here(&id, Answer::refused(format!("discover: {e}"))).await,
+                Ok(_) if running.as_ref().is_some_and(|r| !r.is_finished()) => {
+                    let answer = Answer::refused("discover: a census is already running; ask again when it has ended");
+                    self.answer_here(&id, answer).await;
+                }
+                Ok(options) => {
+                    let me = self.clone();
+                    let (id, cancel) = (id.clone(), cancel.clone());
+                    *running = Some(tokio::spawn(async move { me.census(id, options, cancel).await }));
+                }
+            },
             Parsed::Refused(why) => self.answer_here(&id, Answer::refused(why)).await,
         }
         Some(id)
+    }
+
+    /// Runs a census and commits its `discovery` records with the command's answer; a
+    /// shutdown ends it with what it found.
+    async fn census(&self, id: String, options: crate::census::Options, cancel: CancellationToken) {
+        tracing::info!(command = %id, ranges = ?options.ranges.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), rate = options.rate, "census started");
+        let report = crate::census::run(&options, |_| {}, &cancel).await;
+        let origin = box_origin(&self.plans.borrow());
+        let now = jiff::Timestamp::now();
+        let parts = crate::census::parts(&report);
+        let count = parts.len() as u32;
+        let mut items: Vec<crate::store::Item> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, hosts)| {
+                let body = crate::record::Body::Discovery {
+                    command: Some(id.clone()),
+                    ranges: report.ranges.clone(),
+                    hosts,
+                    part: i as u32 + 1,
+                    parts: count,
+                    complete: report.complete,
+                    addresses: report.addresses,
+                    probed: report.probed,
+                };
+                (origin.clone(), crate::record::Record { ts: now, body })
+            })
+            .collect();
+        let message = format!(
+            "census of {} address(es): {} answered{}",
+            report.probed,
+            report.hosts.len(),
+            if report.complete { "" } else { " (cut short)" }
+        );
+        let answer = Answer {
+            ok: true,
+            message,
+            data: None,
+        };
+        tracing::info!(command = %id, hosts = report.hosts.len(), complete = report.complete, "census ended");
+        items.push((origin, command_result(&id, &answer, now)));
+        let done = vec![Control::CommandDone { id: id.clone() }];
+        if let Err(e) = self.store.append_committed_with(items, Vec::new(), done).await {
+            tracing::error!(command = %id, error = %e, "a census's records could not be committed");
+        }
     }
 
     /// Answers a command the scheduler does not run: its record and done mark, one commit.

@@ -12,6 +12,7 @@ macro_rules! outln {
 
 pub mod config;
 pub mod control;
+pub mod discover;
 pub mod notify;
 pub mod pair;
 pub mod probe;

@@ -408,7 +408,18 @@ pub enum SnmpVersion {
     V3,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+impl SnmpVersion {
+    /// As documents write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnmpVersion::V1 => "1",
+            SnmpVersion::V2c => "2c",
+            SnmpVersion::V3 => "3",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum SecurityLevel {
     #[serde(rename = "noAuthNoPriv")]
     NoAuthNoPriv,
@@ -418,7 +429,7 @@ pub enum SecurityLevel {
     AuthPriv,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum AuthProtocol {
     #[serde(rename = "md5", alias = "MD5")]
     Md5,
@@ -434,7 +445,7 @@ pub enum AuthProtocol {
     Sha512,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum PrivProtocol {
     #[serde(rename = "des", alias = "DES")]
     Des,

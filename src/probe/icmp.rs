@@ -93,6 +93,22 @@ impl IcmpProber {
         judge(target, &outcomes, params).took(start.elapsed())
     }
 
+    /// One echo request for a census: its round trip, `None` without a reply, or why no
+    /// request can be sent at all (no ICMP socket).
+    pub async fn echo_once(&self, target: IpAddr, wait: Duration) -> Result<Option<Duration>, String> {
+        let client = self.client(target).await?;
+        let seq = {
+            let mut map = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
+            let next = map.entry(target).or_insert(0);
+            *next = next.wrapping_add(1);
+            *next
+        };
+        Ok(match self.echo(&client, target, seq, wait).await {
+            Echo::Reply(rtt) => Some(rtt),
+            _ => None,
+        })
+    }
+
     async fn echo(&self, client: &Client, target: IpAddr, seq: u16, wait: Duration) -> Echo {
         let Ok(_permit) = self.in_flight.acquire().await else {
             return Echo::Failed("the prober is shutting down".into());

@@ -11,6 +11,7 @@ pub mod box_health;
 pub mod dns;
 pub mod http;
 pub mod icmp;
+pub mod pace;
 pub mod perfdata;
 pub mod plugin;
 pub mod snmp;

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use snmp2::{AsyncSession, Oid, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
+use super::pace::Pace;
 use super::{CheckResult, Status, Thresholds};
 use crate::document::params::{Direction, ObjectId, SnmpParams, SnmpRead};
 use crate::document::{AuthProtocol, PrivProtocol, SecurityLevel, Snmp, SnmpVersion};
@@ -149,9 +150,65 @@ enum Failure {
     Protocol(String),
 }
 
+impl Failure {
+    fn into_text(self) -> String {
+        match self {
+            Failure::Timeout => "no answer".into(),
+            Failure::Agent(why) | Failure::Protocol(why) => why,
+        }
+    }
+}
+
 impl SnmpProber {
     pub fn new() -> SnmpProber {
         SnmpProber::default()
+    }
+
+    /// For a census: `oids` of a fresh session to `address` as `snmp` says, each value as
+    /// text (`None`: the agent has no such object). Paced: one GET, and for v3 its discovery.
+    pub async fn census_get(
+        &self,
+        address: &str,
+        snmp: &Snmp,
+        oids: &[&str],
+        timeout: Duration,
+        pace: &Pace,
+    ) -> Result<Vec<Option<String>>, String> {
+        let parsed = oids.iter().map(|o| parse_oid(o)).collect::<Result<Vec<_>, _>>()?;
+        let discovery = if snmp.version == SnmpVersion::V3 { 2 } else { 0 };
+        for _ in 0..=discovery {
+            pace.wait().await;
+        }
+        let agent = AsyncMutex::new(None);
+        let values = self
+            .get(&agent, address, snmp, &parsed, Instant::now() + timeout)
+            .await
+            .map_err(Failure::into_text)?;
+        Ok(values
+            .into_iter()
+            .map(|(_, v)| match v {
+                Val::Missing(_) => None,
+                v => Some(v.text()),
+            })
+            .collect())
+    }
+
+    /// For a census: the subtree under `root`, each request paced, as (OID, text) pairs.
+    pub async fn census_walk(
+        &self,
+        address: &str,
+        snmp: &Snmp,
+        root: &str,
+        timeout: Duration,
+        pace: &Pace,
+    ) -> Result<Vec<(String, String)>, String> {
+        let root = parse_oid(root)?;
+        let agent = AsyncMutex::new(None);
+        let values = self
+            .walk(&agent, address, snmp, &root, Instant::now() + timeout, Some(pace))
+            .await
+            .map_err(Failure::into_text)?;
+        Ok(values.into_iter().map(|(oid, v)| (oid, v.text())).collect())
     }
 
     /// Keeps the sessions of the agents in `agents` (address and SNMP settings) and the counter
@@ -214,7 +271,7 @@ impl SnmpProber {
         let agent = self.agent(address, snmp);
         let deadline = Instant::now() + timeout;
         let values = if walk.is_some() {
-            self.walk(&agent, address, snmp, &parsed[0], deadline).await
+            self.walk(&agent, address, snmp, &parsed[0], deadline, None).await
         } else {
             self.get(&agent, address, snmp, &parsed, deadline).await
         };
@@ -294,6 +351,7 @@ impl SnmpProber {
         snmp: &Snmp,
         root: &Oid<'static>,
         deadline: Instant,
+        pace: Option<&Pace>,
     ) -> Result<Vec<(String, Val)>, Failure> {
         let prefix = root.to_id_string();
         let mut values: Vec<(String, Val)> = Vec::new();
@@ -301,6 +359,9 @@ impl SnmpProber {
         let mut slot = lock(agent, deadline).await?;
         loop {
             let session = open(&mut slot, address, snmp, deadline).await?;
+            if let Some(pace) = pace {
+                pace.wait().await;
+            }
             let bulk = snmp.version != SnmpVersion::V1;
             let batch: Result<Vec<(String, Val)>, Failure> = {
                 let outcome = if bulk {

@@ -56,7 +56,7 @@ pub struct Metrics {
     pub durations: [Histogram; KIND_COUNT],
     pub lateness: Histogram,
     /// Records produced by kind, in [`crate::record::Kind`] order (its code - 1).
-    pub records: [AtomicU64; 9],
+    pub records: [AtomicU64; 10],
     /// Checks skipped because the control period was closed.
     pub outside_control: AtomicU64,
 }
@@ -89,7 +89,7 @@ pub const KINDS: [&str; KIND_COUNT] = {
 };
 pub const KIND_COUNT: usize = CheckKind::ALL.len();
 pub const STATUSES: [&str; 4] = ["ok", "warning", "critical", "unknown"];
-pub const RECORD_KINDS: [&str; 9] = [
+pub const RECORD_KINDS: [&str; 10] = [
     "result",
     "state_change",
     "notification",
@@ -99,4 +99,5 @@ pub const RECORD_KINDS: [&str; 9] = [
     "acknowledgement",
     "command_result",
     "inventory",
+    "discovery",
 ];

@@ -44,6 +44,8 @@ pub struct Settings {
     pub control_socket: PathBuf,
     /// `[plugins] dirs`: the only places a plugin check's `command` is looked up.
     pub plugin_dirs: Vec<PathBuf>,
+    /// `[census]`: limits on the `discover` command.
+    pub census: CensusLimits,
     /// `[traps] listen`: where SNMP traps are received while the plan has trap services.
     pub traps_listen: SocketAddr,
     /// Settings that are valid but probably not what was meant (`config check` prints them,
@@ -344,7 +346,7 @@ struct RawToken {
     node: Option<String>,
 }
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "state_dir",
     "timezone",
     "standalone",
@@ -357,6 +359,7 @@ const KEYS: [&str; 12] = [
     "control",
     "plugins",
     "traps",
+    "census",
 ];
 /// Where the daemon listens for `snbox maintenance|ack|check` (the unit's RuntimeDirectory).
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/snbox/control.sock";
@@ -379,6 +382,34 @@ struct RawPlugins {
 struct RawTraps {
     #[serde(default)]
     listen: Option<String>,
+}
+
+/// `[census]`: limits on a census the central server asks for (the `discover` command).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCensus {
+    #[serde(default)]
+    max_addresses: Option<u64>,
+    #[serde(default)]
+    max_rate: Option<u32>,
+}
+
+/// Limits on a census asked for by the central server (protocol.md §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CensusLimits {
+    /// Addresses in all, at most (65,536 is the protocol's ceiling).
+    pub max_addresses: u64,
+    /// Probes per second, at most: a faster `rate` in the command is lowered to it.
+    pub max_rate: u32,
+}
+
+impl Default for CensusLimits {
+    fn default() -> Self {
+        CensusLimits {
+            max_addresses: 4_096,
+            max_rate: 200,
+        }
+    }
 }
 
 /// `[control]`: the box's own command line talks to the daemon on this Unix socket.
@@ -564,6 +595,32 @@ impl Settings {
                 || DEFAULT_PLUGIN_DIRS.iter().map(PathBuf::from).collect(),
                 |dirs| dirs.into_iter().map(&resolve).collect::<Vec<_>>(),
             );
+        let census = match section::<RawCensus>(&mut top, "census", &mut problems) {
+            None => CensusLimits::default(),
+            Some(raw) => {
+                let defaults = CensusLimits::default();
+                let max_addresses = raw.max_addresses.unwrap_or(defaults.max_addresses);
+                let max_rate = raw.max_rate.unwrap_or(defaults.max_rate);
+                if !(1..=crate::census::range::MAX_ADDRESSES).contains(&max_addresses) {
+                    problems.push(Problem::new(
+                        "invalid_value",
+                        "census.max_addresses",
+                        format!("{max_addresses}: from 1 to 65536"),
+                    ));
+                }
+                if !(1..=10_000).contains(&max_rate) {
+                    problems.push(Problem::new(
+                        "invalid_value",
+                        "census.max_rate",
+                        format!("{max_rate}: from 1 to 10000 probes per second"),
+                    ));
+                }
+                CensusLimits {
+                    max_addresses,
+                    max_rate,
+                }
+            }
+        };
         let traps_listen = match section::<RawTraps>(&mut top, "traps", &mut problems).and_then(|t| t.listen) {
             None => crate::traps::DEFAULT_LISTEN,
             Some(text) => text.parse::<SocketAddr>().unwrap_or_else(|_| {
@@ -643,6 +700,7 @@ impl Settings {
             notify,
             control_socket,
             plugin_dirs,
+            census,
             traps_listen,
         })
     }

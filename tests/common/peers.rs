@@ -98,12 +98,12 @@ pub struct Snmpd {
 }
 
 /// Waits until a v2c GET of sysDescr with `community` answers on `port`.
-fn wait_for_agent(port: u16, community: &str, within: Duration) -> bool {
+fn wait_for_agent(address: &str, port: u16, community: &str, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         let ok = Command::new("snmpget")
             .args(["-v2c", "-c", community, "-t", "0.5", "-r", "0", "-m", ""])
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{address}:{port}"))
             .arg("1.3.6.1.2.1.1.1.0")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -144,20 +144,24 @@ impl Snmpd {
     pub fn restart(self) -> Snmpd {
         let port = self.port;
         drop(self);
-        Snmpd::start_on(port, &[])
+        Snmpd::start_at("127.0.0.1", port, &[], true)
     }
 
     /// With more v2c communities besides [`COMMUNITY`] (each one a distinct agent for the prober).
     pub fn start_with_communities(extra: &[&str]) -> Snmpd {
-        Snmpd::start_on(free_udp_port(), extra)
+        Snmpd::start_at("127.0.0.1", free_udp_port(), extra, true)
     }
 
-    fn start_on(port: u16, extra: &[&str]) -> Snmpd {
+    /// On `address:port`, with only the `communities` given (none: only the v3 users), or
+    /// with [`COMMUNITY`] and them when `default_community`.
+    pub fn start_at(address: &str, port: u16, extra: &[&str], default_community: bool) -> Snmpd {
         let snmpd = require("snmpd");
         require("snmpget");
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut conf =
-            format!("rocommunity {COMMUNITY} 127.0.0.1\nsysLocation {LOCATION}\nsysContact test@localhost\n");
+        let mut conf = format!("sysLocation {LOCATION}\nsysContact test@localhost\nsysName snmpd-{address}\n");
+        if default_community {
+            conf.push_str(&format!("rocommunity {COMMUNITY} 127.0.0.1\n"));
+        }
         for community in extra {
             conf.push_str(&format!("rocommunity {community} 127.0.0.1\n"));
         }
@@ -198,7 +202,7 @@ impl Snmpd {
                 conf_path.display().to_string(),
                 "-Lf".into(),
                 dir.path().join("snmpd.log").display().to_string(),
-                format!("udp:127.0.0.1:{port}"),
+                format!("udp:{address}:{port}"),
             ])
             .collect();
         let envs = [
@@ -206,10 +210,20 @@ impl Snmpd {
             ("MIBS", String::new()),
         ];
         let daemon = Daemon::spawn(&snmpd, &args, &envs);
-        assert!(
-            wait_for_agent(port, COMMUNITY, Duration::from_secs(15)),
-            "snmpd did not answer on 127.0.0.1:{port} within 15 s"
-        );
+        let probe = if default_community {
+            COMMUNITY
+        } else {
+            extra.first().copied().unwrap_or(COMMUNITY)
+        };
+        if default_community || !extra.is_empty() {
+            assert!(
+                wait_for_agent(address, port, probe, Duration::from_secs(15)),
+                "snmpd did not answer on {address}:{port} within 15 s"
+            );
+        } else {
+            // v3 users only: give it the time it takes to start.
+            std::thread::sleep(Duration::from_millis(500));
+        }
         Snmpd {
             port,
             _daemon: daemon,
@@ -231,6 +245,10 @@ pub const LINUX_HOST: &str = "os/linux/unknown-006";
 
 impl Snmpsim {
     pub fn start() -> Snmpsim {
+        Snmpsim::start_at("127.0.0.1", free_udp_port())
+    }
+
+    pub fn start_at(address: &str, port: u16) -> Snmpsim {
         use std::os::unix::fs::PermissionsExt;
         let venv = std::env::var("SNBOX_SNMPSIM_VENV").unwrap_or_else(|_| "/opt/snbox-snmpsim".into());
         let responder = PathBuf::from(&venv).join("bin/snmpsim-command-responder");
@@ -270,11 +288,10 @@ impl Snmpsim {
         let cache = dir.path().join("cache");
         std::fs::create_dir_all(&cache).expect("cache dir");
         open(&cache, 0o777);
-        let port = free_udp_port();
         let args = vec![
             format!("--data-dir={}", dir.path().join("data").display()),
             format!("--cache-dir={}", cache.display()),
-            format!("--agent-udpv4-endpoint=127.0.0.1:{port}"),
+            format!("--agent-udpv4-endpoint={address}:{port}"),
             "--v3-user=simulator".into(),
             "--v3-auth-key=auctoritas".into(),
             "--v3-auth-proto=SHA".into(),
@@ -284,8 +301,8 @@ impl Snmpsim {
         ];
         let daemon = Daemon::spawn(&responder, &args, &[]);
         assert!(
-            wait_for_agent(port, CISCO_C3560, Duration::from_secs(120)),
-            "snmpsim did not answer on 127.0.0.1:{port} within 120 s"
+            wait_for_agent(address, port, CISCO_C3560, Duration::from_secs(120)),
+            "snmpsim did not answer on {address}:{port} within 120 s"
         );
         Snmpsim {
             port,
