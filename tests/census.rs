@@ -102,8 +102,14 @@ fn census_never_probes_faster_than_its_rate_and_never_outside_its_range() {
             .count();
         assert!(in_second <= 40, "{in_second} connections in the second from the {i}th");
     }
-    // The echoes and SNMP requests share the pace: 64 × 3 probes at 40/s take at least 3.8 s.
-    assert!(took >= Duration::from_millis(3800), "{took:?}");
+    // The echoes and SNMP requests share the pace: 64 × 3 probes at 40/s take at least 3.8 s
+    // (64 × 2 in 2.2 s when this user may not send echoes).
+    let least = if report["icmp_error"].is_null() { 3800 } else { 2200 };
+    assert!(
+        took >= Duration::from_millis(least),
+        "{took:?}, {}",
+        report["icmp_error"]
+    );
     assert_eq!(report["addresses"], 64);
     assert_eq!(report["probed"], 64);
     assert_eq!(report["complete"], true);

@@ -969,3 +969,85 @@ fn s56_a_command_cut_short_by_kill_9_is_answered_after_the_restart_and_never_run
     );
     drop(silent);
 }
+
+/// The wall clock `offset` away from the real one: the whole box, in this process, at another
+/// time of day (its network and SQLite stay real).
+struct Shifted(jiff::SignedDuration);
+
+impl snbox::schedule::Clock for Shifted {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now() + self.0
+    }
+}
+
+/// Runs the paired box of `config` in this process, its clock showing `at` when it starts,
+/// until `done` holds (or 30 s).
+fn run_box_at(config: &Path, at: &str, done: impl Fn() -> bool) {
+    let settings = snbox::settings::Settings::load(config).expect("settings");
+    let at: jiff::Timestamp = at.parse().expect("instant");
+    let clock = std::sync::Arc::new(Shifted(at.duration_since(jiff::Timestamp::now())));
+    let runtime = runtime();
+    runtime.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let app = tokio::spawn(snbox::app::run_until(settings, clock, cancel.clone()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cancel.cancel();
+        let ended = app.await.expect("the box's task");
+        assert!(ended.is_ok(), "the box stopped with {ended:?}");
+    });
+}
+
+#[test]
+fn r18_inventory_records_reach_the_central_once_per_company_day() {
+    let runtime = runtime();
+    let central = runtime.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("snbox.toml");
+    std::fs::write(&config, settings(&central, 0, "[control]\nsocket = \"control.sock\"")).expect("settings");
+    let out = pair(dir.path(), &central, &[]);
+    assert!(
+        out.status.success(),
+        "pairing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    central.set_document(&document("inv-1", 2));
+    let records = |kind: &str| -> Vec<Value> {
+        central.with(|c| c.records.values().filter(|r| r["kind"] == kind).cloned().collect())
+    };
+    // Saturday 2026-03-28, 23:59:30 in Paris (company `c`'s zone): both services checked.
+    run_box_at(&config, "2026-03-28T22:59:30Z", || {
+        records("result")
+            .iter()
+            .map(|r| r["service"].clone())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == 2
+    });
+    assert!(records("inventory").is_empty(), "the day has not ended");
+    // Sunday (Paris's DST day) at 00:02:10, after the midnight and its grace: Saturday goes.
+    run_box_at(&config, "2026-03-28T23:02:10Z", || !records("inventory").is_empty());
+    // Restarted later that night: not sent again.
+    run_box_at(&config, "2026-03-28T23:30:00Z", || {
+        records("result")
+            .iter()
+            .any(|r| r["ts"].as_str() > Some("2026-03-28T23:30"))
+    });
+    let inventory = records("inventory");
+    assert_eq!(inventory.len(), 1, "{inventory:#?}");
+    let saturday = &inventory[0];
+    assert_eq!(
+        (saturday["company"].clone(), saturday["day"].clone()),
+        (json!("c"), json!("2026-03-28"))
+    );
+    assert_eq!(saturday["zone"], "Europe/Paris");
+    assert_eq!(saturday["devices_by_category"], json!({ "other": 2 }));
+    assert_eq!(saturday["services_by_kind"], json!({ "http": 2 }));
+    assert_eq!(saturday["sites"]["s"]["services_by_kind"], json!({ "http": 2 }));
+    assert_eq!(
+        (saturday["device"].clone(), saturday["node"].clone()),
+        (Value::Null, json!("c"))
+    );
+}
