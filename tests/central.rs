@@ -1051,3 +1051,47 @@ fn r18_inventory_records_reach_the_central_once_per_company_day() {
         (Value::Null, json!("c"))
     );
 }
+
+#[test]
+fn s56_a_census_cut_short_by_a_shutdown_is_recorded_with_what_it_found() {
+    let runtime = runtime();
+    let central = runtime.block_on(central::start(&[(TOKEN, Token::Valid)]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = paired_daemon(dir.path(), &central, &document("cen-1", 1), "");
+    daemon.wait_for(
+        || central.with(|c| !c.poll_arrivals.is_empty()),
+        "the box polling for commands",
+    );
+    // 64 addresses at 2 probes a second: half a minute at least.
+    queue(
+        &central,
+        json!({ "id": "c-slow", "kind": "discover", "ranges": ["127.66.4.0/26"], "ports": [9], "rate": 2 }),
+    );
+    daemon.wait_for(
+        || std::fs::read_to_string(dir.path().join("daemon.log")).is_ok_and(|l| l.contains("census started")),
+        "the census running",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0), "a clean stop");
+    // Committed before the stop, sent once the box is back.
+    let daemon = start(dir.path(), &central, "");
+    daemon.wait_for(|| !results_of(&central, "c-slow").is_empty(), "c-slow's answer");
+    let r = &results_of(&central, "c-slow")[0];
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(r["message"].as_str().is_some_and(|m| m.contains("cut short")), "{r}");
+    let discovery: Vec<Value> = central.with(|c| {
+        c.records
+            .values()
+            .filter(|r| r["kind"] == "discovery")
+            .cloned()
+            .collect()
+    });
+    assert_eq!(discovery.len(), 1, "{discovery:?}");
+    assert_eq!(discovery[0]["complete"], false);
+    assert!(
+        discovery[0]["probed"].as_u64().is_some_and(|p| p < 64),
+        "{}",
+        discovery[0]
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), Some(0));
+}

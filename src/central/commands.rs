@@ -20,6 +20,8 @@ use crate::store::Control;
 const WAIT_S: u64 = 25;
 /// A poll's answer, at most.
 const MAX_ANSWER: usize = 4 << 20;
+/// How long a cancelled census may take to commit what it found.
+const CENSUS_DRAIN: Duration = Duration::from_secs(1);
 /// A central server without `/commands` (404) is asked again this much later.
 const NOT_SUPPORTED_WAIT: Duration = Duration::from_secs(300);
 
@@ -40,14 +42,29 @@ struct Polled {
 
 impl Syncer {
     pub(super) async fn commands_loop(self: Arc<Self>, commands: Commands, cancel: CancellationToken) {
+        // The census running, if any: one at a time, and waited for at the end (cancelled with
+        // the loop, it commits what it found before the store closes).
+        let mut running: Option<tokio::task::JoinHandle<()>> = None;
+        self.poll_commands(commands, &mut running, &cancel).await;
+        if let Some(census) = running
+            && tokio::time::timeout(CENSUS_DRAIN, census).await.is_err()
+        {
+            tracing::warn!("the census did not end in time: what it found is lost");
+        }
+    }
+
+    async fn poll_commands(
+        self: &Arc<Self>,
+        commands: Commands,
+        running: &mut Option<tokio::task::JoinHandle<()>>,
+        cancel: &CancellationToken,
+    ) {
         let Commands {
             actions,
             census,
             interrupted,
             mut last,
         } = commands;
-        // The census running, if any: one at a time.
-        let mut running: Option<tokio::task::JoinHandle<()>> = None;
         for id in interrupted {
             let answer = Answer::refused(
                 "the box restarted while running this command: it was not run again, and may or may not have taken effect",
@@ -79,20 +96,20 @@ impl Syncer {
                         if cancel.is_cancelled() {
                             return;
                         }
-                        if let Some(id) = self.run_command(c, &actions, census, &mut running, &cancel).await {
+                        if let Some(id) = self.run_command(c, &actions, census, running, cancel).await {
                             last = Some(id);
                         }
                     }
                 }
                 Err(super::client::CentralError::Status { status: 404, .. }) => {
                     tracing::debug!("the central server has no commands route: asking again later");
-                    if !self.pause(&cancel, NOT_SUPPORTED_WAIT).await {
+                    if !self.pause(cancel, NOT_SUPPORTED_WAIT).await {
                         return;
                     }
                 }
                 Err(e) => {
                     self.state.failed("commands", &e);
-                    if !self.pause(&cancel, backoff.wait_after(&e)).await {
+                    if !self.pause(cancel, backoff.wait_after(&e)).await {
                         return;
                     }
                 }
