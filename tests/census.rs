@@ -250,54 +250,24 @@ fn census_finds_agents_by_community_and_v3_user_and_reads_a_cisco_interface_tabl
 #[test]
 #[ignore = "needs root (a network namespace)"]
 fn census_of_a_silent_range_ends_within_its_timeout() {
-    let ns = peers::Netns::new(
-        "census",
-        &[
-            "ip link add v0 type veth peer name v1",
-            "ip addr add 192.0.2.1/24 dev v0",
-            "ip link set v0 up",
-            "ip link set v1 up",
-        ],
-    );
-    // 64 addresses where nothing answers (ARP goes unanswered): every probe times out.
-    let started = Instant::now();
-    let out = ns
-        .command(env!("CARGO_BIN_EXE_snbox"))
-        .args([
-            "discover",
-            "192.0.2.64/26",
-            "--snmp-all",
-            "--ports",
-            "443",
-            "--format",
-            "json",
-        ])
-        .args(["--probe-timeout-ms", "500", "--timeout", "20"])
-        .output()
-        .expect("snbox discover runs");
-    let took = started.elapsed();
-    let report = json_of(&out);
+    let ns = peers::Netns::silent_lan("census");
+    // A census of 64 addresses where nothing answers (ARP goes unanswered): every probe times out.
+    let silent = |flags: &[&str]| {
+        let started = Instant::now();
+        let out = ns
+            .command(env!("CARGO_BIN_EXE_snbox"))
+            .args(["discover", "192.0.2.64/26", "--snmp-all", "--format", "json"])
+            .args(flags)
+            .output()
+            .expect("snbox discover runs");
+        (json_of(&out), started.elapsed())
+    };
+    let (report, took) = silent(&["--ports", "443", "--probe-timeout-ms", "500", "--timeout", "20"]);
     assert_eq!(report["hosts"], serde_json::json!([]));
     assert_eq!(report["complete"], true);
     assert!(took < Duration::from_secs(20), "{took:?}");
     // Cut short by its own deadline: what it found so far, said to be incomplete.
-    let started = Instant::now();
-    let out = ns
-        .command(env!("CARGO_BIN_EXE_snbox"))
-        .args([
-            "discover",
-            "192.0.2.64/26",
-            "--snmp-all",
-            "--rate",
-            "20",
-            "--format",
-            "json",
-        ])
-        .args(["--timeout", "1"])
-        .output()
-        .expect("snbox discover runs");
-    let took = started.elapsed();
-    let report = json_of(&out);
+    let (report, took) = silent(&["--rate", "20", "--timeout", "1"]);
     assert_eq!(report["complete"], false);
     assert!(report["probed"].as_u64().is_some_and(|p| p < 64), "{report}");
     assert!(took < Duration::from_secs(3), "{took:?}");

@@ -57,10 +57,7 @@ fn r18_inventory_shows_todays_counts_per_company_and_is_scoped() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("doc.json"), document().to_string()).expect("doc");
     let daemon = Daemon::start(dir.path(), |status| {
-        format!(
-            "state_dir = \"state\"\n[standalone]\ndocument = \"doc.json\"\n[status]\nlisten = \"127.0.0.1:{status}\"\n\
-             no_token_from = [\"127.0.0.1/32\"]\n[[status.tokens]]\ntoken = \"{SITE2_TOKEN}\"\nnode = \"s2\"\n"
-        )
+        snbox_daemon::standalone_with_scoped_token(status, SITE2_TOKEN, "s2")
     });
     daemon.wait_for(
         || {

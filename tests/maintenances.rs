@@ -64,10 +64,7 @@ fn r13_maintenances_in_force_and_coming_are_shown_scoped_with_the_services_they_
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("doc.json"), document().to_string()).expect("doc");
     let daemon = Daemon::start(dir.path(), |status| {
-        format!(
-            "state_dir = \"state\"\n[standalone]\ndocument = \"doc.json\"\n[status]\nlisten = \"127.0.0.1:{status}\"\n\
-             no_token_from = [\"127.0.0.1/32\"]\n[[status.tokens]]\ntoken = \"{SITE2_TOKEN}\"\nnode = \"s2\"\n"
-        )
+        snbox_daemon::standalone_with_scoped_token(status, SITE2_TOKEN, "s2")
     });
     let all = daemon.json("/maintenances");
     assert_eq!(ids(&all), ["m-d1", "m-s2"], "{all:#}");

@@ -165,15 +165,7 @@ fn tcp_a_host_that_never_answers_in_a_namespace_is_critical_at_the_timeout() {
     // In a namespace of our own, 192.0.2.2 is on the link of a veth pair whose other end has no
     // address: the SYN waits for an ARP answer that never comes, and nothing leaves the
     // namespace.
-    let ns = peers::Netns::new(
-        "tcpsilent",
-        &[
-            "ip link add v0 type veth peer name v1",
-            "ip addr add 192.0.2.1/24 dev v0",
-            "ip link set v0 up",
-            "ip link set v1 up",
-        ],
-    );
+    let ns = peers::Netns::silent_lan("tcpsilent");
     let started = Instant::now();
     let out = ns
         .command(env!("CARGO_BIN_EXE_snbox"))

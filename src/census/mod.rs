@@ -296,18 +296,7 @@ impl Census<'_> {
         for &version in versions {
             for (i, community) in self.options.communities.iter().enumerate() {
                 tries.push((
-                    Snmp {
-                        version,
-                        port: Some(self.options.snmp_port),
-                        community: Some(community.clone()),
-                        user: None,
-                        level: None,
-                        auth_protocol: None,
-                        auth_key: None,
-                        priv_protocol: None,
-                        priv_key: None,
-                        context: None,
-                    },
+                    Snmp::with_community(version, self.options.snmp_port, community.clone()),
                     Some(i + 1),
                 ));
             }

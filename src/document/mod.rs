@@ -483,6 +483,22 @@ pub struct Snmp {
 }
 
 impl Snmp {
+    /// A v1 or v2c block: the community and the port, nothing else.
+    pub fn with_community(version: SnmpVersion, port: u16, community: Secret) -> Snmp {
+        Snmp {
+            version,
+            port: Some(port),
+            community: Some(community),
+            user: None,
+            level: None,
+            auth_protocol: None,
+            auth_key: None,
+            priv_protocol: None,
+            priv_key: None,
+            context: None,
+        }
+    }
+
     /// The fields its version and security level need and it lacks (an empty key counts as
     /// missing: snmp2 cannot derive a key from an empty passphrase).
     pub fn missing_fields(&self) -> Vec<&'static str> {

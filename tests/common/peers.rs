@@ -354,6 +354,20 @@ impl Netns {
         ns
     }
 
+    /// A namespace on a LAN of its own, 192.0.2.1/24 on a veth whose other end has no host:
+    /// every other address of the /24 stays silent (ARP is never answered).
+    pub fn silent_lan(tag: &str) -> Netns {
+        Netns::new(
+            tag,
+            &[
+                "ip link add v0 type veth peer name v1",
+                "ip addr add 192.0.2.1/24 dev v0",
+                "ip link set v0 up",
+                "ip link set v1 up",
+            ],
+        )
+    }
+
     pub fn run(&self, args: &[&str]) {
         let status = Command::new("ip")
             .args(["netns", "exec", &self.name])
@@ -378,18 +392,11 @@ impl Drop for Netns {
 
 /// The SNMP block of a v2c device on a loopback port (for the probe tests and benchmarks).
 pub fn v2c(port: u16, community: &str) -> snbox::document::Snmp {
-    snbox::document::Snmp {
-        version: snbox::document::SnmpVersion::V2c,
-        port: Some(port),
-        community: Some(snbox::secret::Secret::new(community)),
-        user: None,
-        level: None,
-        auth_protocol: None,
-        auth_key: None,
-        priv_protocol: None,
-        priv_key: None,
-        context: None,
-    }
+    snbox::document::Snmp::with_community(
+        snbox::document::SnmpVersion::V2c,
+        port,
+        snbox::secret::Secret::new(community),
+    )
 }
 
 pub fn free_tcp_port() -> u16 {

@@ -142,3 +142,12 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// Standalone settings on `doc.json` whose status endpoint on `status` needs no token from
+/// 127.0.0.1 and has one token scoped to `node`.
+pub fn standalone_with_scoped_token(status: u16, token: &str, node: &str) -> String {
+    format!(
+        "state_dir = \"state\"\n[standalone]\ndocument = \"doc.json\"\n[status]\nlisten = \"127.0.0.1:{status}\"\n\
+         no_token_from = [\"127.0.0.1/32\"]\n[[status.tokens]]\ntoken = \"{token}\"\nnode = \"{node}\"\n"
+    )
+}
