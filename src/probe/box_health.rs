@@ -37,9 +37,60 @@ pub struct BoxProber {
     last_cpu: Mutex<Option<CpuSample>>,
 }
 
+/// What the box measures of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gauge {
+    Cpu,
+    Memory,
+    Disk,
+    Buffer,
+    UnsentAge,
+    ClockOffset,
+}
+
+impl Gauge {
+    /// The metric's name (the check's perfdata, and its `params` key).
+    fn metric(self) -> &'static str {
+        match self {
+            Gauge::Cpu => "cpu_pct",
+            Gauge::Memory => "memory_pct",
+            Gauge::Disk => "disk_pct",
+            Gauge::Buffer => "buffer_pct",
+            Gauge::UnsentAge => "unsent_age_s",
+            Gauge::ClockOffset => "clock_offset_s",
+        }
+    }
+
+    /// As an output names it.
+    fn label(self) -> &'static str {
+        match self {
+            Gauge::Cpu => "cpu",
+            Gauge::Memory => "memory",
+            Gauge::Disk => "disk",
+            Gauge::Buffer => "buffer",
+            Gauge::UnsentAge => "unsent",
+            Gauge::ClockOffset => "clock offset",
+        }
+    }
+
+    /// A value as an output shows it: `43.0 %`, `3 s`, `+0.2 s`.
+    fn amount(self, value: f64) -> String {
+        match self {
+            Gauge::ClockOffset => format!("{value:+.1} s"),
+            Gauge::UnsentAge => format!("{value:.0} s"),
+            _ => format!("{value:.1} %"),
+        }
+    }
+
+    /// `memory 43.0 %`.
+    fn shown(self, value: f64) -> String {
+        format!("{} {}", self.label(), self.amount(value))
+    }
+}
+
 /// One measure: its value, or why there is none.
 struct Measure {
-    name: &'static str,
+    gauge: Gauge,
     value: Reading,
     limit: Limit,
 }
@@ -90,12 +141,12 @@ impl BoxProber {
                         crit: m.limit.crit,
                         below: false,
                     }
-                    .judge(if m.name == "clock_offset_s" {
+                    .judge(if m.gauge == Gauge::ClockOffset {
                         value.abs()
                     } else {
                         *value
                     });
-                    let text = shown(m.name, *value);
+                    let text = m.gauge.shown(*value);
                     if judged != Status::Ok {
                         let limit = if judged == Status::Critical {
                             m.limit.crit
@@ -103,18 +154,18 @@ impl BoxProber {
                             m.limit.warn
                         };
                         // The clock is judged either way: its limit has no sign.
-                        let limit = limit.map_or_else(String::new, |l| amount(m.name, l).replace('+', "±"));
+                        let limit = limit.map_or_else(String::new, |l| m.gauge.amount(l).replace('+', "±"));
                         crossed.push((judged, format!("{text} (over {limit})")));
                     } else {
                         parts.push(text);
                     }
                     status = status.worst(judged);
-                    result_metrics.push((m.name, *value));
+                    result_metrics.push((m.gauge.metric(), *value));
                 }
-                Reading::NotHere(why) => parts.push(format!("{}: {why}", label(m.name))),
+                Reading::NotHere(why) => parts.push(format!("{}: {why}", m.gauge.label())),
                 Reading::Failed(why) => {
                     status = status.worst(Status::Unknown);
-                    crossed.push((Status::Unknown, format!("{}: {why}", label(m.name))));
+                    crossed.push((Status::Unknown, format!("{}: {why}", m.gauge.label())));
                 }
             }
         }
@@ -166,14 +217,14 @@ impl BoxProber {
             Some(offset) => Reading::Value(offset),
             None => Reading::NotHere("not known before the first heartbeat".into()),
         };
-        let measure = |name, value, limit| Measure { name, value, limit };
+        let measure = |gauge, value, limit| Measure { gauge, value, limit };
         vec![
-            measure("cpu_pct", self.cpu_pct().await.into(), p.cpu_pct),
-            measure("memory_pct", memory_pct().into(), p.memory_pct),
-            measure("disk_pct", disk_pct(&self.state_dir).into(), p.disk_pct),
-            measure("buffer_pct", buffer, p.buffer_pct),
-            measure("unsent_age_s", unsent, p.unsent_age_s),
-            measure("clock_offset_s", clock, p.clock_offset_s),
+            measure(Gauge::Cpu, self.cpu_pct().await.into(), p.cpu_pct),
+            measure(Gauge::Memory, memory_pct().into(), p.memory_pct),
+            measure(Gauge::Disk, disk_pct(&self.state_dir).into(), p.disk_pct),
+            measure(Gauge::Buffer, buffer, p.buffer_pct),
+            measure(Gauge::UnsentAge, unsent, p.unsent_age_s),
+            measure(Gauge::ClockOffset, clock, p.clock_offset_s),
         ]
     }
 
@@ -240,30 +291,6 @@ fn disk_pct(state_dir: &std::path::Path) -> Result<f64, String> {
         return Ok(0.0);
     }
     Ok(used as f64 * 100.0 / usable as f64)
-}
-
-fn label(name: &str) -> &str {
-    match name {
-        "cpu_pct" => "cpu",
-        "memory_pct" => "memory",
-        "disk_pct" => "disk",
-        "buffer_pct" => "buffer",
-        "unsent_age_s" => "unsent",
-        _ => "clock offset",
-    }
-}
-
-/// A measure as an output shows it: `memory 43.0 %`, `unsent 3 s`, `clock offset +0.2 s`.
-fn shown(name: &str, value: f64) -> String {
-    format!("{} {}", label(name), amount(name, value))
-}
-
-fn amount(name: &str, value: f64) -> String {
-    match name {
-        "clock_offset_s" => format!("{value:+.1} s"),
-        "unsent_age_s" => format!("{value:.0} s"),
-        _ => format!("{value:.1} %"),
-    }
 }
 
 #[cfg(test)]
