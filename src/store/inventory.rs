@@ -13,10 +13,10 @@ use crate::inventory::Polled;
 /// Days of marks kept behind the last day sent (for a look back; nothing reads them again).
 pub const KEPT_DAYS: i64 = 35;
 
-/// Writes a mark; a second one for the same service and day changes nothing.
+/// Appends a mark (a service marked again after a restart is read once).
 pub(super) fn mark(tx: &Connection, p: &Polled) -> rusqlite::Result<usize> {
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO polled (company, day, service, zone, site, device, category, kind)
+        "INSERT INTO polled (company, day, service, zone, site, device, category, kind)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
@@ -52,20 +52,25 @@ pub(super) fn sent(tx: &Connection, company: &str, day: Date) -> rusqlite::Resul
 }
 
 impl Writer {
-    /// A company's marks of a day, by device then service (the order counting relies on).
+    /// A company's marks of a day, one per service (its first), by device then service (the
+    /// order counting relies on).
     pub(super) fn polled(&mut self, company: &str, day: Date) -> rusqlite::Result<Vec<Polled>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT service, zone, site, device, category, kind FROM polled
-             WHERE company = ?1 AND day = ?2 ORDER BY device, service",
+             WHERE company = ?1 AND day = ?2 ORDER BY id",
         )?;
         let rows = stmt.query_map(params![company, day.to_string()], |r| {
             let category: String = r.get(4)?;
             let kind: String = r.get(5)?;
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, category, kind))
         })?;
-        let mut marks = Vec::new();
+        let mut marks: Vec<Polled> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for row in rows {
             let (service, zone, site, device, category, kind): (String, String, String, String, String, String) = row?;
+            if !seen.insert(service.clone()) {
+                continue;
+            }
             // Written from the enums: another name is a file edited by hand, and skipped.
             let (Some(category), Some(kind)) = (Category::from_name(&category), CheckKind::from_name(&kind)) else {
                 tracing::warn!(
@@ -87,6 +92,7 @@ impl Writer {
                 kind,
             });
         }
+        marks.sort_by(|a, b| (&a.device, &a.service).cmp(&(&b.device, &b.service)));
         Ok(marks)
     }
 

@@ -41,12 +41,14 @@ const MIGRATIONS: &[&str] = &[
     // and the central server's command ids (each runs at most once).
     "CREATE TABLE maintenances (id TEXT PRIMARY KEY, body TEXT NOT NULL);
      CREATE TABLE commands (id TEXT PRIMARY KEY, received INTEGER NOT NULL, done INTEGER NOT NULL);",
-    // 6: R18's marks (inventory.rs): each service checked on a company's local day, once, and
-    // the days whose inventory record has gone.
-    "CREATE TABLE polled (company TEXT NOT NULL, day TEXT NOT NULL, service TEXT NOT NULL,
-                         zone TEXT NOT NULL, site TEXT NOT NULL, device TEXT NOT NULL,
-                         category TEXT NOT NULL, kind TEXT NOT NULL,
-                         PRIMARY KEY (company, day, service)) WITHOUT ROWID;
+    // 6: R18's marks (inventory.rs): each service checked on a company's local day (again
+    // after a restart: readers keep one per service), and the days whose inventory record has
+    // gone. Appended in rowid order, so that a day's first results, which all write a mark,
+    // touch the table's last pages only (keyed by service they rewrote a page per mark).
+    "CREATE TABLE polled (id INTEGER PRIMARY KEY, company TEXT NOT NULL, day TEXT NOT NULL,
+                         service TEXT NOT NULL, zone TEXT NOT NULL, site TEXT NOT NULL,
+                         device TEXT NOT NULL, category TEXT NOT NULL, kind TEXT NOT NULL);
+     CREATE INDEX polled_day ON polled (company, day);
      CREATE TABLE inventory_sent (company TEXT NOT NULL, day TEXT NOT NULL,
                                   PRIMARY KEY (company, day)) WITHOUT ROWID;",
 ];
