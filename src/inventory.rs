@@ -109,7 +109,7 @@ pub fn day_of(at: Timestamp, zone: &TimeZone) -> Date {
 
 /// When `day` has ended in `zone` (its next local midnight; the first instant of the next
 /// day when a DST change skips midnight).
-fn end_of(day: Date, zone: &TimeZone) -> Option<Timestamp> {
+pub fn end_of(day: Date, zone: &TimeZone) -> Option<Timestamp> {
     let next = day.checked_add(1.day()).ok()?;
     next.to_zoned(zone.clone()).ok().map(|z| z.timestamp())
 }

@@ -75,30 +75,37 @@ impl Scheduler {
     }
 
     /// R18: a service's first result of its company's local day marks it polled that day
-    /// (written once a day per service, with the result).
+    /// (written once a day per service, with the result). Later results of the day compare
+    /// one instant: no zone is read on the way.
     fn mark_polled(&mut self, slot: usize, at: Timestamp) {
         let s = &self.slots[slot];
+        if s.marked_until.is_some_and(|until| at < until) {
+            return;
+        }
         let device = &self.plan.devices[s.device as usize];
-        let Ok(accepted) = &device.outcome else { return };
         let tree = &self.plan.tree;
-        let Some((company, zone)) = tree.company_of(accepted.node) else {
+        let company = device
+            .outcome
+            .as_ref()
+            .ok()
+            .and_then(|d| tree.company_of(d.node).map(|c| (d.node, c)));
+        let Some((node, (company, zone))) = company else {
+            // No company (a partner's own device): nothing to count, until the next plan.
+            self.slots[slot].marked_until = Some(Timestamp::MAX);
             return;
         };
         let day = crate::inventory::day_of(at, zone);
-        if s.polled_day == Some(day) {
-            return;
-        }
         let polled = Polled {
             company: company.to_string(),
             day,
             zone: crate::inventory::zone_name(zone),
-            site: tree.id(accepted.node).to_string(),
+            site: tree.id(node).to_string(),
             device: s.origin.device.to_string(),
             category: device.category.unwrap_or_default(),
             service: s.origin.service.to_string(),
             kind: s.kind,
         };
-        self.slots[slot].polled_day = Some(day);
+        self.slots[slot].marked_until = Some(crate::inventory::end_of(day, zone).unwrap_or(at));
         self.outgoing_control.push(Control::Polled(polled));
     }
 

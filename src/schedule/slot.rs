@@ -77,8 +77,9 @@ pub(super) struct Slot {
     pub(super) dirty: bool,
     /// Checked since the last periodic save: its availability history has grown.
     pub(super) unsaved: bool,
-    /// The company's local day it was last marked polled on (R18).
-    pub(super) polled_day: Option<jiff::civil::Date>,
+    /// Until when its last mark of a polled day holds: that day's end in its company's zone
+    /// (R18).
+    pub(super) marked_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -225,7 +226,7 @@ pub(super) fn build_slots(
             in_control: true,
             dirty: false,
             unsaved: false,
-            polled_day: None,
+            marked_until: None,
         });
     }
     // Host checks by slot rather than by service index.
